@@ -1,0 +1,1 @@
+"""Data: the schema, the registry of real datasets, simulators and loaders."""
