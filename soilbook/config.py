@@ -122,7 +122,7 @@ SALINITY = (
         choices=("simulated", "limesoda", "ucrb", "file"),
     ),
     Param("dataset_id", str, "BB.250", "LimeSoDa dataset id (data_source='limesoda')"),
-    Param("target", str, "salinity", "target variable; see soilbook.data.sources for each source"),
+    Param("target", str, "auto", "target variable; 'auto' = the source's default (see soilbook.data.sources)"),
     Param("data_path", str, "", "path of your CSV / NetCDF / Zarr (data_source='file')"),
     Param("scene_size", int, 160, "simulated scene side in pixels (10 m)", minimum=16, maximum=4000),
     Param("n_samples", int, 360, "number of simulated field samples", minimum=20),
@@ -153,13 +153,19 @@ def defaults(notebook: str) -> dict[str, Any]:
     return {p.name: p.default for p in _spec(notebook)}
 
 
+def notebook_key(notebook: str) -> str:
+    """The canonical stem of ``notebook``: a path, a stem, or a unique prefix such as ``"01"``."""
+    key = notebook.removesuffix(".ipynb").replace("\\", "/").split("/")[-1]
+    if key in NOTEBOOK_PARAMS:
+        return key
+    matches = [k for k in NOTEBOOK_PARAMS if k.startswith(key + "_")]
+    if len(matches) != 1:
+        raise ParameterError(f"Unknown notebook {notebook!r}; known: {sorted(NOTEBOOK_PARAMS)}.")
+    return matches[0]
+
+
 def _spec(notebook: str) -> tuple[Param, ...]:
-    key = notebook.removesuffix(".ipynb").split("/")[-1]
-    if key not in NOTEBOOK_PARAMS:
-        raise ParameterError(
-            f"Unknown notebook {notebook!r}; known: {sorted(NOTEBOOK_PARAMS)}."
-        )
-    return NOTEBOOK_PARAMS[key]
+    return NOTEBOOK_PARAMS[notebook_key(notebook)]
 
 
 def validate_params(notebook: str, params: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
@@ -182,7 +188,7 @@ def validate_params(notebook: str, params: Mapping[str, Any], *, partial: bool =
     for name, value in params.items():
         out[name] = _check_one(spec[name], value)
     check_device(out["device"])
-    key = notebook.removesuffix(".ipynb").split("/")[-1]
+    key = notebook_key(notebook)
     if key in CROSS_CHECKS:
         CROSS_CHECKS[key](out)
     return out
