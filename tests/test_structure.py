@@ -100,3 +100,12 @@ def test_readme_gives_the_two_setup_commands_and_ci_runs_the_test_one():
     assert "make book" in readme and "make test" in readme
     ci = (REPO / ".ci" / "run").read_text()
     assert re.search(r"^stage test make test$", ci, re.M)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(nb: Path):
+    papermill = pytest.importorskip("papermill")
+    inspected = papermill.inspect_notebook(str(nb))
+    assert set(inspected) == set(config.defaults(nb.stem))
+    for name, info in inspected.items():
+        assert info["help"], f"{nb.name}: parameter {name} has no comment for --help-notebook"

@@ -1,0 +1,666 @@
+"""Named real datasets: where each file comes from, its checksum, licence and citation.
+
+Every file the book downloads is registered here as a :class:`RemoteFile` with a URL pinned to a
+commit (where the source is a git repository) and its sha256. :func:`fetch` returns a verified
+local copy, from the first of:
+
+1. the cache (``$SOILBOOK_CACHE``, else the operating system's cache folder for ``soilbook``),
+   re-hashed on every call — a corrupted file is named in a warning, deleted and fetched again;
+2. a local mirror folder given by ``$SOILBOOK_DATA_MIRROR`` (the tests and CI use one, so they
+   never touch the network), copied atomically (a temporary file in the cache folder, then
+   :func:`os.replace`) and verified;
+3. for a *derived* file (a table rebuilt byte for byte from another registered file), rebuilding
+   it from that file;
+4. the public URL, downloaded with :mod:`pooch` (atomically: pooch writes a temporary file and
+   moves it into place) and verified.
+
+A mismatch after fetching raises :class:`ChecksumError` with the file, both hashes and what to do.
+
+Files with an unknown checksum
+------------------------------
+A few large public files (the Open Soil Spectral Library, about 1 GB) are registered with
+``sha256=None``: their publisher gives no checksum and we could not download them while writing
+this registry, so we do not invent one. For those, the first download is trusted and its sha256 is
+recorded in a ``<file>.sha256`` sidecar next to the cached file ("trust on first use"); every later
+:func:`fetch` or :func:`verify` checks the file against that recorded hash, and a re-download that
+differs from it raises :class:`ChecksumError` (the upstream file changed or the download was
+corrupted) instead of silently replacing the data. :func:`list_datasets` shows which files are
+pinned and which are only recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+ENV_CACHE = "SOILBOOK_CACHE"
+ENV_MIRROR = "SOILBOOK_DATA_MIRROR"
+_CHUNK = 1 << 20
+
+
+class ChecksumError(RuntimeError):
+    """A fetched file does not have the sha256 the registry expects."""
+
+
+class UnknownDatasetError(KeyError):
+    """A name that is not in :data:`DATASETS`; the message lists the known names."""
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One registered file.
+
+    Attributes
+    ----------
+    name
+        Registry key, e.g. ``"ucrb_salinity"``.
+    url
+        Public download URL (pinned to a commit where possible); ``None`` for a derived file that
+        is only rebuilt from another registered file.
+    sha256
+        Hex digest of the exact bytes, or ``None`` when unknown (recorded at first download and
+        verified afterwards; see the module docstring).
+    licence, citation, description
+        Shown by ``soilbook data list`` and in the book's data chapter.
+    mirror_path
+        Relative path inside a local mirror (``$SOILBOOK_DATA_MIRROR``), e.g.
+        ``"usgs_ucrb_salinity/cop_ncss17_ec12_2D_covarsc.txt"``; ``None`` when not mirrored.
+    derived_from
+        Name of the registered file this one is rebuilt from (see :data:`DERIVERS`).
+    """
+
+    name: str
+    url: str | None
+    sha256: str | None
+    licence: str
+    citation: str
+    description: str
+    mirror_path: str | None = None
+    derived_from: str | None = None
+
+    @property
+    def relpath(self) -> str:
+        """Path of the cached copy relative to :func:`cache_dir`."""
+        if self.mirror_path:
+            return self.mirror_path
+        if self.url:
+            return f"{self.name}/{Path(urlparse(self.url).path).name}"
+        return f"{self.name}/{self.name}"
+
+
+# -- the registry ------------------------------------------------------------------------------
+
+_UCRB = (
+    "https://raw.githubusercontent.com/usgs/UCRB_Salinity/1c6c0a9764f64eb8a05d19aba5364a4b75459076"
+)
+_S2SRF = (
+    "https://raw.githubusercontent.com/hygeos/eoread/ae25719f16a90e166f715c5626eda762af275a27/"
+    "eoread/auxdata/msi"
+)
+_ENMAPBOX = (
+    "https://raw.githubusercontent.com/EnMAP-Box/enmap-box/f9e8f486c9614813410cc9d715bb056e6ad3cfd5/"
+    "enmapbox/apps/lmuvegetationapps/Resources/Spec2Sensor/srf"
+)
+_SOILNET = "https://raw.githubusercontent.com/moienr/SoilNet"
+_OSSL = "https://storage.googleapis.com/soilspec4gg-public"
+
+_CITE_UCRB = (
+    "Nauman, T. W., Ely, C. P., Miller, M. P., & Duniway, M. C. (2019). Salinity yield modeling "
+    "of the Upper Colorado River Basin using 30-m resolution soil maps and random forests. Water "
+    "Resources Research, 55, 4954-4973. Data: Nauman, T. W. (2019), U.S. Geological Survey data "
+    "release, doi:10.5066/P9QSFDJN"
+)
+_CITE_S2 = (
+    "ESA (2021). Sentinel-2 Spectral Response Functions (S2-SRF), COPE-GSEG-EOPG-TN-15-0007, "
+    "issue 3.0; copy from the hygeos/eoread repository (Apache-2.0)"
+)
+_CITE_ENMAPBOX = (
+    "EnMAP-Box 3 (Jakimow et al. 2023, SoftwareX 23, 101507), Spec2Sensor spectral response "
+    "tables, commit f9e8f486"
+)
+_CITE_RACA = (
+    "Soil Survey Staff (2013). Rapid Carbon Assessment (RaCA) project, USDA-NRCS; "
+    "Abatzoglou, J. T. et al. (2018). TerraClimate, Scientific Data 5, 170191; extracted with "
+    "Earth Engine by the SSL-SoilNet authors (Kakhani et al. 2024, github.com/moienr/SoilNet)"
+)
+_LIC_RACA = (
+    "RaCA: public domain (USDA-NRCS); TerraClimate: CC0 1.0 per its Earth Engine catalogue entry (check before "
+    "redistributing); the SoilNet repository states no licence for the extraction"
+)
+_CITE_OSSL = (
+    "Safanelli, J. L. et al. (2023). Open Soil Spectral Library (OSSL) v1.2, "
+    "soilspectroscopy.org; doi:10.5281/zenodo.5759693"
+)
+
+#: TerraClimate variables shipped as RaCA_<var>.csv (monthly 2010-01 ... 2015-01).
+RACA_CLIMATE_VARS = (
+    "aet", "def", "pdsi", "pet", "pr", "ro", "soil", "srad", "swe", "tmmn", "tmmx", "vap", "vpd",
+)  # fmt: skip
+_RACA_SHA = {
+    "aet": "5886e0285164ab91e5f251b840aee388195ebdffcc2f6fd79da8790632dad1f1",
+    "def": "e3d695a56ca56568efbacbe2fe09d30f0d04ce300aa196e18c5df1945e76a868",
+    "pdsi": "54ab5cbff65777970a1bdee95b4deb78476a111ad6ed7e8f444aeba3cf63b8da",
+    "pet": "1b8118f87da422d42d979b08245b08b9e761b4f1b3672d66e60893d365549b80",
+    "pr": "005f41c6e7c17f9480dbd62970825fe82cfbc0144dc5bf08f317267897c9d861",
+    "ro": "4919492f8a6f03eb03393b411289f3e65a9f59e6a952f61dd5156a78434a5819",
+    "soil": "1da39b1dd5067a03239c2b51bee010a9c2642209c3be0e74a33a7375552274b8",
+    "srad": "9201bbb654a7c83b3fd627bc91309cc5623eb1b00db71c2c355e4315be5496ac",
+    "swe": "a570bb1f19aa6cfaf23f7572f70f0f0a21620ff6aa115ff6db7686b7add03495",
+    "tmmn": "cc23383be60e72f8ec64ca81b1fc4ae85fdf9abbdcb21afa1986ddce7e12d3f2",
+    "tmmx": "7b2f2587c7fd0ebd84516dda6c31600e423c809add908a275562d8ff7f5ebd6e",
+    "vap": "ccc242d7e0dcd3061fb80d79b3bd371ea88f1c26be1be328b5cdae01f7054866",
+    "vpd": "6d89bb0d3c9428e85edc88601bc937bbdae56edf365d89ca602223dc208c95ec",
+}
+
+
+def _enmapbox(name: str, file: str, sha: str, what: str) -> RemoteFile:
+    return RemoteFile(
+        name=name,
+        url=f"{_ENMAPBOX}/{file}",
+        sha256=sha,
+        licence="GPL-3.0 (EnMAP-Box)",
+        citation=_CITE_ENMAPBOX,
+        description=what,
+        mirror_path=f"srf/enmapbox/{file}",
+    )
+
+
+def _srf_long(name: str, parent: str, file: str, sha: str, sensor: str) -> RemoteFile:
+    return RemoteFile(
+        name=name,
+        url=None,
+        sha256=sha,
+        licence="GPL-3.0 (EnMAP-Box)",
+        citation=_CITE_ENMAPBOX,
+        description=(
+            f"{sensor} spectral response in long form (band, wavelength_nm, response), rebuilt "
+            f"byte for byte from '{parent}'"
+        ),
+        mirror_path=f"srf/enmapbox/{file}",
+        derived_from=parent,
+    )
+
+
+_FILES: list[RemoteFile] = [
+    RemoteFile(
+        name="ucrb_salinity",
+        url=f"{_UCRB}/SoilMapPrediction/cop_ncss17_ec12_2D_covarsc.txt",
+        sha256="d7d6188435e940a6eca24c6190b46858e163baf2116a5a688e63685a903d032d",
+        licence="public domain (USGS), CC0 1.0 waiver",
+        citation=_CITE_UCRB,
+        description=(
+            "Upper Colorado River Basin: EC 1:2 (dS/m) of 3,067 horizons from 608 NCSS pedons with "
+            "Landsat-8 band ratios, terrain, climate and land-cover covariates (tab-separated)"
+        ),
+        mirror_path="usgs_ucrb_salinity/cop_ncss17_ec12_2D_covarsc.txt",
+    ),
+    RemoteFile(
+        name="ucrb_licence",
+        url=f"{_UCRB}/LICENSE.md",
+        sha256="71ae619a15aed0dcf18a2db70582cc84498bd17f2e8600cb35e07b460807246a",
+        licence="public domain (USGS), CC0 1.0 waiver",
+        citation=_CITE_UCRB,
+        description="licence statement of the usgs/UCRB_Salinity repository",
+        mirror_path="usgs_ucrb_salinity/LICENSE.md",
+    ),
+    RemoteFile(
+        name="sentinel2_srf_s2a",
+        url=f"{_S2SRF}/S2-SRF_COPE-GSEG-EOPG-TN-15-0007_3.0_S2A.csv",
+        sha256="4c8e79ba5078f5cdb494f9919ad696b8288b009b1bc3b0ff39b57ac53a45368f",
+        licence="published by ESA (free use); repository copy Apache-2.0",
+        citation=_CITE_S2,
+        description="Sentinel-2A spectral response functions v3.0, 1 nm steps from 300 nm, B1-B12",
+        mirror_path="srf/sentinel2_esa/S2-SRF_COPE-GSEG-EOPG-TN-15-0007_3.0_S2A.csv",
+    ),
+    RemoteFile(
+        name="sentinel2_srf_s2b",
+        url=f"{_S2SRF}/S2-SRF_COPE-GSEG-EOPG-TN-15-0007_3.0_S2B.csv",
+        sha256="6169d3427644d353e5e8398ed3684be388b77bd682f372e463e4106767503a94",
+        licence="published by ESA (free use); repository copy Apache-2.0",
+        citation=_CITE_S2,
+        description="Sentinel-2B spectral response functions v3.0, 1 nm steps from 300 nm, B1-B12",
+        mirror_path="srf/sentinel2_esa/S2-SRF_COPE-GSEG-EOPG-TN-15-0007_3.0_S2B.csv",
+    ),
+    _enmapbox(
+        "enmap_srf",
+        "EnMAP_L2A_224bands_generic.srf",
+        "23c8f209c386280b3fc476195c9a7eeb0f6910804cdaba42297e6028aa72ee72",
+        "EnMAP L2A spectral response, 224 bands (numpy .npz: srf, srf_nbands, sensor_wl)",
+    ),
+    _enmapbox(
+        "prisma_srf",
+        "PRISMA_generic.srf",
+        "57b446652edee1d4989620f65782a17d7f8acb6e964c8fa877e6fbacd6435b89",
+        "PRISMA spectral response, 233 bands (numpy .npz: srf, srf_nbands, sensor_wl)",
+    ),
+    _enmapbox(
+        "landsat8_srf",
+        "Landsat8.srf",
+        "219e6cdaae8f26c0af2ef38b977ce1828d44c974a96cb3f1cbb1f3a1dbf37446",
+        "Landsat-8 OLI spectral response, 8 bands (numpy .npz: srf, srf_nbands, sensor_wl)",
+    ),
+    _enmapbox(
+        "prisma_bands",
+        "prisma.csv",
+        "c1830c802fb94e2895b4226cedf3627304338d7f7d0879d2635214ec85193dc1",
+        "PRISMA band centres and FWHM (nm)",
+    ),
+    _srf_long(
+        "enmap_srf_long",
+        "enmap_srf",
+        "EnMAP_L2A_224bands_generic_srf_long.csv",
+        "ccef150d0278c3e8bdf17124f8b77cf46ded7b2cd4dabe8b99cec86be7df2434",
+        "EnMAP",
+    ),
+    _srf_long(
+        "prisma_srf_long",
+        "prisma_srf",
+        "PRISMA_generic_srf_long.csv",
+        "9b49791b0a3a5534557a8bae3c72e4d11f8fe6ec15a1f972d44f5bff1d0e0f25",
+        "PRISMA",
+    ),
+    _srf_long(
+        "landsat8_srf_long",
+        "landsat8_srf",
+        "Landsat8_srf_long.csv",
+        "97749dff5d5060978deccc08b139c3c3c1b181b85fcd7cdd1a27039bc41bbdca",
+        "Landsat-8",
+    ),
+    RemoteFile(
+        name="raca_rapidcarbon",
+        url=f"{_SOILNET}/18e0ec1fb1acc3cfdb9ee5998954f6988ef15a1d/dataset/RapidCarbon.csv",
+        sha256="c53728aa8331a737aebc6935622224eb222488bcc5bbfe090aaf8d1021fd00f8",
+        licence="public domain (USDA-NRCS)",
+        citation=_CITE_RACA,
+        description=(
+            "RaCA sites: rcasiteid, Gen_lat/Gen_long (0.01 deg), SOCstock100 (SOC stock to 100 cm)"
+        ),
+        mirror_path="raca_terraclimate/RapidCarbon.csv",
+    ),
+    *(
+        RemoteFile(
+            name=f"raca_climate_{var}",
+            url=f"{_SOILNET}/44279087be8d1e796ff5fdd0eb5c45970a7c6262/dataset/Climate/RaCA_{var}.csv",
+            sha256=_RACA_SHA[var],
+            licence=_LIC_RACA,
+            citation=_CITE_RACA,
+            description=(
+                f"TerraClimate '{var}' at each RaCA site, monthly 2010-01...2015-01 "
+                "(columns YYYYMMDD, not in time order; -999 = missing; stored units/scales)"
+            ),
+            mirror_path=f"raca_terraclimate/RaCA_{var}.csv",
+        )
+        for var in RACA_CLIMATE_VARS
+    ),
+    RemoteFile(
+        name="ossl_visnir",
+        url=f"{_OSSL}/ossl_visnir_L0_v1.2.csv.gz",
+        sha256=None,
+        licence="CC-BY 4.0",
+        citation=_CITE_OSSL,
+        description="OSSL v1.2 VNIR spectra (level 0), large download; sha256 recorded at first use",
+    ),
+    RemoteFile(
+        name="ossl_soillab",
+        url=f"{_OSSL}/ossl_soillab_L1_v1.2.csv.gz",
+        sha256=None,
+        licence="CC-BY 4.0",
+        citation=_CITE_OSSL,
+        description=(
+            "OSSL v1.2 soil laboratory data (level 1, incl. KSSL EC ec_usda.a364_ds.m); sha256 "
+            "recorded at first use"
+        ),
+    ),
+    RemoteFile(
+        name="ossl_soilsite",
+        url=f"{_OSSL}/ossl_soilsite_L0_v1.2.csv.gz",
+        sha256=None,
+        licence="CC-BY 4.0",
+        citation=_CITE_OSSL,
+        description="OSSL v1.2 site data (coordinates, depths); sha256 recorded at first use",
+    ),
+]
+
+#: Every registered file by name.
+DATASETS: dict[str, RemoteFile] = {f.name: f for f in _FILES}
+
+
+def register(remote: RemoteFile, *, overwrite: bool = False) -> RemoteFile:
+    """Add ``remote`` to :data:`DATASETS` (e.g. your own file with a pinned checksum)."""
+    if remote.name in DATASETS and not overwrite:
+        raise ValueError(
+            f"'{remote.name}' is already registered; pass overwrite=True to replace it."
+        )
+    DATASETS[remote.name] = remote
+    return remote
+
+
+def get(name: str) -> RemoteFile:
+    """The :class:`RemoteFile` called ``name``; :class:`UnknownDatasetError` lists the known."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UnknownDatasetError(
+            f"Unknown dataset {name!r}. Known: {', '.join(sorted(DATASETS))}. "
+            "Run `soilbook data list` to see them with descriptions."
+        ) from None
+
+
+# -- paths and hashes --------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$SOILBOOK_CACHE`` if set, else ``pooch.os_cache("soilbook")``."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    import pooch
+
+    return Path(pooch.os_cache("soilbook"))
+
+
+def cached_path(name: str) -> Path:
+    """Where ``name`` lives in the cache (whether or not it is there yet)."""
+    return cache_dir() / get(name).relpath
+
+
+def sha256sum(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _expected(remote: RemoteFile, path: Path) -> str | None:
+    """The pinned sha256, else the one recorded at first download, else None."""
+    if remote.sha256:
+        return remote.sha256
+    side = _sidecar(path)
+    if side.is_file():
+        text = side.read_text().split()
+        return text[0] if text else None
+    return None
+
+
+def _record(path: Path, digest: str) -> None:
+    side = _sidecar(path)
+    tmp = side.with_name(side.name + f".{os.getpid()}.tmp")
+    tmp.write_text(f"{digest}  {path.name}\n")
+    os.replace(tmp, side)
+
+
+def _mirror_source(remote: RemoteFile) -> Path | None:
+    root = os.environ.get(ENV_MIRROR)
+    if not root or not remote.mirror_path:
+        return None
+    src = Path(root).expanduser() / remote.mirror_path
+    return src if src.is_file() else None
+
+
+def _mismatch(
+    remote: RemoteFile, where: str, expected: str, actual: str, todo: str
+) -> ChecksumError:
+    return ChecksumError(
+        f"Checksum mismatch for '{remote.name}' ({where}): expected sha256 {expected}, got "
+        f"{actual}. {todo}"
+    )
+
+
+# -- fetching ----------------------------------------------------------------------------------
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """Give ``tmp`` ordinary permissions (mkstemp makes it private) and move it to ``dest``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, dest)
+
+
+def _copy_atomic(src: Path, dest: Path) -> str:
+    """Copy ``src`` to ``dest`` via a temporary file beside ``dest``; return the sha256.
+
+    The temporary file is removed if anything fails, so an interrupted copy never leaves a
+    partial file under the final name.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    h = hashlib.sha256()
+    try:
+        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+            for chunk in iter(lambda: fin.read(_CHUNK), b""):
+                h.update(chunk)
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+        _publish(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return h.hexdigest()
+
+
+def _write_atomic(data: bytes, dest: Path) -> str:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fout:
+            fout.write(data)
+            fout.flush()
+            os.fsync(fout.fileno())
+        _publish(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return hashlib.sha256(data).hexdigest()
+
+
+def srf_long_csv(srf_path: str | os.PathLike[str]) -> bytes:
+    """Rebuild the long-form table (band, wavelength_nm, response) of an EnMAP-Box ``.srf``.
+
+    The ``.srf`` is a numpy ``.npz`` archive with ``srf`` (points, bands, 2: wavelength in µm,
+    response) and ``srf_nbands`` (valid points per band). The output (CSV, CRLF line ends,
+    1-based band numbers, wavelength rounded to 1e-6 nm) is byte-identical to the mirror's
+    ``*_srf_long.csv`` files, so their registered sha256 verifies the rebuild.
+    """
+    with np.load(srf_path, allow_pickle=False) as z:
+        srf, nbands = z["srf"], z["srf_nbands"]
+    parts = []
+    for b in range(srf.shape[1]):
+        n = int(nbands[b])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "band": b + 1,
+                    "wavelength_nm": np.round(srf[:n, b, 0] * 1000.0, 6),
+                    "response": srf[:n, b, 1],
+                }
+            )
+        )
+    return pd.concat(parts).to_csv(index=False, lineterminator="\r\n").encode()
+
+
+#: How a derived file is rebuilt from the local path of its parent.
+DERIVERS: dict[str, Callable[[Path], bytes]] = {
+    "enmap_srf_long": srf_long_csv,
+    "prisma_srf_long": srf_long_csv,
+    "landsat8_srf_long": srf_long_csv,
+}
+
+
+def _download(remote: RemoteFile, dest: Path, progress: bool) -> str:
+    """Download with pooch into a temporary name beside ``dest``, then move it into place."""
+    import pooch
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp_name = f".{dest.name}.{os.getpid()}.download"
+    tmp = dest.parent / tmp_name
+    try:
+        pooch.retrieve(
+            remote.url, known_hash=None, fname=tmp_name, path=dest.parent, progressbar=progress
+        )
+        digest = sha256sum(tmp)
+        expected = _expected(remote, dest)
+        if expected and digest != expected:
+            raise _mismatch(
+                remote,
+                f"downloaded from {remote.url}",
+                expected,
+                digest,
+                "The download was corrupted or the upstream file changed. Try again; if it "
+                "persists, report it (the registry pins the bytes the book was made with)"
+                + (
+                    f", or delete {_sidecar(dest)} to accept the new upstream version."
+                    if not remote.sha256
+                    else "."
+                ),
+            )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return digest
+
+
+def _fetch_into(remote: RemoteFile, dest: Path, progress: bool) -> str:
+    """Put a fresh copy of ``remote`` at ``dest`` and return its sha256 (not yet verified)."""
+    src = _mirror_source(remote)
+    if src is not None:
+        log.info("copying %s from the mirror %s", remote.name, src)
+        return _copy_atomic(src, dest)
+    if remote.derived_from:
+        parent = fetch(remote.derived_from, progress=progress)
+        log.info("rebuilding %s from %s", remote.name, parent)
+        return _write_atomic(DERIVERS[remote.name](parent), dest)
+    if remote.url is None:
+        raise FileNotFoundError(
+            f"'{remote.name}' has no download URL and no mirror copy. Set {ENV_MIRROR} to a "
+            f"folder holding {remote.mirror_path}."
+        )
+    log.info("downloading %s from %s", remote.name, remote.url)
+    return _download(remote, dest, progress)
+
+
+def fetch(name: str, *, progress: bool = False) -> Path:
+    """A verified local copy of the registered file ``name``.
+
+    Order: the cache (re-hashed), the mirror ``$SOILBOOK_DATA_MIRROR``, a rebuild for derived
+    files, the public URL. A corrupted cached file triggers a :class:`UserWarning` naming the
+    file and both hashes, is deleted and fetched again. Raises :class:`ChecksumError` if the
+    fresh copy does not match, :class:`UnknownDatasetError` for an unknown name.
+    """
+    remote = get(name)
+    dest = cache_dir() / remote.relpath
+    expected = _expected(remote, dest)
+    if dest.is_file():
+        actual = sha256sum(dest)
+        if expected is None:
+            _record(dest, actual)  # cached before a hash was recorded: trust on first use
+            return dest
+        if actual == expected:
+            return dest
+        msg = (
+            f"The cached copy of '{name}' at {dest} is corrupted: expected sha256 {expected}, "
+            f"got {actual}. Deleting it and fetching it again."
+        )
+        warnings.warn(msg, UserWarning, stacklevel=2)
+        log.warning(msg)
+        dest.unlink()
+    digest = _fetch_into(remote, dest, progress)
+    if expected is None:
+        _record(dest, digest)
+        log.warning(
+            "'%s' has no published checksum; recorded sha256 %s at first download (%s).",
+            name,
+            digest,
+            _sidecar(dest),
+        )
+    elif digest != expected:
+        dest.unlink(missing_ok=True)
+        src = _mirror_source(remote)
+        where = f"copied from the mirror {src}" if src is not None else "freshly fetched"
+        raise _mismatch(
+            remote,
+            where,
+            expected,
+            digest,
+            "The source copy is corrupted or a different version: restore it (or unset "
+            f"{ENV_MIRROR} to download from {remote.url}).",
+        )
+    return dest
+
+
+def verify(name: str) -> bool:
+    """True if ``name`` is cached and matches its pinned (or recorded) sha256; never downloads."""
+    remote = get(name)
+    path = cache_dir() / remote.relpath
+    if not path.is_file():
+        return False
+    expected = _expected(remote, path)
+    return expected is not None and sha256sum(path) == expected
+
+
+def list_datasets() -> pd.DataFrame:
+    """One row per registered file: name, description, licence, checksum kind, cached?, size."""
+    rows = []
+    for name, remote in sorted(DATASETS.items()):
+        path = cache_dir() / remote.relpath
+        cached = path.is_file()
+        rows.append(
+            {
+                "name": name,
+                "description": remote.description,
+                "licence": remote.licence,
+                "sha256": "pinned" if remote.sha256 else "recorded at first download",
+                "cached": cached,
+                "size_bytes": path.stat().st_size if cached else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def clear_cache(name: str) -> None:
+    """Delete the cached copy of ``name`` (and its recorded hash)."""
+    path = cached_path(name)
+    path.unlink(missing_ok=True)
+    _sidecar(path).unlink(missing_ok=True)
+
+
+__all__ = [
+    "DATASETS",
+    "ChecksumError",
+    "RemoteFile",
+    "UnknownDatasetError",
+    "cache_dir",
+    "cached_path",
+    "clear_cache",
+    "fetch",
+    "get",
+    "list_datasets",
+    "register",
+    "sha256sum",
+    "srf_long_csv",
+    "verify",
+]

@@ -1,0 +1,169 @@
+"""User files: CSV tables and NetCDF/Zarr files in the schema, written by the tests."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from soilbook.config import ParameterError
+from soilbook.data.real.userfile import load_user_file
+from soilbook.data.schema import SchemaError, tabular_feature_names, to_tabular
+
+
+def _table(n: int = 40, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "sample_id": [f"P{i}" for i in range(n)],
+            "lat": 37.0 + rng.uniform(0, 0.5, n),
+            "lon": 118.0 + rng.uniform(0, 0.5, n),
+            "target": rng.gamma(2.0, 2.0, n),
+            "B04": rng.uniform(0.05, 0.3, n),
+            "B08": rng.uniform(0.2, 0.5, n),
+            "refl_1610": rng.uniform(0.2, 0.4, n),
+            "terrain:slope": rng.uniform(0, 5, n),
+            "climate:ppt": rng.uniform(300, 700, n),
+            "ndvi": rng.uniform(0, 0.8, n),
+        }
+    )
+
+
+def test_csv_with_lat_lon_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "fields.csv"
+    _table().to_csv(path, index=False)
+    ds = load_user_file(path, None, target_units="g/kg")
+    assert ds.sizes["sample"] == 40 and ds["target"].attrs["units"] == "g/kg"
+    assert list(ds["band"].values) == ["B04", "B08", "refl_1610"]
+    np.testing.assert_allclose(ds["wavelength"].values, [664.6, 832.8, 1610.0])
+    assert ds["reflectance"].shape == (40, 1, 3)
+    assert dict(zip(ds["feature"].values, ds["feature_group"].values, strict=True)) == {
+        "slope": "terrain",
+        "ppt": "climate",
+        "ndvi": "other",
+    }
+    assert ds.attrs["group_kind"] == "spatial block" and len(np.unique(ds["group"])) >= 10
+    assert ds.attrs["simulated"] is False and "fields.csv" in ds.attrs["source"]
+    names, _ = tabular_feature_names(ds)
+    assert names == ["B04", "B08", "refl_1610", "slope", "ppt", "ndvi"]
+    assert to_tabular(ds).shape == (40, 6)
+
+
+def test_csv_named_target_group_and_dates(tmp_path: Path) -> None:
+    df = _table(30).drop(columns=["lat", "lon", "refl_1610"])
+    df = df.rename(columns={"target": "ec_dsm", "B04": "B04@2021-05", "B08": "B08@2021-05"})
+    df["B04@2021-08"] = df["B04@2021-05"] * 1.1
+    df["B08@2021-08"] = df["B08@2021-05"] * 0.9
+    df["group"] = np.repeat(["f1", "f2", "f3"], 10)
+    path = tmp_path / "named.csv"
+    df.to_csv(path, index=False)
+    ds = load_user_file(path, "ec_dsm")
+    assert ds.attrs["target_name"] == "ec_dsm"
+    assert list(ds["date"].values) == ["2021-05", "2021-08"]
+    assert ds["reflectance"].shape == (30, 2, 2)
+    np.testing.assert_allclose(ds["reflectance"].values[:, 1, 0], df["B04@2021-08"], rtol=1e-6)
+    assert set(ds["group"].values) == {"f1", "f2", "f3"}
+
+
+def test_csv_scaled_reflectance_and_missing_rows(tmp_path: Path) -> None:
+    df = _table(25)
+    df[["B04", "B08", "refl_1610"]] *= 10000
+    df.loc[3, "target"] = np.nan
+    df.loc[5, "ndvi"] = np.nan
+    path = tmp_path / "scaled.csv"
+    df.to_csv(path, index=False)
+    with pytest.warns(UserWarning) as rec:
+        ds = load_user_file(path)
+    text = " ".join(str(w.message) for w in rec)
+    assert "x 10000" in text and "without a 'target'" in text and "missing feature" in text
+    assert ds.sizes["sample"] == 23 and float(ds["reflectance"].max()) < 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.drop(columns=["target"]), "no target column 'target'"),
+        (lambda d: d.drop(columns=["lat", "lon"]), "neither a 'group' column nor 'lat' and 'lon'"),
+        (lambda d: d.assign(soil_type="clay"), r"non-numeric column\(s\) \['soil_type'\]"),
+        (lambda d: d.rename(columns={"ndvi": "vegetaion:ndvi"}), "unknown feature group prefix"),
+    ],
+)
+def test_csv_errors_name_the_problem_and_show_the_layout(tmp_path: Path, change, message) -> None:
+    path = tmp_path / "bad.csv"
+    change(_table()).to_csv(path, index=False)
+    with pytest.raises(SchemaError, match=message) as err:
+        load_user_file(path)
+    assert "Expected:" in str(err.value) and "bad.csv" in str(err.value)
+
+
+def test_path_errors(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="does not exist"):
+        load_user_file(tmp_path / "nope.csv")
+    odd = tmp_path / "data.xlsx"
+    odd.write_text("x")
+    with pytest.raises(ParameterError, match="unsupported extension"):
+        load_user_file(odd)
+    with pytest.raises(ParameterError, match="needs data_path"):
+        load_user_file("")
+
+
+def _to_netcdf(ds, path: Path) -> None:
+    """NetCDF-4 where h5py is installed, else NetCDF-3 (scipy) — the reader handles both."""
+    try:
+        import h5py  # noqa: F401
+
+        ds.to_netcdf(path, engine="h5netcdf")
+    except ImportError:
+        ds.to_netcdf(path, engine="scipy")
+
+
+def _schema_dataset(tmp_path: Path):
+    csv = tmp_path / "src.csv"
+    _table().to_csv(csv, index=False)
+    ds = load_user_file(csv)
+    ds.attrs["simulated"] = 0  # NetCDF cannot store bools
+    return ds
+
+
+def test_netcdf_roundtrip(tmp_path: Path) -> None:
+    ds = _schema_dataset(tmp_path)
+    path = tmp_path / "set.nc"
+    _to_netcdf(ds, path)
+    back = load_user_file(path)
+    assert back.attrs["simulated"] is False
+    np.testing.assert_allclose(back["target"].values, ds["target"].values)
+    np.testing.assert_allclose(back["reflectance"].values, ds["reflectance"].values)
+
+
+def test_netcdf_without_group_and_other_target(tmp_path: Path) -> None:
+    ds = _schema_dataset(tmp_path).drop_vars("group")
+    ds["salt"] = ds["target"] * 2
+    path = tmp_path / "nogroup.nc"
+    _to_netcdf(ds, path)
+    with pytest.warns(UserWarning, match="no 'group'"):
+        back = load_user_file(path, "salt")
+    np.testing.assert_allclose(back["target"].values, ds["target"].values * 2)
+    assert "group" in back.coords
+
+
+def test_netcdf_not_in_schema_is_explained(tmp_path: Path) -> None:
+    import xarray as xr
+
+    path = tmp_path / "raw.nc"
+    _to_netcdf(xr.Dataset({"x": ("sample", np.arange(5.0))}), path)
+    with pytest.raises(SchemaError, match=r"raw\.nc: .*no 'target'"):
+        load_user_file(path)
+
+
+def test_zarr_roundtrip(tmp_path: Path) -> None:
+    pytest.importorskip("zarr")
+    ds = _schema_dataset(tmp_path)
+    path = tmp_path / "set.zarr"
+    with warnings.catch_warnings():  # zarr v3 notes about string dtypes are not ours
+        warnings.simplefilter("ignore")
+        ds.to_zarr(path)
+    back = load_user_file(path)
+    np.testing.assert_allclose(back["covariates"].values, ds["covariates"].values)

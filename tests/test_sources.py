@@ -1,0 +1,99 @@
+"""The source dispatcher: cheap argument checks and loading every source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from soilbook.config import ParameterError, validate_params
+from soilbook.data import sources
+from soilbook.data.schema import validate_samples
+
+NB = "01_salinity_ss_soilnet"
+
+
+def test_source_targets_contract() -> None:
+    assert sources.SOURCE_TARGETS["simulated"] == ("salinity",)
+    assert sources.SOURCE_TARGETS["limesoda"] == ("SOC", "pH", "Clay")
+    assert sources.SOURCE_TARGETS["ucrb"] == ("ec",)
+    assert set(sources.SOURCES) == {"simulated", "limesoda", "ucrb", "file"}
+    assert sources.resolve_target("limesoda", "auto") == "SOC"
+    assert sources.resolve_target("limesoda", "clay") == "Clay"
+    assert sources.resolve_target("file", "my_col") == "my_col"
+    assert sources.resolve_target("file", "auto") == "target"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"data_source": "sentinel"},
+            r"not known; allowed: \['simulated', 'limesoda', 'ucrb', 'file'\]",
+        ),
+        ({"data_source": "limesoda", "dataset_id": "SSP.460"}, r"no Sentinel-2.*BB\.250"),
+        ({"data_source": "limesoda", "dataset_id": "nope"}, r"Allowed.*MGS\.101"),
+        ({"data_source": "limesoda", "target": "salinity"}, r"allowed: \['SOC', 'pH', 'Clay'\]"),
+        ({"data_source": "simulated", "target": "SOC"}, r"allowed: \['salinity'\]"),
+        ({"data_source": "ucrb", "target": "SOC"}, r"allowed: \['ec'\]"),
+        ({"data_source": "file", "data_path": ""}, "needs data_path"),
+        ({"data_source": "file", "data_path": "/no/such/file.csv"}, "does not exist"),
+    ],
+)
+def test_check_source_args_errors(kwargs: dict, message: str) -> None:
+    args = {"dataset_id": "BB.250", "target": "auto", "data_path": ""} | kwargs
+    source = args.pop("data_source")
+    with pytest.raises(ParameterError, match=message):
+        sources.check_source_args(source, **args)
+
+
+def test_check_source_args_accepts_good_values(tmp_path: Path) -> None:
+    sources.check_source_args("simulated", dataset_id="BB.250", target="auto", data_path="")
+    sources.check_source_args("limesoda", dataset_id="G.150", target="ph", data_path="")
+    sources.check_source_args("ucrb", dataset_id="", target="EC", data_path="")
+    f = tmp_path / "x.csv"
+    f.write_text("target,group,a\n1,1,2\n")
+    sources.check_source_args("file", dataset_id="", target="anything", data_path=str(f))
+
+
+def test_validate_params_runs_the_source_checks() -> None:
+    with pytest.raises(ParameterError, match="Sentinel-2"):
+        validate_params(NB, {"data_source": "limesoda", "dataset_id": "CV.98"}, partial=True)
+    with pytest.raises(ParameterError, match="needs data_path"):
+        validate_params(NB, {"data_source": "file"}, partial=True)
+    ok = validate_params(NB, {"data_source": "limesoda", "target": "Clay"}, partial=True)
+    assert ok["target"] == "Clay"
+
+
+def test_load_limesoda() -> None:
+    data = sources.load("limesoda", target="auto", dataset_id="BB.72")
+    assert data.scene is None
+    assert data.samples.attrs["target_name"] == "SOC" and data.samples.sizes["sample"] == 72
+
+
+def test_load_ucrb(data_mirror: Path, cache_dir: Path) -> None:
+    data = sources.load("ucrb")
+    assert data.scene is None
+    assert data.samples.attrs["depth"] == "surface" and data.samples.sizes["sample"] == 587
+    assert sources.load("ucrb", ucrb_depth="all").samples.sizes["sample"] == 3034
+
+
+def test_load_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame(
+        {"group": np.arange(20) % 4, "salt": rng.uniform(0, 5, 20), "B04": rng.uniform(0, 0.3, 20)}
+    )
+    path = tmp_path / "mine.csv"
+    df.to_csv(path, index=False)
+    data = sources.load("file", target="salt", data_path=str(path))
+    np.testing.assert_allclose(data.samples["target"].values, df["salt"].values)
+
+
+def test_load_simulated() -> None:
+    pytest.importorskip("soilbook.data.scene")
+    data = sources.load("simulated", seed=0, scene_size=48, n_samples=40, n_dates=2, window=5)
+    validate_samples(data.samples)
+    assert data.scene is not None and data.samples.attrs["simulated"] in (True, 1)
+    assert data.samples.sizes["sample"] == 40
