@@ -1,0 +1,326 @@
+"""Classical baselines on the flattened sample set: Random Forest, SVR, PLSR, gradient boosting.
+
+Every baseline is a scikit-learn estimator that takes the schema Dataset itself, like the
+networks do, so both drop into :func:`soilbook.evaluate.cross_validate` and the explainers::
+
+    rf = RandomForestBaseline(seed=0).fit(ds_train)
+    pred = rf.predict(ds_test)            # ndarray (n_sample,), in the target's unit
+
+The features are :func:`soilbook.data.schema.to_tabular`: reflectance of every (date, band) then
+the covariates (patches are not flattened). ``feature_names_`` / ``feature_groups_`` name the
+columns; ``model_`` is the fitted scikit-learn estimator (for SHAP).
+
+Tuning is small and honest: whatever is tuned (SVR's C, gamma, epsilon; PLSR's number of
+components) is chosen by an inner cross-validation **on the training rows passed to fit only**,
+so an outer cross-validation stays unbiased (nested CV). The Random Forest is not tuned: with
+these defaults it is known to be insensitive to its settings (Probst et al. 2019), and untuned
+defaults keep the comparison with the networks fair.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.compose import TransformedTargetRegressor
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVR
+from sklearn.utils.validation import check_is_fitted
+
+from soilbook.data.schema import tabular_feature_names, target_values, to_tabular
+
+__all__ = [
+    "GradientBoostingBaseline",
+    "PLSRBaseline",
+    "RandomForestBaseline",
+    "SVRBaseline",
+    "TabularRegressor",
+]
+
+
+class TabularRegressor(RegressorMixin, BaseEstimator):
+    """Base class: a scikit-learn model on ``to_tabular(ds)``.
+
+    Subclasses implement :meth:`_build`: the unfitted scikit-learn estimator for the given
+    training table, and any extra keyword arguments for its ``fit`` (e.g. inner-CV groups). After :meth:`fit`:
+
+    ``model_``
+        the fitted scikit-learn estimator (``predict_array(X)`` calls it);
+    ``feature_names_``, ``feature_groups_``
+        the column names and their groups (:data:`soilbook.data.schema.FEATURE_GROUPS`);
+    ``n_features_in_``
+        the number of columns;
+    ``target_units_``
+        the target's unit.
+    """
+
+    def transform(self, ds: xr.Dataset) -> np.ndarray:
+        """The feature table, float32 (n_sample, n_feature)."""
+        return to_tabular(ds)
+
+    def _build(
+        self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
+    ) -> tuple[BaseEstimator, dict[str, Any]]:
+        raise NotImplementedError
+
+    def fit(self, ds: xr.Dataset, y: Any = None) -> TabularRegressor:
+        """Fit on the sample set ``ds`` (its ``target``; or ``y`` when given)."""
+        X = self.transform(ds)
+        y_arr = target_values(ds) if y is None else np.asarray(y, dtype=np.float64).ravel()
+        if y_arr.shape[0] != X.shape[0]:
+            raise ValueError(f"y has {y_arr.shape[0]} values for {X.shape[0]} samples.")
+        self.feature_names_, self.feature_groups_ = tabular_feature_names(ds)
+        self.n_features_in_ = X.shape[1]
+        self.target_units_ = str(ds["target"].attrs.get("units", ""))
+        model, fit_kwargs = self._build(X, y_arr, ds)
+        model.fit(X, y_arr, **fit_kwargs)
+        self.model_ = model
+        return self
+
+    def _check_features(self, ds: xr.Dataset) -> None:
+        check_is_fitted(self, "model_")
+        names, _ = tabular_feature_names(ds)
+        if names != self.feature_names_:
+            missing = [n for n in self.feature_names_ if n not in names]
+            extra = [n for n in names if n not in self.feature_names_]
+            raise ValueError(
+                f"{type(self).__name__} was fitted on other features (missing {missing[:5]}, "
+                f"extra {extra[:5]}). Expected the same bands, dates and covariates, in the same "
+                "order. What to do: select the training features with ds.sel(...)."
+            )
+
+    def predict_array(self, X: np.ndarray) -> np.ndarray:
+        """Predict from a feature table (n_sample, n_feature) → (n_sample,); used by SHAP."""
+        check_is_fitted(self, "model_")
+        return np.asarray(
+            self.model_.predict(np.asarray(X, dtype=np.float32)), dtype=np.float64
+        ).reshape(-1)
+
+    def predict(self, ds: xr.Dataset) -> np.ndarray:
+        """Predicted target, float64 (n_sample,), in the target's unit."""
+        self._check_features(ds)
+        return self.predict_array(self.transform(ds))
+
+    def score(self, ds: xr.Dataset, y: Any = None, sample_weight: Any = None) -> float:
+        """R² on ``ds`` (coefficient of determination)."""
+        from sklearn.metrics import r2_score
+
+        y_arr = target_values(ds) if y is None else np.asarray(y, dtype=np.float64)
+        return float(r2_score(y_arr, self.predict(ds), sample_weight=sample_weight))
+
+
+def _inner_cv(
+    kind: str, n_folds: int, seed: int, ds: xr.Dataset, n: int
+) -> tuple[Any, dict[str, Any]]:
+    """The inner CV splitter and the extra fit kwargs it needs (groups)."""
+    if kind == "random":
+        return KFold(n_splits=min(n_folds, n), shuffle=True, random_state=seed), {}
+    if kind == "group":
+        groups = np.asarray(ds["group"].values).astype(str)
+        n_groups = np.unique(groups).size
+        if n_groups < 2:
+            raise ValueError(
+                "inner_cv='group' needs at least 2 groups in the training data. "
+                "What to do: use inner_cv='random'."
+            )
+        return GroupKFold(n_splits=min(n_folds, n_groups)), {"groups": groups}
+    raise ValueError(f"inner_cv = {kind!r}. Allowed: 'random', 'group'.")
+
+
+class RandomForestBaseline(TabularRegressor):
+    """Random Forest regression (Breiman 2001), untuned.
+
+    Defaults: 300 trees (enough for stable predictions on a few hundred samples); ``max_features=1/3`` of the features tried at each split (Breiman's
+    rule for regression, as in R's randomForest); ``min_samples_leaf=2``; bootstrap samples.
+    ``seed`` fixes the forest; ``n_jobs`` the CPU threads (None = 1, -1 = all).
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 300,
+        max_features: float | str | None = 1 / 3,
+        min_samples_leaf: int = 2,
+        seed: int = 0,
+        n_jobs: int | None = None,
+    ):
+        self.n_estimators = n_estimators
+        self.max_features = max_features
+        self.min_samples_leaf = min_samples_leaf
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _build(
+        self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
+    ) -> tuple[BaseEstimator, dict[str, Any]]:
+        rf = RandomForestRegressor(
+            n_estimators=self.n_estimators,
+            max_features=self.max_features,
+            min_samples_leaf=self.min_samples_leaf,
+            random_state=self.seed,
+            n_jobs=self.n_jobs,
+        )
+        return rf, {}
+
+
+class SVRBaseline(TabularRegressor):
+    """Support vector regression with an RBF kernel, tuned by a small inner grid search.
+
+    Pipeline: ``StandardScaler → SVR(rbf)`` inside a ``TransformedTargetRegressor`` that
+    standardises the target, so ``epsilon`` is in standard deviations of the target. ``fit`` runs
+    ``GridSearchCV`` (``inner_folds`` folds, RMSE) over ``C_grid × gamma_grid × epsilon_grid``
+    on the training rows it is given only.
+
+    ``gamma_grid`` holds multiples of ``1 / n_features`` — scikit-learn's ``gamma="scale"`` on
+    standardised inputs — so the same grid suits 10 or 200 features (``"scale"`` means 1.0).
+    ``inner_cv="group"`` tunes with grouped folds on ``ds.group`` (stricter, for spatial
+    studies); ``"random"`` (default) with shuffled folds.
+
+    After fit: ``model_`` is the refitted best ``TransformedTargetRegressor``; ``best_params_``
+    and ``cv_results_`` come from the grid search.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        inner_folds: int = 3,
+        C_grid: tuple[float, ...] = (1.0, 10.0, 100.0),
+        gamma_grid: tuple[float | str, ...] = (0.25, 1.0, 4.0),
+        epsilon_grid: tuple[float, ...] = (0.05, 0.2),
+        inner_cv: str = "random",
+        n_jobs: int | None = None,
+    ):
+        self.seed = seed
+        self.inner_folds = inner_folds
+        self.C_grid = C_grid
+        self.gamma_grid = gamma_grid
+        self.epsilon_grid = epsilon_grid
+        self.inner_cv = inner_cv
+        self.n_jobs = n_jobs
+
+    def _gammas(self, n_features: int) -> list[float]:
+        out = []
+        for g in self.gamma_grid:
+            factor = 1.0 if g == "scale" else float(g)
+            out.append(factor / max(n_features, 1))
+        return out
+
+    def _build(
+        self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
+    ) -> tuple[BaseEstimator, dict[str, Any]]:
+        pipe = Pipeline([("scale", StandardScaler()), ("svr", SVR(kernel="rbf"))])
+        model = TransformedTargetRegressor(regressor=pipe, transformer=StandardScaler())
+        grid = {
+            "regressor__svr__C": list(self.C_grid),
+            "regressor__svr__gamma": self._gammas(X.shape[1]),
+            "regressor__svr__epsilon": list(self.epsilon_grid),
+        }
+        cv, fit_kwargs = _inner_cv(self.inner_cv, self.inner_folds, self.seed, ds, X.shape[0])
+        search = GridSearchCV(
+            model,
+            grid,
+            cv=cv,
+            scoring="neg_root_mean_squared_error",
+            n_jobs=self.n_jobs,
+            refit=True,
+        )
+        return search, fit_kwargs
+
+    def fit(self, ds: xr.Dataset, y: Any = None) -> SVRBaseline:
+        super().fit(ds, y)
+        search = self.model_
+        self.best_params_ = {k.split("__")[-1]: v for k, v in search.best_params_.items()}
+        self.cv_results_ = search.cv_results_
+        self.search_ = search
+        self.model_ = search.best_estimator_
+        return self
+
+
+class PLSRBaseline(TabularRegressor):
+    """Partial least squares regression; the number of components chosen by inner CV.
+
+    ``n_components`` in 1 … ``max_components`` (capped by the features and the inner training
+    size) minimising inner-CV RMSE on the training rows only. ``scale=True`` standardises the
+    features (usual for mixed covariates; set False for spectra on one scale).
+    After fit: ``model_`` is the refitted PLSRegression, ``best_params_`` holds ``n_components``.
+    """
+
+    def __init__(
+        self,
+        max_components: int = 15,
+        inner_folds: int = 5,
+        seed: int = 0,
+        scale: bool = True,
+        inner_cv: str = "random",
+    ):
+        self.max_components = max_components
+        self.inner_folds = inner_folds
+        self.seed = seed
+        self.scale = scale
+        self.inner_cv = inner_cv
+
+    def _build(
+        self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
+    ) -> tuple[BaseEstimator, dict[str, Any]]:
+        cv, fit_kwargs = _inner_cv(self.inner_cv, self.inner_folds, self.seed, ds, X.shape[0])
+        n_inner_train = X.shape[0] - int(np.ceil(X.shape[0] / cv.get_n_splits()))
+        top = max(1, min(self.max_components, X.shape[1], n_inner_train - 1))
+        grid = {"n_components": list(range(1, top + 1))}
+        search = GridSearchCV(
+            PLSRegression(scale=self.scale),
+            grid,
+            cv=cv,
+            scoring="neg_root_mean_squared_error",
+            refit=True,
+        )
+        return search, fit_kwargs
+
+    def fit(self, ds: xr.Dataset, y: Any = None) -> PLSRBaseline:
+        super().fit(ds, y)
+        search = self.model_
+        self.best_params_ = dict(search.best_params_)
+        self.cv_results_ = search.cv_results_
+        self.model_ = search.best_estimator_
+        return self
+
+
+class GradientBoostingBaseline(TabularRegressor):
+    """Histogram gradient boosting (LightGBM-style, scikit-learn), untuned.
+
+    Defaults: learning rate 0.05, up to 500 trees with early stopping on a 15 % validation part of
+    the training rows (20 rounds), leaves of at least 10 samples, L2 regularisation 1.0.
+    """
+
+    def __init__(
+        self,
+        learning_rate: float = 0.05,
+        max_iter: int = 500,
+        min_samples_leaf: int = 10,
+        l2_regularization: float = 1.0,
+        seed: int = 0,
+    ):
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.seed = seed
+
+    def _build(
+        self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
+    ) -> tuple[BaseEstimator, dict[str, Any]]:
+        gb = HistGradientBoostingRegressor(
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            early_stopping=True,
+            validation_fraction=0.15,
+            n_iter_no_change=20,
+            random_state=self.seed,
+        )
+        return gb, {}

@@ -1,0 +1,158 @@
+"""RF / SVR / PLSR / gradient-boosting baselines on schema Datasets (soilbook.baselines)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from soilbook.baselines import (
+    GradientBoostingBaseline,
+    PLSRBaseline,
+    RandomForestBaseline,
+    SVRBaseline,
+    TabularRegressor,
+)
+from soilbook.data.schema import subset, tabular_feature_names, to_tabular, validate_samples
+from soilbook.evaluate import cross_validate, make_splits, r2
+
+
+def make_ds(n: int = 150, n_groups: int = 10, seed: int = 0) -> xr.Dataset:
+    """Schema-valid sample set: 1 date × 4 bands + 4 covariates; target = smooth signal + noise."""
+    rng = np.random.default_rng(seed)
+    refl = rng.uniform(0.02, 0.5, (n, 1, 4))
+    cov = rng.normal(size=(n, 4))
+    target = (
+        8 + 3 * cov[:, 0] + 2 * np.sin(2 * cov[:, 1]) + 10 * refl[:, 0, 2] + rng.normal(0, 0.5, n)
+    )
+    ds = xr.Dataset(
+        {
+            "target": ("sample", target, {"units": "g/kg", "long_name": "salt content"}),
+            "reflectance": (
+                ("sample", "date", "band"),
+                refl,
+                {"units": "1", "long_name": "reflectance"},
+            ),
+            "covariates": (
+                ("sample", "feature"),
+                cov,
+                {"units": "mixed", "long_name": "covariates"},
+            ),
+        },
+        coords={
+            "date": ["2021-06-01"],
+            "band": ["B2", "B3", "B4", "B8"],
+            "feature": ["elevation", "twi", "ndvi", "noise"],
+            "feature_group": ("feature", ["terrain", "hydrology", "vegetation", "other"]),
+            "group": ("sample", [f"field{i % n_groups}" for i in range(n)]),
+        },
+        attrs={"source": "unit test", "licence": "CC0", "citation": "none", "simulated": True},
+    )
+    return validate_samples(ds)
+
+
+FAST = {
+    "RF": lambda: RandomForestBaseline(n_estimators=60, seed=0),
+    "SVR": lambda: SVRBaseline(
+        seed=0, C_grid=(1.0, 10.0), gamma_grid=(0.5, 1.0), epsilon_grid=(0.1,)
+    ),
+    "PLSR": lambda: PLSRBaseline(max_components=6, inner_folds=3),
+    "GB": lambda: GradientBoostingBaseline(max_iter=100),
+}
+
+
+@pytest.mark.parametrize("name", list(FAST))
+def test_fit_predict_clone(name: str) -> None:
+    ds = make_ds()
+    train, test = subset(ds, np.arange(110)), subset(ds, np.arange(110, 150))
+    est = FAST[name]()
+    assert isinstance(est, TabularRegressor)
+    twin = clone(est)
+    assert twin.get_params() == est.get_params() and twin is not est
+    est.fit(train)
+    pred = est.predict(test)
+    assert pred.shape == (40,) and pred.dtype == np.float64 and np.all(np.isfinite(pred))
+    assert r2(test["target"].values, pred) > 0.3  # a learnable signal is learned
+    names, groups = tabular_feature_names(ds)
+    assert est.feature_names_ == names and est.feature_groups_ == groups
+    assert est.n_features_in_ == 8 and est.target_units_ == "g/kg"
+    assert np.allclose(est.predict_array(to_tabular(test)), pred)
+    assert not hasattr(twin, "model_")  # cloning gives an unfitted copy
+    assert np.allclose(twin.fit(train).predict(test), pred)  # same seed → same model
+    assert est.score(test) == pytest.approx(r2(test["target"].values, pred))
+
+
+def test_rf_defaults_and_seed() -> None:
+    rf = RandomForestBaseline()
+    assert (
+        rf.n_estimators == 300
+        and rf.max_features == pytest.approx(1 / 3)
+        and rf.min_samples_leaf == 2
+    )
+    ds = make_ds(n=80)
+    a = RandomForestBaseline(n_estimators=20, seed=1).fit(ds).predict(ds)
+    b = RandomForestBaseline(n_estimators=20, seed=2).fit(ds).predict(ds)
+    assert not np.allclose(a, b)
+
+
+def test_predict_refuses_other_features() -> None:
+    ds = make_ds(n=60)
+    rf = RandomForestBaseline(n_estimators=10).fit(ds)
+    fewer = ds.isel(feature=[0, 1, 2])
+    with pytest.raises(ValueError, match=r"fitted on other features.*missing \['noise'\]"):
+        rf.predict(fewer)
+
+
+def test_svr_grid_search_uses_training_rows_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fit inside the SVR (inner CV and refit) sees only rows of the outer training fold."""
+    seen: list[np.ndarray] = []
+    original = Pipeline.fit
+
+    def spy_fit(self, X, y=None, **kw):  # records the raw feature rows the pipeline is fitted on
+        seen.append(np.asarray(X).copy())
+        return original(self, X, y, **kw)
+
+    monkeypatch.setattr(Pipeline, "fit", spy_fit)
+    ds = make_ds(n=90)
+    splits = {"random": make_splits(ds, ("random",), n_splits=3, seed=0)["random"]}
+    svr = SVRBaseline(
+        seed=0, inner_folds=3, C_grid=(1.0, 10.0), gamma_grid=(1.0,), epsilon_grid=(0.1,)
+    )
+    X_all = to_tabular(ds)
+    rows = {r.tobytes(): i for i, r in enumerate(X_all)}
+    per_fold = 3 * 2 + 1  # inner folds × grid points + refit
+    res = cross_validate({"SVR": svr}, ds, splits, progress=False)
+    assert len(seen) == 3 * per_fold
+    for k, (tr, te) in enumerate(splits["random"]):
+        fits = seen[k * per_fold : (k + 1) * per_fold]
+        for X in fits:
+            idx = {rows[r.tobytes()] for r in X.astype(np.float32)}
+            assert idx <= set(tr.tolist())
+            assert not idx & set(te.tolist())
+        assert len(fits[-1]) == len(tr)  # the refit uses the whole training fold
+        assert all(len(X) < len(tr) for X in fits[:-1])  # inner fits use part of it
+    best = res.fitted[("SVR", "random")].best_params_
+    assert set(best) == {"C", "gamma", "epsilon"} and best["gamma"] == pytest.approx(1 / 8)
+
+
+def test_svr_gamma_grid_and_group_inner_cv() -> None:
+    ds = make_ds(n=90)
+    svr = SVRBaseline(
+        gamma_grid=("scale", 2.0), C_grid=(10.0,), epsilon_grid=(0.1,), inner_cv="group"
+    )
+    assert svr._gammas(8) == [pytest.approx(1 / 8), pytest.approx(2 / 8)]
+    svr.fit(ds)
+    assert svr.search_.cv.get_n_splits() == 3
+    assert len(svr.cv_results_["params"]) == 2
+    with pytest.raises(ValueError, match="inner_cv"):
+        SVRBaseline(inner_cv="spatial").fit(ds)
+
+
+def test_plsr_components_are_chosen_within_limits() -> None:
+    ds = make_ds(n=60)
+    pls = PLSRBaseline(max_components=20, inner_folds=3).fit(ds)
+    assert 1 <= pls.best_params_["n_components"] <= 8  # capped at the 8 features
+    assert pls.model_.n_components == pls.best_params_["n_components"]
+    assert pls.predict(ds).shape == (60,)
