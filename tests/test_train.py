@@ -1,0 +1,269 @@
+"""The shared training loop: devices, seeds, determinism, early stopping, checkpoints, resume."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from soilbook.config import ParameterError
+from soilbook.train import (
+    History,
+    TrainConfig,
+    TrainingDivergedError,
+    fit,
+    resolve_device,
+    set_seed,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models train fastest on one thread (and do not fight other processes for cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class TwoInputNet(nn.Module):
+    """A small two-input regression net with dropout (exercises the RNG in resume)."""
+
+    def __init__(self, d1: int = 5, d2: int = 3):
+        super().__init__()
+        self.a = nn.Sequential(nn.Linear(d1, 16), nn.GELU(), nn.Dropout(0.2))
+        self.b = nn.Linear(d2, 16)
+        self.head = nn.Linear(16, 1)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        return self.head(self.a(x1) + self.b(x2)).squeeze(-1)
+
+
+def _data(n: int = 120, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x1 = torch.randn(n, 5, generator=g)
+    x2 = torch.randn(n, 3, generator=g)
+    y = x1[:, 0] - 0.5 * x2[:, 1] + 0.1 * torch.randn(n, generator=g)
+    return [x1[:90], x2[:90]], y[:90], [x1[90:], x2[90:]], y[90:]
+
+
+def _net(seed: int = 0) -> nn.Module:
+    set_seed(seed)
+    return TwoInputNet()
+
+
+def _config(tmp=None, **kw) -> TrainConfig:
+    base = dict(
+        epochs=8,
+        batch_size=16,
+        learning_rate=1e-2,
+        patience=100,
+        seed=3,
+        device="cpu",
+        progress=False,
+        checkpoint_dir=tmp,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _same_state(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_resolve_device_auto_and_cpu():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"])
+def test_cuda_without_cuda_raises_parameter_error(name):
+    with pytest.raises(ParameterError, match="no CUDA device"):
+        resolve_device(name)
+    with pytest.raises(ParameterError):
+        TrainConfig(device=name)
+
+
+def test_bad_device_name_and_settings_raise():
+    with pytest.raises(ParameterError, match="allowed"):
+        resolve_device("tpu")
+    with pytest.raises(ParameterError, match="loss"):
+        TrainConfig(loss="l1")
+    with pytest.raises(ParameterError, match="epochs"):
+        TrainConfig(epochs=0)
+
+
+def test_training_reduces_loss_and_reports_history():
+    xs, y, vxs, vy = _data()
+    module = _net()
+    hist = fit(module, xs, y, vxs, vy, _config(epochs=15))
+    assert isinstance(hist, History)
+    assert len(hist.train_loss) == 15 and hist.epoch == list(range(1, 16))
+    assert hist.train_loss[-1] < hist.train_loss[0] * 0.5
+    assert all(math.isfinite(v) for v in hist.val_loss)
+    assert hist.finished and not hist.stopped_early and hist.device == "cpu"
+    assert hist.lr[-1] < hist.lr[0]  # cosine schedule decays
+    assert hist["train_loss"] is hist.train_loss  # mapping access for plots
+    assert list(hist.to_frame().columns) == ["train_loss", "val_loss", "lr", "seconds"]
+    assert hist.samples_per_second > 0
+
+
+def test_same_seed_same_result_on_cpu():
+    xs, y, vxs, vy = _data()
+    m1, m2 = _net(), _net()
+    h1 = fit(m1, xs, y, vxs, vy, _config(loss="huber"))
+    h2 = fit(m2, xs, y, vxs, vy, _config(loss="huber"))
+    assert _same_state(m1, m2)
+    assert h1.train_loss == h2.train_loss and h1.val_loss == h2.val_loss
+    m3 = _net()
+    fit(m3, xs, y, vxs, vy, _config(loss="huber", seed=4))  # another shuffling seed
+    assert not _same_state(m1, m3)
+
+
+def test_early_stopping_restores_best_weights():
+    xs, y, vxs, vy = _data()
+    # A large learning rate and no decay make the validation loss noisy, so the last epoch is
+    # (almost surely) not the best one; the returned weights must be the best epoch's.
+    module = _net()
+    saved = {}
+
+    def remember(epoch, history):
+        saved[epoch] = {k: v.clone() for k, v in module.state_dict().items()}
+
+    hist = fit(
+        module,
+        xs,
+        y,
+        vxs,
+        vy,
+        _config(epochs=30, patience=3, learning_rate=0.3, scheduler="none"),
+        callback=remember,
+    )
+    assert hist.best_epoch == int(np.argmin(hist.val_loss)) + 1
+    assert hist.best_loss == min(hist.val_loss)
+    if hist.stopped_early:
+        assert len(hist.epoch) == hist.best_epoch + 3
+    best = saved[hist.best_epoch]
+    assert all(torch.equal(best[k], v) for k, v in module.state_dict().items())
+    if hist.best_epoch != hist.epoch[-1]:
+        last = saved[hist.epoch[-1]]
+        assert not all(torch.equal(last[k], v) for k, v in module.state_dict().items())
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path):
+    xs, y, vxs, vy = _data()
+    reference = _net()
+    h_ref = fit(reference, xs, y, vxs, vy, _config(tmp_path / "ref"))
+
+    def stop_after_3(epoch, history):
+        if epoch == 3:
+            raise _Interrupt
+
+    interrupted = _net()
+    with pytest.raises(_Interrupt):
+        fit(interrupted, xs, y, vxs, vy, _config(tmp_path / "run"), callback=stop_after_3)
+    files = list((tmp_path / "run").glob("checkpoint-*.pt"))
+    assert len(files) == 1 and not list((tmp_path / "run").glob(".*tmp"))
+    ckpt = torch.load(files[0], weights_only=False)
+    assert ckpt["epoch"] == 3
+    assert {"model", "optimizer", "scheduler", "rng", "best_state", "history"} <= set(ckpt)
+
+    resumed = _net()  # a fresh process would rebuild the same initial module
+    h_res = fit(resumed, xs, y, vxs, vy, _config(tmp_path / "run"))
+    assert h_res.resumed_from == 3
+    assert _same_state(resumed, reference)
+    assert h_res.train_loss == h_ref.train_loss and h_res.val_loss == h_ref.val_loss
+    assert h_res.best_epoch == h_ref.best_epoch
+
+    # Calling fit again after the run finished returns the stored result without training.
+    again = _net(seed=99)
+    h_again = fit(again, xs, y, vxs, vy, _config(tmp_path / "run"))
+    assert _same_state(again, reference) and h_again.finished
+
+
+def test_checkpoint_of_another_run_is_not_resumed(tmp_path):
+    xs, y, vxs, vy = _data()
+    fit(_net(), xs, y, vxs, vy, _config(tmp_path, epochs=2))
+    other_y = y + 1.0  # same shapes, different data
+    module = _net()
+    hist = fit(module, xs, other_y, vxs, vy, _config(tmp_path, epochs=2))
+    assert hist.resumed_from == 0
+    assert len(list(tmp_path.glob("checkpoint-*.pt"))) == 2
+
+
+class NaNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(5, 1)
+        self.calls = 0
+
+    def forward(self, x1, x2):
+        self.calls += 1
+        out = self.lin(x1).squeeze(-1)
+        return out * float("nan") if self.calls == 3 else out
+
+
+def test_nan_loss_raises_training_diverged():
+    xs, y, vxs, vy = _data()
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1, batch 3.*learning_rate"):
+        fit(NaNNet(), xs, y, vxs, vy, _config())
+
+
+def test_nan_inputs_are_reported_before_training():
+    xs, y, vxs, vy = _data()
+    xs[1][4, 2] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        fit(_net(), xs, y, vxs, vy, _config())
+
+
+def test_without_validation_monitors_training_loss():
+    xs, y, _, _ = _data()
+    hist = fit(_net(), xs, y, config=_config(epochs=4))
+    assert hist.monitor == "train_loss" and hist.n_val == 0
+    assert hist.best_loss == min(hist.train_loss)
+
+
+def test_atomic_checkpoint_leaves_no_temporary_files(tmp_path):
+    xs, y, vxs, vy = _data()
+    fit(_net(), xs, y, vxs, vy, _config(tmp_path, epochs=2))
+    names = os.listdir(tmp_path)
+    assert len(names) == 1 and names[0].startswith("checkpoint-") and names[0].endswith(".pt")
+
+
+def test_small_cpu_fits_use_one_thread_and_restore_the_setting():
+    xs, y, vxs, vy = _data()
+    before = torch.get_num_threads()
+    seen = []
+    fit(
+        _net(),
+        xs,
+        y,
+        vxs,
+        vy,
+        _config(epochs=1),
+        callback=lambda e, h: seen.append(torch.get_num_threads()),
+    )
+    assert seen == [1] and torch.get_num_threads() == before
+    fit(
+        _net(),
+        xs,
+        y,
+        vxs,
+        vy,
+        _config(epochs=1, cpu_threads=2),
+        callback=lambda e, h: seen.append(torch.get_num_threads()),
+    )
+    assert seen[-1] == 2 and torch.get_num_threads() == before
+    with pytest.raises(ParameterError, match="cpu_threads"):
+        TrainConfig(cpu_threads=0)
