@@ -365,6 +365,9 @@ def execute_notebook(
     }
     t0 = time.time()
     status, error = "ok", None
+    # Progress bars help at an interactive prompt but fill an executed notebook (and the book)
+    # with hundreds of text lines; the kernel inherits this unless the caller set it.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     try:
         papermill.execute_notebook(
             str(input_path),

@@ -51,8 +51,7 @@ def _coerce(p: Param, value: Any) -> Any:
         return float(value)
     if p.kind is bool and not isinstance(value, bool):
         raise ParameterError(
-            f"Parameter '{p.name}' = {value!r} is not a bool. Allowed: True or False. "
-            f"({p.help})"
+            f"Parameter '{p.name}' = {value!r} is not a bool. Allowed: True or False. ({p.help})"
         )
     if p.kind is int and isinstance(value, bool):
         raise ParameterError(f"Parameter '{p.name}' = {value!r} must be an int, not a bool.")
@@ -100,7 +99,9 @@ def check_device(device: str) -> str:
                 "or device='cpu', or install a CUDA build of PyTorch on a GPU machine."
             )
         return device
-    raise ParameterError(f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'.")
+    raise ParameterError(
+        f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'."
+    )
 
 
 # -- shared parameter blocks -------------------------------------------------------------------
@@ -108,8 +109,19 @@ def check_device(device: str) -> str:
 COMMON = (
     Param("seed", int, 0, "random seed for data simulation, splits and training", minimum=0),
     Param("device", str, "auto", "'auto' (GPU when present), 'cpu' or 'cuda'"),
-    Param("profile", str, "quick", "label of the parameter profile", choices=("quick", "full", "custom")),
-    Param("output_dir", str, "../_build/outputs/01_salinity_ss_soilnet", "where tables, figures and checkpoints go"),
+    Param(
+        "profile",
+        str,
+        "quick",
+        "label of the parameter profile",
+        choices=("quick", "full", "custom"),
+    ),
+    Param(
+        "output_dir",
+        str,
+        "../_build/outputs/01_salinity_ss_soilnet",
+        "where tables, figures and checkpoints go",
+    ),
 )
 
 SALINITY = (
@@ -122,12 +134,25 @@ SALINITY = (
         choices=("simulated", "limesoda", "ucrb", "file"),
     ),
     Param("dataset_id", str, "BB.250", "LimeSoDa dataset id (data_source='limesoda')"),
-    Param("target", str, "auto", "target variable; 'auto' = the source's default (see soilbook.data.sources)"),
+    Param(
+        "target",
+        str,
+        "auto",
+        "target variable; 'auto' = the source's default (see soilbook.data.sources)",
+    ),
     Param("data_path", str, "", "path of your CSV / NetCDF / Zarr (data_source='file')"),
-    Param("scene_size", int, 160, "simulated scene side in pixels (10 m)", minimum=16, maximum=4000),
+    Param(
+        "scene_size", int, 160, "simulated scene side in pixels (10 m)", minimum=16, maximum=4000
+    ),
     Param("n_samples", int, 360, "number of simulated field samples", minimum=20),
     Param("n_dates", int, 3, "number of simulated Sentinel-2 acquisitions", minimum=1, maximum=24),
-    Param("window", int, 15, "patch side in pixels around each sample (odd; the paper uses 65)", minimum=1),
+    Param(
+        "window",
+        int,
+        15,
+        "patch side in pixels around each sample (odd; the paper uses 65)",
+        minimum=1,
+    ),
     Param("cv_folds", int, 5, "folds of random and spatial-block cross-validation", minimum=2),
     Param("epochs", int, 40, "maximum training epochs per fold", minimum=1),
     Param("batch_size", int, 64, "mini-batch size", minimum=1),
@@ -168,7 +193,9 @@ def _spec(notebook: str) -> tuple[Param, ...]:
     return NOTEBOOK_PARAMS[notebook_key(notebook)]
 
 
-def validate_params(notebook: str, params: Mapping[str, Any], *, partial: bool = False) -> dict[str, Any]:
+def validate_params(
+    notebook: str, params: Mapping[str, Any], *, partial: bool = False
+) -> dict[str, Any]:
     """Validate ``params`` for ``notebook`` and return them with defaults filled in.
 
     ``partial=True`` accepts a subset (the CLI's overrides) and fills the rest from defaults;

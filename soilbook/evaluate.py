@@ -586,11 +586,9 @@ def _jsonable(obj: Any) -> Any:
 def _progress(total: int, enabled: bool, desc: str) -> Any:
     if not enabled:
         return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a core dependency
-        return None
-    return tqdm(total=total, desc=desc, leave=False)
+    from soilbook.progress import progress_bar
+
+    return progress_bar(total=total, desc=desc, leave=False)
 
 
 def cross_validate(

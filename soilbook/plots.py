@@ -55,8 +55,14 @@ def label_simulated(fig: Figure, simulated: bool) -> Figure:
     """Stamp ``fig`` with "SIMULATED DATA" in its top-right corner when ``simulated``."""
     if simulated:
         fig.text(
-            0.995, 0.995, "SIMULATED DATA", ha="right", va="top", fontsize=8,
-            color="#D55E00", fontweight="bold",
+            0.995,
+            0.995,
+            "SIMULATED DATA",
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="#D55E00",
+            fontweight="bold",
             bbox={"facecolor": "white", "edgecolor": "#D55E00", "boxstyle": "round,pad=0.2"},
         )
     return fig
@@ -82,8 +88,12 @@ def observed_vs_predicted(
     models = list(models or predictions["model"].unique())
     splits = list(predictions["split"].unique())
     fig, axes = plt.subplots(
-        len(splits), len(models), figsize=(2.3 * len(models) + 0.6, 2.3 * len(splits) + 0.5),
-        squeeze=False, sharex=True, sharey=True,
+        len(splits),
+        len(models),
+        figsize=(2.3 * len(models) + 0.6, 2.3 * len(splits) + 0.5),
+        squeeze=False,
+        sharex=True,
+        sharey=True,
     )
     lo = float(min(predictions["observed"].min(), predictions["predicted"].min()))
     hi = float(max(predictions["observed"].max(), predictions["predicted"].max()))
@@ -97,8 +107,15 @@ def observed_vs_predicted(
                 rmse = float(np.sqrt(np.mean((d["predicted"] - d["observed"]) ** 2)))
                 ss = float(np.sum((d["observed"] - d["observed"].mean()) ** 2))
                 r2 = 1 - float(np.sum((d["predicted"] - d["observed"]) ** 2)) / ss if ss else np.nan
-                ax.text(0.03, 0.97, f"RMSE {rmse:.2f}\nR² {r2:.2f}", transform=ax.transAxes,
-                        va="top", fontsize=7, bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+                ax.text(
+                    0.03,
+                    0.97,
+                    f"RMSE {rmse:.2f}\nR² {r2:.2f}",
+                    transform=ax.transAxes,
+                    va="top",
+                    fontsize=7,
+                    bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
+                )
             if i == 0:
                 ax.set_title(model)
             if i == len(splits) - 1:
@@ -110,7 +127,9 @@ def observed_vs_predicted(
     return label_simulated(fig, simulated)
 
 
-def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], *, loss_units: str = "standardised") -> Figure:
+def learning_curves(
+    histories: Mapping[str, Mapping[str, Sequence[float]]], *, loss_units: str = "standardised"
+) -> Figure:
     """Training and validation loss per epoch for each named run (``{"name": history}``)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     for k, (name, hist) in enumerate(histories.items()):
@@ -133,7 +152,7 @@ def metric_table_style(summary: pd.DataFrame, *, simulated: bool) -> pd.DataFram
     return out
 
 
-def _scale_bar(ax: plt.Axes, width_m: float) -> None:
+def _scale_bar(ax: plt.Axes) -> None:
     """Draw a scale bar of a round length in the lower-left corner (axes in metres)."""
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
@@ -148,14 +167,21 @@ def _scale_bar(ax: plt.Axes, width_m: float) -> None:
     ax.plot([xs, xs + length], [ys, ys], color="black", lw=3, solid_capstyle="butt")
     ax.plot([xs, xs + length], [ys, ys], color="white", lw=1.2, solid_capstyle="butt")
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
-    ax.text(xs + length / 2, ys + 0.02 * abs(y1 - y0), label, ha="center", va="bottom", fontsize=7,
-            bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 1})
+    ax.text(
+        xs + length / 2,
+        ys + 0.02 * abs(y1 - y0),
+        label,
+        ha="center",
+        va="bottom",
+        fontsize=7,
+        bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 1},
+    )
 
 
 def maps(
     panels: Mapping[str, xr.DataArray],
     *,
-    units: str,
+    units: str | Mapping[str, str],
     simulated: bool = False,
     shared_scale: bool = True,
     diverging: Sequence[str] = (),
@@ -163,12 +189,15 @@ def maps(
 ) -> Figure:
     """Side-by-side raster maps with colour bars and a scale bar.
 
-    Each panel is a 2-D DataArray with dims (y, x) whose coordinates are in metres. Panels named in
-    ``diverging`` (e.g. an error map) use a symmetric diverging colour map centred on zero; the
-    others share one colour scale when ``shared_scale``.
+    Each panel is a 2-D DataArray with dims (y, x) whose coordinates are in metres. ``units`` is
+    one string for all panels or one per panel name. Panels named in ``diverging`` (e.g. an error
+    map) use a symmetric diverging colour map centred on zero; the others share one colour scale
+    when ``shared_scale``.
     """
+    if isinstance(units, str):
+        units = dict.fromkeys(panels, units)
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.4), squeeze=False)
     seq = [v for k, v in panels.items() if k not in diverging]
     vmin = min(float(np.nanpercentile(v, 1)) for v in seq) if seq and shared_scale else None
     vmax = max(float(np.nanpercentile(v, 99)) for v in seq) if seq and shared_scale else None
@@ -181,17 +210,23 @@ def maps(
         x = da["x"].values
         y = da["y"].values
         im = ax.imshow(
-            da.values, extent=(x.min(), x.max(), y.min(), y.max()),
-            origin="lower" if y[0] < y[-1] else "upper", interpolation="nearest", **kw,
+            da.values,
+            extent=(x.min(), x.max(), y.min(), y.max()),
+            origin="lower" if y[0] < y[-1] else "upper",
+            interpolation="nearest",
+            **kw,
         )
         ax.set_title(name)
         ax.set_xlabel("easting (m)")
         ax.set_ylabel("northing (m)")
+        ax.ticklabel_format(useOffset=False, style="plain")
+        ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(3))
+        ax.yaxis.set_major_locator(mpl.ticker.MaxNLocator(4))
         ax.set_aspect("equal")
         ax.grid(False)
         cb = fig.colorbar(im, ax=ax, shrink=0.8)
-        cb.set_label(units)
-        _scale_bar(ax, float(abs(x.max() - x.min())))
+        cb.set_label(units[name])
+        _scale_bar(ax)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
@@ -220,8 +255,14 @@ def spectra(
             ax.fill_between(wavelength_nm, q10, q90, color=colour, alpha=0.2, lw=0)
             ax.plot(wavelength_nm, q50, color=colour, label=f"{name} (median, 10–90 %)")
         else:
-            ax.plot(wavelength_nm, values, color=colour, marker="o" if len(values) < 20 else None,
-                    ms=3, label=name)
+            ax.plot(
+                wavelength_nm,
+                values,
+                color=colour,
+                marker="o" if len(values) < 20 else None,
+                ms=3,
+                label=name,
+            )
     if bands is not None:
         for _, row in bands.iterrows():
             ax.axvline(row["centre_nm"], color="0.8", lw=0.6, zorder=0)
@@ -234,8 +275,14 @@ def spectra(
     return label_simulated(fig, simulated)
 
 
-def group_bars(table: pd.DataFrame, *, value: str, label: str, simulated: bool = False,
-               title: str | None = None) -> Figure:
+def group_bars(
+    table: pd.DataFrame,
+    *,
+    value: str,
+    label: str,
+    simulated: bool = False,
+    title: str | None = None,
+) -> Figure:
     """Horizontal bars of ``value`` per feature group (rows) and model (columns of a pivot).
 
     ``table`` has columns model, group and ``value``.
@@ -245,8 +292,13 @@ def group_bars(table: pd.DataFrame, *, value: str, label: str, simulated: bool =
     fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(wide) + 1.2))
     height = 0.8 / max(wide.shape[1], 1)
     for k, model in enumerate(wide.columns):
-        ax.barh(np.arange(len(wide)) + k * height, wide[model], height=height,
-                color=OKABE_ITO[k % 8], label=model)
+        ax.barh(
+            np.arange(len(wide)) + k * height,
+            wide[model],
+            height=height,
+            color=OKABE_ITO[k % 8],
+            label=model,
+        )
     ax.set_yticks(np.arange(len(wide)) + 0.4 - height / 2, wide.index)
     ax.set_xlabel(label)
     if title:
@@ -256,9 +308,13 @@ def group_bars(table: pd.DataFrame, *, value: str, label: str, simulated: bool =
     return label_simulated(fig, simulated)
 
 
-def attention_heatmap(weights: pd.DataFrame, *, simulated: bool = False, title: str | None = None) -> Figure:
+def attention_heatmap(
+    weights: pd.DataFrame, *, simulated: bool = False, title: str | None = None
+) -> Figure:
     """A (query × token) table of mean attention weights (unitless, rows sum to 1) as a heatmap."""
-    fig, ax = plt.subplots(figsize=(min(0.32 * weights.shape[1] + 2, 11), 0.4 * weights.shape[0] + 1.6))
+    fig, ax = plt.subplots(
+        figsize=(min(0.32 * weights.shape[1] + 2, 11), 0.4 * weights.shape[0] + 1.6)
+    )
     im = ax.imshow(weights.values, aspect="auto", cmap="magma")
     ax.set_xticks(range(weights.shape[1]), weights.columns, rotation=90, fontsize=7)
     ax.set_yticks(range(weights.shape[0]), weights.index, fontsize=7)
@@ -268,4 +324,40 @@ def attention_heatmap(weights: pd.DataFrame, *, simulated: bool = False, title: 
     if title:
         ax.set_title(title)
     fig.tight_layout()
+    return label_simulated(fig, simulated)
+
+
+def spatial_attention_maps(attention: xr.DataArray, *, simulated: bool = False) -> Figure:
+    """The spatial-attention weights of one sample, one panel per query.
+
+    ``attention`` has dims (query, y, x) with pixel offsets from the sample as coordinates; weights
+    are unitless and each query's map sums to 1.
+    """
+    n = attention.sizes["query"]
+    fig, axes = plt.subplots(
+        1, n, figsize=(2.4 * n + 1.0, 2.6), squeeze=False, layout="constrained"
+    )
+    vmin, vmax = float(attention.min()), float(attention.max())
+    for q, ax in enumerate(axes[0]):
+        da = attention.isel(query=q)
+        im = ax.imshow(
+            da.values,
+            cmap="magma",
+            vmin=vmin,
+            vmax=vmax,
+            origin="upper",
+            extent=(
+                float(da["x"].min()) - 0.5,
+                float(da["x"].max()) + 0.5,
+                float(da["y"].max()) + 0.5,
+                float(da["y"].min()) - 0.5,
+            ),
+        )
+        ax.set_title(f"query {q}")
+        ax.set_xlabel("x offset (px)")
+        if q == 0:
+            ax.set_ylabel("y offset (px)")
+        ax.grid(False)
+    cb = fig.colorbar(im, ax=axes[0].tolist())
+    cb.set_label("attention weight (unitless)")
     return label_simulated(fig, simulated)

@@ -614,9 +614,9 @@ def _fit(
 
 
 def _progress_bar(config: TrainConfig, start_epoch: int):
-    from tqdm.auto import tqdm
+    from soilbook.progress import progress_bar
 
-    return tqdm(
+    return progress_bar(
         total=config.epochs,
         initial=start_epoch,
         desc="epochs",

@@ -58,8 +58,22 @@ def test_no_pin_without_a_declared_dependency():
 
 def test_user_required_packages_are_present():
     pins = _pins()
-    for name in ("torch", "jupyter-book", "papermill", "xarray", "matplotlib", "shap",
-                 "scikit-learn", "earthengine-api", "limesoda", "earthlib", "spyndex", "pooch",
-                 "dask", "sphinx-exercise", "sphinxcontrib-bibtex"):
+    for name in (
+        "torch",
+        "jupyter-book",
+        "papermill",
+        "xarray",
+        "matplotlib",
+        "shap",
+        "scikit-learn",
+        "earthengine-api",
+        "limesoda",
+        "earthlib",
+        "spyndex",
+        "pooch",
+        "dask",
+        "sphinx-exercise",
+        "sphinxcontrib-bibtex",
+    ):
         assert canonicalize_name(name) in pins, name
     assert pins["torch"].startswith("2.")

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.slow
 
 def _soilbook(*args: str, timeout: int) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "soilbook", *args], cwd=REPO, capture_output=True, text=True,
+        [sys.executable, "-m", "soilbook", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -37,7 +40,9 @@ def test_notebook_runs_in_quick_profile(executed, nb):
     proc = executed[nb]
     assert proc.returncode == 0, f"{nb} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     out = json.loads((EXECUTED / f"{nb}.ipynb").read_text())
-    errors = [o for c in out["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o for c in out["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
     record = json.loads((EXECUTED / f"{nb}.json").read_text())
     assert record["parameters"]["profile"] == "quick"

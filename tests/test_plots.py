@@ -23,8 +23,16 @@ def _predictions() -> pd.DataFrame:
     for model in ("RF", "net"):
         for split in ("random", "spatial"):
             obs = rng.gamma(2, 3, 50)
-            rows.append(pd.DataFrame({"model": model, "split": split, "observed": obs,
-                                      "predicted": obs + rng.normal(0, 1, 50)}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "model": model,
+                        "split": split,
+                        "observed": obs,
+                        "predicted": obs + rng.normal(0, 1, 50),
+                    }
+                )
+            )
     return pd.concat(rows)
 
 
@@ -46,7 +54,9 @@ def test_real_data_figures_carry_no_simulated_label():
 def test_maps_have_colour_bars_and_scale_bar():
     y = np.arange(40) * 10.0
     x = np.arange(50) * 10.0
-    da = xr.DataArray(np.random.default_rng(1).random((40, 50)), coords={"y": y, "x": x}, dims=("y", "x"))
+    da = xr.DataArray(
+        np.random.default_rng(1).random((40, 50)), coords={"y": y, "x": x}, dims=("y", "x")
+    )
     fig = plots.maps({"truth": da, "error": da - 0.5}, units="g/kg", diverging=("error",))
     texts = _texts(fig)
     assert sum(1 for ax in fig.axes if ax.get_ylabel() == "g/kg") == 2  # one colour bar per panel
@@ -55,8 +65,13 @@ def test_maps_have_colour_bars_and_scale_bar():
 
 
 def test_group_bars_and_attention_heatmap():
-    table = pd.DataFrame({"model": ["a", "a", "b", "b"], "group": ["terrain", "spectral"] * 2,
-                          "share": [60.0, 40.0, 30.0, 70.0]})
+    table = pd.DataFrame(
+        {
+            "model": ["a", "a", "b", "b"],
+            "group": ["terrain", "spectral"] * 2,
+            "share": [60.0, 40.0, 30.0, 70.0],
+        }
+    )
     fig = plots.group_bars(table, value="share", label="share (%)")
     assert fig.axes[0].get_xlabel() == "share (%)"
     weights = pd.DataFrame(np.full((2, 3), 1 / 3), index=["q0", "q1"], columns=["B2", "B3", "NDVI"])

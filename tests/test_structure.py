@@ -77,7 +77,9 @@ def test_quick_profile_equals_notebook_defaults():
     for nb in NOTEBOOKS:
         quick = yaml.safe_load((REPO / "notebooks" / "params" / nb.stem / "quick.yaml").read_text())
         defaults = config.defaults(nb.stem)
-        assert {k: defaults[k] for k in quick} == quick, f"{nb.stem}: quick.yaml differs from defaults"
+        assert {k: defaults[k] for k in quick} == quick, (
+            f"{nb.stem}: quick.yaml differs from defaults"
+        )
 
 
 def test_toc_lists_every_notebook_and_page():

@@ -123,9 +123,17 @@ def validate_samples(ds: xr.Dataset) -> xr.Dataset:
     if not isinstance(ds, xr.Dataset):
         _fail(f"got a {type(ds).__name__}", "an xarray.Dataset", "wrap your arrays in a Dataset")
     if SAMPLE not in ds.dims:
-        _fail("the dataset has no 'sample' dimension", "dims ('sample', ...)", "rename the row dimension to 'sample'")
+        _fail(
+            "the dataset has no 'sample' dimension",
+            "dims ('sample', ...)",
+            "rename the row dimension to 'sample'",
+        )
     if "target" not in ds.data_vars:
-        _fail("the dataset has no 'target' variable", "a 'target' (sample) variable", "add the measured soil property as 'target'")
+        _fail(
+            "the dataset has no 'target' variable",
+            "a 'target' (sample) variable",
+            "add the measured soil property as 'target'",
+        )
     if not any(v in ds.data_vars for v in ("reflectance", "covariates", "patches")):
         _fail(
             "the dataset has no inputs",
@@ -144,7 +152,11 @@ def validate_samples(ds: xr.Dataset) -> xr.Dataset:
     _check_groups(ds, "feature_group", "feature")
     _check_groups(ds, "layer_group", "layer")
     if int(np.isnan(ds["target"].values.astype(float)).sum()):
-        _fail("'target' contains NaN", "a measured value for every sample", "drop unlabelled samples first")
+        _fail(
+            "'target' contains NaN",
+            "a measured value for every sample",
+            "drop unlabelled samples first",
+        )
     _check_attrs(ds, "sample set")
     return ds
 
@@ -153,7 +165,11 @@ def validate_scene(scene: xr.Dataset) -> xr.Dataset:
     """Check that ``scene`` is a raster scene in the soilbook schema and return it unchanged."""
     for dim in ("y", "x"):
         if dim not in scene.dims:
-            _fail(f"the scene has no '{dim}' dimension", "dims ('y', 'x', ...)", "rename the raster dimensions")
+            _fail(
+                f"the scene has no '{dim}' dimension",
+                "dims ('y', 'x', ...)",
+                "rename the raster dimensions",
+            )
     for name, dims in _SCENE_VARIABLE_DIMS.items():
         if name in scene.data_vars:
             _check_variable(scene, name, dims, "scene")
