@@ -142,6 +142,13 @@ SALINITY = (
     ),
     Param("data_path", str, "", "path of your CSV / NetCDF / Zarr (data_source='file')"),
     Param(
+        "target_transform",
+        str,
+        "none",
+        "fit on the target as it is ('none') or on log1p(target) ('log1p', for skewed targets such as EC)",
+        choices=("none", "log1p"),
+    ),
+    Param(
         "scene_size", int, 160, "simulated scene side in pixels (10 m)", minimum=16, maximum=4000
     ),
     Param("n_samples", int, 360, "number of simulated field samples", minimum=20),

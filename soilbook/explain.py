@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from soilbook.data.schema import FEATURE_GROUPS, SAMPLE, target_values
+from soilbook.progress import import_quietly
 
 __all__ = [
     "Attribution",
@@ -156,7 +157,7 @@ def _sample_rows(n: int, max_samples: int | None, seed: int) -> np.ndarray:
 
 def _import_shap() -> Any:
     try:
-        import shap
+        shap = import_quietly("shap")
     except ImportError as err:  # pragma: no cover - shap is in the environment
         raise ImportError(
             "SHAP explanations need the 'shap' package. What to do: pip install shap"

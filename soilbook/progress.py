@@ -18,3 +18,17 @@ def progress_bar(**kwargs: Any) -> Any:
     else:
         from tqdm.std import tqdm
     return tqdm(**kwargs)
+
+
+def import_quietly(name: str) -> Any:
+    """Import module ``name`` without tqdm's "IProgress not found" warning.
+
+    Some dependencies (pooch, shap) import ``tqdm.auto`` at import time; inside a Jupyter kernel
+    without ipywidgets that warns, and the warning would land in every executed notebook.
+    """
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        return importlib.import_module(name)

@@ -1048,9 +1048,9 @@ def extract_salinity_inputs(
     request = build_salinity_request(points, dates, window, **request_kwargs)
     batches: Iterable[Any] = request.batches
     if progress:
-        from tqdm.auto import tqdm
+        from soilbook.progress import progress_bar
 
-        batches = tqdm(batches, desc="Earth Engine batches", unit="batch")
+        batches = progress_bar(iterable=batches, desc="Earth Engine batches", unit="batch")
     features: list[dict] = []
     for batch in batches:
         info = batch.getInfo()

@@ -43,6 +43,8 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from soilbook.progress import import_quietly
+
 log = logging.getLogger(__name__)
 
 ENV_CACHE = "SOILBOOK_CACHE"
@@ -369,8 +371,7 @@ def cache_dir() -> Path:
     env = os.environ.get(ENV_CACHE)
     if env:
         return Path(env).expanduser()
-    import pooch
-
+    pooch = import_quietly("pooch")
     return Path(pooch.os_cache("soilbook"))
 
 
@@ -513,7 +514,7 @@ DERIVERS: dict[str, Callable[[Path], bytes]] = {
 
 def _download(remote: RemoteFile, dest: Path, progress: bool) -> str:
     """Download with pooch into a temporary name beside ``dest``, then move it into place."""
-    import pooch
+    pooch = import_quietly("pooch")
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp_name = f".{dest.name}.{os.getpid()}.download"
