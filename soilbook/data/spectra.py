@@ -25,6 +25,12 @@ atmospheric water-vapour bands 1360–1450 nm and 1800–1950 nm, which the libr
 Sensors are described by a small :class:`Sensor` record (band names, centres, widths, pixel
 sizes), so that other sensors (EnMAP, Landsat) plug into the same :func:`gaussian_srf` /
 :func:`resample` code. :data:`SENTINEL2` is the Sentinel-2A MSI table.
+
+Hyperspectral sensors: :func:`enmap_sensor` (224 bands) and :func:`prisma_sensor` (233) read
+their band tables from the EnMAP-Box response files in the registry; :func:`enmap_srf` /
+:func:`prisma_srf` give Gaussian or tabulated (:func:`srf_from_enmapbox`) response functions
+for :func:`resample`, and :func:`usable_bands` drops the water-vapour bands
+(:data:`WATER_VAPOUR_NM`) and bands outside the lab spectra's range.
 """
 
 from __future__ import annotations
@@ -442,3 +448,243 @@ def resample(spectra: xr.DataArray, srf: xr.DataArray | None = None) -> xr.DataA
     attrs["sensor"] = srf.attrs.get("sensor", "")
     attrs["srf"] = srf.attrs.get("kind", "")
     return xr.DataArray(out, dims=(*other, "band"), coords=coords, name=spectra.name, attrs=attrs)
+
+
+# -- hyperspectral sensors: EnMAP and PRISMA ---------------------------------------------------
+#
+# The band tables and response functions come from the EnMAP-Box's Spec2Sensor resources
+# (registry entries ``enmap_srf``, ``prisma_srf``, ``landsat8_srf``): numpy ``.npz`` archives
+# with ``sensor_wl`` (band centres, nm), ``sensor_fwhm`` (nm; absent for Landsat-8),
+# ``srf`` (points, band, 2) holding (wavelength in µm, relative response) padded with -999,
+# and ``srf_nbands`` (the number of valid points of each band). The responses are tabulated
+# at whole nanometres.
+
+#: Atmospheric water-vapour absorption windows (nm). Satellite bands whose centre lies inside
+#: them carry almost no surface signal (strong H2O absorption near 1.4 µm and 1.9 µm). The
+#: edges are a common, physically motivated choice, not a standard; see :func:`usable_bands`.
+WATER_VAPOUR_NM: tuple[tuple[float, float], ...] = ((1340.0, 1460.0), (1790.0, 1960.0))
+
+#: EnMAP bands (1-based numbers in the EnMAP-Box table, which lists the bands by increasing
+#: wavelength) that the official DeepSalt code drops (``excluded_bands = range(130, 136)``,
+#: 1331-1391 nm), leaving the paper's 218 "usable" bands of 224. From band 102 (1004 nm) on,
+#: these numbers coincide with the EnMAP L2A product's band numbers (91 VNIR + 133 SWIR).
+ENMAP_DEEPSALT_EXCLUDED_BANDS: tuple[int, ...] = tuple(range(130, 136))
+
+#: Ground sampling distance of EnMAP and PRISMA hyperspectral bands (m).
+HYPERSPECTRAL_GSD_M = 30.0
+
+_ENMAPBOX_SENSORS = {
+    "enmap_srf": "EnMAP L2A",
+    "prisma_srf": "PRISMA",
+    "landsat8_srf": "Landsat-8 OLI",
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_enmapbox(name: str) -> dict[str, np.ndarray]:
+    """The arrays of a registered EnMAP-Box ``.srf`` archive (read-only)."""
+    if name not in _ENMAPBOX_SENSORS:
+        raise ValueError(
+            f"{name!r} is not an EnMAP-Box response table; expected one of "
+            f"{sorted(_ENMAPBOX_SENSORS)} (registry names)"
+        )
+    from soilbook.data.registry import fetch  # lazy: the registry may download
+
+    path = fetch(name)
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in ("srf", "srf_nbands", "sensor_wl") if k not in z.files]
+        if missing:
+            raise ValueError(
+                f"{path} has no {missing} array(s); expected an EnMAP-Box .srf archive with "
+                f"'srf', 'srf_nbands', 'sensor_wl'. Run `soilbook data verify {name}`."
+            )
+        out = {k: np.array(z[k]) for k in z.files}
+    n_bands = out["sensor_wl"].size
+    if out["srf"].shape[1] != n_bands or out["srf_nbands"].size != n_bands:
+        raise ValueError(
+            f"{path}: srf has {out['srf'].shape[1]} bands, srf_nbands {out['srf_nbands'].size}, "
+            f"sensor_wl {n_bands}; the archive is inconsistent"
+        )
+    for arr in out.values():
+        arr.flags.writeable = False
+    return out
+
+
+def _band_names(n: int) -> tuple[str, ...]:
+    return tuple(f"B{i:03d}" for i in range(1, n + 1))
+
+
+def _enmapbox_sensor(name: str) -> Sensor:
+    z = _read_enmapbox(name)
+    if "sensor_fwhm" not in z:
+        raise ValueError(f"{name} has no 'sensor_fwhm'; a Gaussian band table needs widths")
+    n = z["sensor_wl"].size
+    return Sensor(
+        name=_ENMAPBOX_SENSORS[name],
+        bands=_band_names(n),
+        centres_nm=tuple(float(v) for v in z["sensor_wl"]),
+        widths_nm=tuple(float(v) for v in z["sensor_fwhm"]),
+        resolution_m=(HYPERSPECTRAL_GSD_M,) * n,
+    )
+
+
+def enmap_sensor() -> Sensor:
+    """EnMAP's 224 hyperspectral bands (L2A) as a :class:`Sensor`.
+
+    Band centres and FWHM (nm) come from the EnMAP-Box generic EnMAP L2A table (registry entry
+    ``enmap_srf``, fetched on first use): 418-2446 nm, FWHM 5.8-11.4 nm, 30 m pixels. The table
+    lists the bands by **increasing wavelength**, so the VNIR and SWIR detectors' overlap at
+    902-994 nm appears interleaved; bands are named ``B001`` ... ``B224`` in that order. The
+    L2A product has no bands in 1391-1461 nm and 1760-1939 nm (strongest water vapour).
+    Pair it with :func:`enmap_srf` for resampling and :func:`usable_bands` to drop the
+    remaining water-vapour bands.
+    """
+    return _enmapbox_sensor("enmap_srf")
+
+
+def prisma_sensor() -> Sensor:
+    """PRISMA's 233 hyperspectral bands as a :class:`Sensor` (centres and FWHM in nm).
+
+    From the EnMAP-Box generic PRISMA table (registry entry ``prisma_srf``): 402-2497 nm, FWHM
+    8.8-15.1 nm, 30 m pixels. The bands are in the table's order, VNIR (``B001``-``B063``,
+    402-972 nm) then SWIR (``B064``-``B233``, 951-2497 nm), so centres are **not** monotonic
+    across the detector overlap. (The EnMAP-Box's ``prisma.csv``, registry ``prisma_bands``,
+    lists 234 bands whose centres differ by up to ~0.3 nm; the ``.srf`` table is used here so
+    that centres and response functions agree.)
+    """
+    return _enmapbox_sensor("prisma_srf")
+
+
+def srf_from_enmapbox(name: str, wavelengths_nm: np.ndarray | None = None) -> xr.DataArray:
+    """Tabulated spectral response functions of an EnMAP-Box ``.srf`` archive.
+
+    Parameters
+    ----------
+    name
+        Registry name: ``"enmap_srf"`` (224 bands), ``"prisma_srf"`` (233) or
+        ``"landsat8_srf"`` (8). Fetched through :func:`soilbook.data.registry.fetch`.
+    wavelengths_nm
+        Grid (nm) to tabulate on; default :data:`SRF_GRID_NM` (350-2600 nm, 1 nm). The tables
+        are linearly interpolated onto it (exact on whole nanometres) and are zero outside the
+        tabulated points.
+
+    Returns
+    -------
+    xarray.DataArray, dims ``(band, srf_wavelength)``
+        Weights, each band summing to 1, in the same layout as :func:`sentinel2_srf` so that
+        :func:`resample` takes it directly; coordinates ``band`` (``B001`` ...),
+        ``wavelength`` (band centre from the table's ``sensor_wl``, nm), ``fwhm`` (nm, where the
+        table has it) and ``srf_wavelength``. Edge bands that the table truncates (PRISMA's
+        first band has only 401-404 nm) are renormalised over the points they have.
+    """
+    z = _read_enmapbox(name)
+    grid = SRF_GRID_NM if wavelengths_nm is None else np.asarray(wavelengths_nm, float)
+    table, counts = z["srf"], z["srf_nbands"]
+    n = counts.size
+    weights = np.zeros((n, grid.size))
+    for b in range(n):
+        k = int(counts[b])
+        wl = table[:k, b, 0] * 1000.0
+        resp = np.clip(table[:k, b, 1], 0.0, None)
+        if k == 0 or resp.sum() <= 0:
+            raise ValueError(f"{name}: band {b + 1} has no positive response in the table")
+        weights[b] = np.interp(grid, wl, resp, left=0.0, right=0.0)
+        total = weights[b].sum()
+        if total <= 0:
+            raise ValueError(
+                f"{name}: band {b + 1} ({wl.min():.0f}-{wl.max():.0f} nm) lies outside the grid "
+                f"{grid.min():.0f}-{grid.max():.0f} nm; widen wavelengths_nm"
+            )
+        weights[b] /= total
+    sensor = Sensor(
+        name=_ENMAPBOX_SENSORS[name],
+        bands=_band_names(n),
+        centres_nm=tuple(float(v) for v in z["sensor_wl"]),
+        widths_nm=tuple(float(v) for v in z.get("sensor_fwhm", np.ones(n))),
+        resolution_m=(30.0,) * n,  # EnMAP, PRISMA and Landsat-8 multispectral bands
+    )
+    da = _srf_array(weights, grid, sensor, "table")
+    if "sensor_fwhm" in z:
+        da = da.assign_coords(fwhm=("band", np.array(z["sensor_fwhm"], float), {"units": "nm"}))
+    da.attrs["source"] = f"EnMAP-Box Spec2Sensor table (registry '{name}')"
+    return da
+
+
+def _hyperspectral_srf(name: str, source: str) -> xr.DataArray:
+    if source == "gaussian":
+        srf = sensor_srf(_enmapbox_sensor(name))
+        return srf.assign_coords(
+            fwhm=("band", np.array(_read_enmapbox(name)["sensor_fwhm"], float), {"units": "nm"})
+        )
+    if source == "table":
+        return srf_from_enmapbox(name)
+    raise ValueError(f"source={source!r}; expected 'gaussian' or 'table'")
+
+
+def enmap_srf(source: Literal["gaussian", "table"] = "gaussian") -> xr.DataArray:
+    """EnMAP's 224 response functions for :func:`resample` (dims ``band``, ``srf_wavelength``).
+
+    ``"gaussian"``: Gaussian curves from the centres and FWHM of :func:`enmap_sensor`;
+    ``"table"``: the tabulated responses of the EnMAP-Box (:func:`srf_from_enmapbox`).
+    Both need the registry's ``enmap_srf`` file (a 113 kB download, or the local mirror).
+    """
+    return _hyperspectral_srf("enmap_srf", source)
+
+
+def prisma_srf(source: Literal["gaussian", "table"] = "gaussian") -> xr.DataArray:
+    """PRISMA's 233 response functions for :func:`resample`; see :func:`enmap_srf`."""
+    return _hyperspectral_srf("prisma_srf", source)
+
+
+def usable_bands(
+    sensor_or_wavelengths: Sensor | xr.DataArray | xr.Dataset | np.ndarray | list[float],
+    drop_water: bool = True,
+    min_nm: float = 400.0,
+    max_nm: float = 2450.0,
+    water_nm: tuple[tuple[float, float], ...] = WATER_VAPOUR_NM,
+) -> np.ndarray:
+    """Which bands to keep: inside ``[min_nm, max_nm]`` and outside the water-vapour windows.
+
+    A band is judged by its **centre**: it is dropped when the centre lies outside
+    ``[min_nm, max_nm]`` (default 400-2450 nm, the range of the lab spectra we transfer from)
+    or, with ``drop_water``, inside any window of ``water_nm`` (default
+    :data:`WATER_VAPOUR_NM`, 1340-1460 and 1790-1960 nm, edges included).
+
+    For EnMAP this keeps **216 of 224** bands: all centres lie in 418-2446 nm, the L2A product
+    already has no bands in 1391-1461 and 1760-1939 nm, and the windows remove the five bands
+    at 1343-1391 nm and the three at 1939-1959 nm. The DeepSalt paper's "~218 usable" comes
+    from its code dropping only bands 130-135 (1331-1391 nm; see
+    :data:`ENMAP_DEEPSALT_EXCLUDED_BANDS`) and keeping 1939-1959 nm.
+
+    Parameters
+    ----------
+    sensor_or_wavelengths
+        A :class:`Sensor`, a DataArray/Dataset with a ``wavelength`` coordinate along ``band``
+        (e.g. :func:`enmap_srf` or a sample set), or band centres in nm.
+
+    Returns
+    -------
+    ndarray of bool, shape (band,)
+        ``True`` for usable bands; use ``srf.isel(band=mask)`` or
+        ``sensor.select([b for b, k in zip(sensor.bands, mask) if k])``.
+    """
+    if isinstance(sensor_or_wavelengths, Sensor):
+        centres = np.asarray(sensor_or_wavelengths.centres_nm, float)
+    elif isinstance(sensor_or_wavelengths, xr.DataArray | xr.Dataset):
+        if "wavelength" not in sensor_or_wavelengths.coords:
+            raise ValueError(
+                "the xarray object has no 'wavelength' coordinate (band centres in nm); "
+                "pass the centres directly or a Sensor"
+            )
+        centres = np.asarray(sensor_or_wavelengths["wavelength"].values, float)
+    else:
+        centres = np.asarray(sensor_or_wavelengths, float)
+    if centres.ndim != 1 or not np.all(np.isfinite(centres)):
+        raise ValueError("band centres must be a 1-D array of finite wavelengths in nm")
+    if min_nm >= max_nm:
+        raise ValueError(f"min_nm={min_nm} must be below max_nm={max_nm}")
+    keep = (centres >= min_nm) & (centres <= max_nm)
+    if drop_water:
+        for lo, hi in water_nm:
+            keep &= ~((centres >= lo) & (centres <= hi))
+    return keep
