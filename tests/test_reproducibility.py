@@ -13,8 +13,9 @@ def _run(seed: int) -> pd.DataFrame:
     data = sources.load("simulated", seed=seed, scene_size=48, n_samples=90, n_dates=2, window=7)
     models = {
         "RF": baselines.RandomForestBaseline(n_estimators=20, seed=seed),
-        "net": SSSoilNetRegressor(width=8, heads=2, epochs=3, batch_size=32, device="cpu",
-                                  seed=seed, progress=False),
+        "net": SSSoilNetRegressor(
+            width=8, heads=2, epochs=3, batch_size=32, device="cpu", seed=seed, progress=False
+        ),
     }
     splits = evaluate.make_splits(data.samples, kinds=("random", "spatial"), n_splits=3, seed=seed)
     return evaluate.cross_validate(models, data.samples, splits, progress=False).scores
