@@ -19,47 +19,29 @@ torch, numpy, xarray, scipy, scikit-learn and pandas.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+from _common import parser, simulated_samples
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--size", type=int, default=1000, help="scene side in pixels (default 1000)"
-    )
-    parser.add_argument(
-        "--window", type=int, default=65, help="patch window in pixels (odd; default 65)"
-    )
-    parser.add_argument(
+    p = parser(__doc__, size=1000, samples=600, n_dates=3, epochs=2)
+    p.add_argument(
         "--naive-pixels",
         type=int,
         default=300,
         help="pixels timed with the naive loop (default 300)",
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument(
-        "--width", type=int, default=64, help="network width (default 64, the full profile)"
-    )
-    parser.add_argument("--samples", type=int, default=600, help="training samples (default 600)")
-    parser.add_argument("--epochs", type=int, default=2, help="training epochs (brief; default 2)")
-    parser.add_argument("--n-dates", type=int, default=3, help="acquisition dates (default 3)")
-    parser.add_argument("--device", default="cpu", help="'cpu' (default), 'auto' or 'cuda'")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--device", default="cpu", help="'cpu' (default), 'auto' or 'cuda'")
+    args = p.parse_args(argv)
 
     import numpy as np
     import torch
 
     from soilbook import maps
-    from soilbook.data.scene import sample_scene
-    from soilbook.data.simulate.salinity import simulate_scene
     from soilbook.models.ss_soilnet import SSSoilNetRegressor
 
     torch.set_num_threads(args.threads)
@@ -70,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "getloadavg"):
         print(f"load average before: {os.getloadavg()[0]:.2f} (other processes slow the timings)")
 
-    t0 = time.perf_counter()
-    scene = simulate_scene(size=args.size, n_dates=args.n_dates, seed=args.seed)
-    t_sim = time.perf_counter() - t0
-    samples = sample_scene(scene, n_samples=args.samples, window=args.window, seed=args.seed)
+    scene, samples, t_sim = simulated_samples(args)
     print(
         f"simulated scene {args.size} x {args.size} px, {args.n_dates} dates, "
         f"{scene.sizes['layer']} layers in {t_sim:.1f} s (SIMULATED data)"

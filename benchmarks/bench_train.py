@@ -12,45 +12,25 @@ numpy, xarray, scipy, scikit-learn and pandas.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+from _common import parser, simulated_samples
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--samples", type=int, default=3000, help="training samples (default 3000)")
-    parser.add_argument(
-        "--window", type=int, default=65, help="patch window in pixels (odd; default 65)"
-    )
-    parser.add_argument("--width", type=int, default=64, help="network width (default 64)")
-    parser.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs to time (default 3)")
-    parser.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default 128)")
-    parser.add_argument(
-        "--size", type=int, default=400, help="simulated scene side in pixels (default 400)"
-    )
-    parser.add_argument(
-        "--n-dates", type=int, default=6, help="acquisition dates (default 6, the full profile)"
-    )
-    parser.add_argument(
-        "--device", default="auto", help="'auto' (default), 'cpu', 'cuda' or 'cuda:N'"
-    )
-    parser.add_argument(
+    p = parser(__doc__, size=400, samples=3000, n_dates=6, epochs=3)
+    p.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    p.add_argument("--batch-size", type=int, default=128, help="mini-batch size (default 128)")
+    p.add_argument("--device", default="auto", help="'auto' (default), 'cpu', 'cuda' or 'cuda:N'")
+    p.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
     )
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = p.parse_args(argv)
 
     import torch
 
-    from soilbook.data.scene import sample_scene
-    from soilbook.data.simulate.salinity import simulate_scene
     from soilbook.models.ss_soilnet import SSSoilNetRegressor
     from soilbook.train import resolve_device
 
@@ -69,12 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 
     n_pixels = args.size * args.size
     if args.samples > n_pixels:
-        parser.error(
-            f"--samples {args.samples} exceeds the scene's {n_pixels} pixels; raise --size"
-        )
+        p.error(f"--samples {args.samples} exceeds the scene's {n_pixels} pixels; raise --size")
     t0 = time.perf_counter()
-    scene = simulate_scene(size=args.size, n_dates=args.n_dates, seed=args.seed)
-    samples = sample_scene(scene, n_samples=args.samples, window=args.window, seed=args.seed)
+    scene, samples, _ = simulated_samples(args)
     print(
         f"data: {args.samples} samples from a simulated {args.size} x {args.size} scene, "
         f"{args.n_dates} dates, {scene.sizes['layer']} layers, window {args.window} "

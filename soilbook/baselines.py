@@ -19,6 +19,7 @@ defaults keep the comparison with the networks fair.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,12 @@ __all__ = [
     "SVRBaseline",
     "TabularRegressor",
 ]
+
+
+#: Declares a baseline's parameters as annotated class attributes with defaults: generates the
+#: ``__init__`` that scikit-learn expects (each argument stored unchanged under its own name) and
+#: leaves equality, hashing and ``repr`` to :class:`~sklearn.base.BaseEstimator`.
+_estimator = dataclass(eq=False, repr=False)
 
 
 class TabularRegressor(RegressorMixin, BaseEstimator):
@@ -68,6 +75,12 @@ class TabularRegressor(RegressorMixin, BaseEstimator):
         self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
     ) -> tuple[BaseEstimator, dict[str, Any]]:
         raise NotImplementedError
+
+    def _sklearn_params(self) -> dict[str, Any]:
+        """This estimator's parameters as scikit-learn keywords (``seed`` → ``random_state``)."""
+        params = self.get_params(deep=False)
+        params["random_state"] = params.pop("seed")
+        return params
 
     def fit(self, ds: xr.Dataset, y: Any = None) -> TabularRegressor:
         """Fit on the sample set ``ds`` (its ``target``; or ``y`` when given)."""
@@ -133,6 +146,7 @@ def _inner_cv(
     raise ValueError(f"inner_cv = {kind!r}. Allowed: 'random', 'group'.")
 
 
+@_estimator
 class RandomForestBaseline(TabularRegressor):
     """Random Forest regression (Breiman 2001), untuned.
 
@@ -141,33 +155,19 @@ class RandomForestBaseline(TabularRegressor):
     ``seed`` fixes the forest; ``n_jobs`` the CPU threads (None = 1, -1 = all).
     """
 
-    def __init__(
-        self,
-        n_estimators: int = 300,
-        max_features: float | str | None = 1 / 3,
-        min_samples_leaf: int = 2,
-        seed: int = 0,
-        n_jobs: int | None = None,
-    ):
-        self.n_estimators = n_estimators
-        self.max_features = max_features
-        self.min_samples_leaf = min_samples_leaf
-        self.seed = seed
-        self.n_jobs = n_jobs
+    n_estimators: int = 300
+    max_features: float | str | None = 1 / 3
+    min_samples_leaf: int = 2
+    seed: int = 0
+    n_jobs: int | None = None
 
     def _build(
         self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
     ) -> tuple[BaseEstimator, dict[str, Any]]:
-        rf = RandomForestRegressor(
-            n_estimators=self.n_estimators,
-            max_features=self.max_features,
-            min_samples_leaf=self.min_samples_leaf,
-            random_state=self.seed,
-            n_jobs=self.n_jobs,
-        )
-        return rf, {}
+        return RandomForestRegressor(**self._sklearn_params()), {}
 
 
+@_estimator
 class SVRBaseline(TabularRegressor):
     """Support vector regression with an RBF kernel, tuned by a small inner grid search.
 
@@ -185,23 +185,13 @@ class SVRBaseline(TabularRegressor):
     and ``cv_results_`` come from the grid search.
     """
 
-    def __init__(
-        self,
-        seed: int = 0,
-        inner_folds: int = 3,
-        C_grid: tuple[float, ...] = (1.0, 10.0, 100.0),
-        gamma_grid: tuple[float | str, ...] = (0.25, 1.0, 4.0),
-        epsilon_grid: tuple[float, ...] = (0.05, 0.2),
-        inner_cv: str = "random",
-        n_jobs: int | None = None,
-    ):
-        self.seed = seed
-        self.inner_folds = inner_folds
-        self.C_grid = C_grid
-        self.gamma_grid = gamma_grid
-        self.epsilon_grid = epsilon_grid
-        self.inner_cv = inner_cv
-        self.n_jobs = n_jobs
+    seed: int = 0
+    inner_folds: int = 3
+    C_grid: tuple[float, ...] = (1.0, 10.0, 100.0)
+    gamma_grid: tuple[float | str, ...] = (0.25, 1.0, 4.0)
+    epsilon_grid: tuple[float, ...] = (0.05, 0.2)
+    inner_cv: str = "random"
+    n_jobs: int | None = None
 
     def _gammas(self, n_features: int) -> list[float]:
         out = []
@@ -241,6 +231,7 @@ class SVRBaseline(TabularRegressor):
         return self
 
 
+@_estimator
 class PLSRBaseline(TabularRegressor):
     """Partial least squares regression; the number of components chosen by inner CV.
 
@@ -250,19 +241,11 @@ class PLSRBaseline(TabularRegressor):
     After fit: ``model_`` is the refitted PLSRegression, ``best_params_`` holds ``n_components``.
     """
 
-    def __init__(
-        self,
-        max_components: int = 15,
-        inner_folds: int = 5,
-        seed: int = 0,
-        scale: bool = True,
-        inner_cv: str = "random",
-    ):
-        self.max_components = max_components
-        self.inner_folds = inner_folds
-        self.seed = seed
-        self.scale = scale
-        self.inner_cv = inner_cv
+    max_components: int = 15
+    inner_folds: int = 5
+    seed: int = 0
+    scale: bool = True
+    inner_cv: str = "random"
 
     def _build(
         self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
@@ -289,6 +272,7 @@ class PLSRBaseline(TabularRegressor):
         return self
 
 
+@_estimator
 class GradientBoostingBaseline(TabularRegressor):
     """Histogram gradient boosting (LightGBM-style, scikit-learn), untuned.
 
@@ -296,31 +280,19 @@ class GradientBoostingBaseline(TabularRegressor):
     the training rows (20 rounds), leaves of at least 10 samples, L2 regularisation 1.0.
     """
 
-    def __init__(
-        self,
-        learning_rate: float = 0.05,
-        max_iter: int = 500,
-        min_samples_leaf: int = 10,
-        l2_regularization: float = 1.0,
-        seed: int = 0,
-    ):
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.min_samples_leaf = min_samples_leaf
-        self.l2_regularization = l2_regularization
-        self.seed = seed
+    learning_rate: float = 0.05
+    max_iter: int = 500
+    min_samples_leaf: int = 10
+    l2_regularization: float = 1.0
+    seed: int = 0
 
     def _build(
         self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
     ) -> tuple[BaseEstimator, dict[str, Any]]:
         gb = HistGradientBoostingRegressor(
-            learning_rate=self.learning_rate,
-            max_iter=self.max_iter,
-            min_samples_leaf=self.min_samples_leaf,
-            l2_regularization=self.l2_regularization,
+            **self._sklearn_params(),
             early_stopping=True,
             validation_fraction=0.15,
             n_iter_no_change=20,
-            random_state=self.seed,
         )
         return gb, {}

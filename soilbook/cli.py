@@ -211,19 +211,13 @@ def merge_params(
     return merged, origin
 
 
-def build_params(
-    stem: str,
-    *,
-    repo: Path,
-    profile: str | None = "quick",
-    files: Sequence[str | os.PathLike[str]] = (),
-    overrides: Sequence[tuple[str, str]] = (),
-    cwd: Path | None = None,
-) -> dict[str, Any]:
-    """Merged and validated parameters; raises :class:`ParameterError` or :class:`CliError`."""
-    merged, _ = merge_params(
-        stem, repo=repo, profile=profile, files=files, overrides=overrides, cwd=cwd
-    )
+def build_params(stem: str, **sources: Any) -> dict[str, Any]:
+    """Merged and validated parameters; raises :class:`ParameterError` or :class:`CliError`.
+
+    ``sources`` are the keyword arguments of :func:`merge_params` (``repo``, ``profile``,
+    ``files``, ``overrides``, ``cwd``).
+    """
+    merged, _ = merge_params(stem, **sources)
     if _spec(stem) is None:
         print(f"note: soilbook.config declares no parameters for {stem}; passing them unchecked.")
         return merged
@@ -424,15 +418,20 @@ def run(
         stem, repo=repo, profile=profile, files=files, overrides=overrides, cwd=cwd
     )
     out = Path(output_dir) if output_dir else repo / "_build" / "executed"
+    return _execute_in_repo(path, out, params, repo, profile, timeout=timeout, progress=progress)
+
+
+def _execute_in_repo(
+    path: Path,
+    out: Path,
+    params: Mapping[str, Any],
+    repo: Path,
+    profile: str | None,
+    **options: Any,
+) -> dict[str, Any]:
+    """:func:`execute_notebook` as ``soilbook run`` and ``book`` call it: from ``notebooks/``."""
     return execute_notebook(
-        path,
-        out,
-        params,
-        stem=stem,
-        profile=profile,
-        cwd=repo / "notebooks",
-        timeout=timeout,
-        progress=progress,
+        path, out, params, stem=path.stem, profile=profile, cwd=repo / "notebooks", **options
     )
 
 
@@ -561,15 +560,8 @@ def book(
             print(f"[skip] {stem}: unchanged since its last successful run (use --force to rerun)")
             continue
         print(f"[run ] {stem} (profile {profile})", flush=True)
-        rec = execute_notebook(
-            path,
-            executed_dir,
-            params,
-            stem=stem,
-            profile=profile,
-            cwd=repo / "notebooks",
-            timeout=timeout,
-            progress=progress,
+        rec = _execute_in_repo(
+            path, executed_dir, params, repo, profile, timeout=timeout, progress=progress
         )
         print(
             f"[{'ok' if rec['status'] == 'ok' else 'FAIL'}  ] {stem} in {rec['wall_time_s']:.0f} s"

@@ -68,6 +68,18 @@ def label_simulated(fig: Figure, simulated: bool) -> Figure:
     return fig
 
 
+def _finish(
+    fig: Figure, ax: plt.Axes, title: str | None, simulated: bool, *, legend: bool = False
+) -> Figure:
+    """The common end of a one-panel figure: its title (if any), legend, layout and label."""
+    if title:
+        ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return label_simulated(fig, simulated)
+
+
 def _units(units: str) -> str:
     return f" ({units})" if units else ""
 
@@ -268,11 +280,7 @@ def spectra(
             ax.axvline(row["centre_nm"], color="0.8", lw=0.6, zorder=0)
     ax.set_xlabel("wavelength (nm)")
     ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return label_simulated(fig, simulated)
+    return _finish(fig, ax, title, simulated, legend=True)
 
 
 def group_bars(
@@ -301,11 +309,7 @@ def group_bars(
         )
     ax.set_yticks(np.arange(len(wide)) + 0.4 - height / 2, wide.index)
     ax.set_xlabel(label)
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return label_simulated(fig, simulated)
+    return _finish(fig, ax, title, simulated, legend=True)
 
 
 def attention_heatmap(
@@ -321,10 +325,7 @@ def attention_heatmap(
     ax.grid(False)
     cb = fig.colorbar(im, ax=ax)
     cb.set_label("attention weight (unitless)")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    return label_simulated(fig, simulated)
+    return _finish(fig, ax, title, simulated)
 
 
 def spatial_attention_maps(attention: xr.DataArray, *, simulated: bool = False) -> Figure:

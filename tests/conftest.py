@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: the local data mirror and an isolated cache directory."""
+"""Shared pytest fixtures: the local data mirror, an isolated cache directory, one torch thread
+and a module's simulated scene with its samples."""
 
 from __future__ import annotations
 
@@ -27,3 +28,33 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "cache"
     monkeypatch.setenv("SOILBOOK_CACHE", str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tiny torch models on one thread (fastest, and no fight over cores).
+
+    Request it for a whole module with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def scene(request: pytest.FixtureRequest):
+    """A module's simulated scene: ``simulate_scene(**SCENE)`` with the module's ``SCENE``."""
+    from soilbook.data.simulate.salinity import simulate_scene
+
+    return simulate_scene(**request.module.SCENE)
+
+
+@pytest.fixture(scope="module")
+def samples(request: pytest.FixtureRequest, scene):
+    """Samples of the module's ``scene``: ``sample_scene(scene, **SAMPLES)``, ``SAMPLES`` too."""
+    from soilbook.data.scene import sample_scene
+
+    return sample_scene(scene, **request.module.SAMPLES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from factories import random_sample_set
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
@@ -15,42 +16,32 @@ from soilbook.baselines import (
     SVRBaseline,
     TabularRegressor,
 )
-from soilbook.data.schema import subset, tabular_feature_names, to_tabular, validate_samples
+from soilbook.data.schema import subset, tabular_feature_names, to_tabular
 from soilbook.evaluate import cross_validate, make_splits, r2
 
 
 def make_ds(n: int = 150, n_groups: int = 10, seed: int = 0) -> xr.Dataset:
     """Schema-valid sample set: 1 date × 4 bands + 4 covariates; target = smooth signal + noise."""
-    rng = np.random.default_rng(seed)
-    refl = rng.uniform(0.02, 0.5, (n, 1, 4))
-    cov = rng.normal(size=(n, 4))
-    target = (
-        8 + 3 * cov[:, 0] + 2 * np.sin(2 * cov[:, 1]) + 10 * refl[:, 0, 2] + rng.normal(0, 0.5, n)
-    )
-    ds = xr.Dataset(
-        {
-            "target": ("sample", target, {"units": "g/kg", "long_name": "salt content"}),
-            "reflectance": (
-                ("sample", "date", "band"),
-                refl,
-                {"units": "1", "long_name": "reflectance"},
-            ),
-            "covariates": (
-                ("sample", "feature"),
-                cov,
-                {"units": "mixed", "long_name": "covariates"},
-            ),
+    return random_sample_set(
+        n,
+        seed=seed,
+        target=lambda rng, refl, cov: (
+            8
+            + 3 * cov[:, 0]
+            + 2 * np.sin(2 * cov[:, 1])
+            + 10 * refl[:, 0, 2]
+            + rng.normal(0, 0.5, n)
+        ),
+        dates=["2021-06-01"],
+        bands=["B2", "B3", "B4", "B8"],
+        features={
+            "elevation": "terrain",
+            "twi": "hydrology",
+            "ndvi": "vegetation",
+            "noise": "other",
         },
-        coords={
-            "date": ["2021-06-01"],
-            "band": ["B2", "B3", "B4", "B8"],
-            "feature": ["elevation", "twi", "ndvi", "noise"],
-            "feature_group": ("feature", ["terrain", "hydrology", "vegetation", "other"]),
-            "group": ("sample", [f"field{i % n_groups}" for i in range(n)]),
-        },
-        attrs={"source": "unit test", "licence": "CC0", "citation": "none", "simulated": True},
+        groups=[f"field{i % n_groups}" for i in range(n)],
     )
-    return validate_samples(ds)
 
 
 FAST = {

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from factories import random_sample_set
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.metrics import mean_absolute_error, r2_score
 
-from soilbook.data.schema import validate_samples
 from soilbook.evaluate import (
     METRICS,
     CVResult,
@@ -33,42 +33,20 @@ from soilbook.evaluate import (
 
 def make_ds(n: int = 60, n_groups: int = 12, seed: int = 0) -> xr.Dataset:
     """A small schema-valid sample set: 2 dates × 3 bands + 3 covariates, positive target."""
-    rng = np.random.default_rng(seed)
-    refl = rng.uniform(0.02, 0.5, (n, 2, 3))
-    cov = rng.normal(size=(n, 3))
-    target = np.exp(0.5 * cov[:, 0] + 2 * refl[:, 0, 1] + rng.normal(0, 0.2, n))
-    ds = xr.Dataset(
-        {
-            "target": ("sample", target, {"units": "g/kg", "long_name": "salt content"}),
-            "reflectance": (
-                ("sample", "date", "band"),
-                refl,
-                {"units": "1", "long_name": "reflectance"},
-            ),
-            "covariates": (
-                ("sample", "feature"),
-                cov,
-                {"units": "mixed", "long_name": "covariates"},
-            ),
-        },
-        coords={
-            "sample": np.arange(n) * 10,  # ids that differ from positions on purpose
-            "date": ["2020-05-01", "2020-08-01"],
-            "band": ["B4", "B8", "B11"],
-            "feature": ["elevation", "ndvi", "noise"],
-            "feature_group": ("feature", ["terrain", "vegetation", "other"]),
-            "group": ("sample", [f"blk{i % n_groups:02d}" for i in range(n)]),
-        },
-        attrs={
-            "source": "unit test",
-            "licence": "CC0",
-            "citation": "none",
-            "simulated": True,
-            "target_name": "salt",
-            "group_kind": "spatial block",
-        },
+    return random_sample_set(
+        n,
+        seed=seed,
+        target=lambda rng, refl, cov: np.exp(
+            0.5 * cov[:, 0] + 2 * refl[:, 0, 1] + rng.normal(0, 0.2, n)
+        ),
+        sample_ids=np.arange(n) * 10,  # ids that differ from positions on purpose
+        dates=["2020-05-01", "2020-08-01"],
+        bands=["B4", "B8", "B11"],
+        features={"elevation": "terrain", "ndvi": "vegetation", "noise": "other"},
+        groups=[f"blk{i % n_groups:02d}" for i in range(n)],
+        target_name="salt",
+        group_kind="spatial block",
     )
-    return validate_samples(ds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,33 +117,37 @@ def _check_partition(folds: list, n: int) -> None:
         assert tr.dtype.kind == "i" and te.dtype.kind == "i"
 
 
-def test_random_kfold_partitions_and_is_seeded() -> None:
-    ds = make_ds(n=53)
-    folds = random_kfold(ds, 5, seed=3)
-    assert len(folds) == 5
-    _check_partition(folds, 53)
-    sizes = [te.size for _, te in folds]
-    assert max(sizes) - min(sizes) <= 1
-    again = random_kfold(ds, 5, seed=3)
+def _seeded_folds(splitter, ds, n_splits: int, seed: int) -> list:
+    """``splitter(ds, n_splits, seed=seed)``, checked: a partition of the samples, the same folds
+    again for the same seed and other folds for ``seed + 1``."""
+    folds = splitter(ds, n_splits, seed=seed)
+    _check_partition(folds, ds.sizes["sample"])
+    again = splitter(ds, n_splits, seed=seed)
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
-    other = random_kfold(ds, 5, seed=4)
+    other = splitter(ds, n_splits, seed=seed + 1)
     assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other, strict=True))
+    return folds
+
+
+def _size_spread(folds: list) -> int:
+    sizes = [te.size for _, te in folds]
+    return max(sizes) - min(sizes)
+
+
+def test_random_kfold_partitions_and_is_seeded() -> None:
+    folds = _seeded_folds(random_kfold, make_ds(n=53), 5, seed=3)
+    assert len(folds) == 5
+    assert _size_spread(folds) <= 1
 
 
 def test_group_kfold_never_shares_a_group() -> None:
     ds = make_ds(n=97, n_groups=13)
     groups = ds["group"].values
-    folds = group_kfold(ds, 4, seed=0)
-    _check_partition(folds, 97)
+    folds = _seeded_folds(group_kfold, ds, 4, seed=0)
     for tr, te in folds:
         assert not set(groups[tr]) & set(groups[te])
     # balanced in samples: 13 groups of 7-8 samples over 4 folds
-    sizes = [te.size for _, te in folds]
-    assert max(sizes) - min(sizes) <= 8
-    again = group_kfold(ds, 4, seed=0)
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
-    other = group_kfold(ds, 4, seed=1)
-    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other, strict=True))
+    assert _size_spread(folds) <= 8
 
 
 def test_group_kfold_error_when_too_few_groups() -> None:

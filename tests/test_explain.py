@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
+from factories import sample_set
 
 from soilbook.baselines import RandomForestBaseline, SVRBaseline
-from soilbook.data.schema import subset, validate_samples
+from soilbook.data.schema import subset
 from soilbook.evaluate import Log1pTarget
 from soilbook.explain import (
     Attribution,
@@ -49,37 +50,22 @@ def make_ds(n: int = 160, seed: int = 0) -> xr.Dataset:
         + 4 * refl[:, 1, 1]
         + rng.normal(0, 0.3, n)
     )
-    ds = xr.Dataset(
-        {
-            "target": ("sample", np.abs(target), {"units": "g/kg", "long_name": "salt content"}),
-            "reflectance": (
-                ("sample", "date", "band"),
-                refl,
-                {"units": "1", "long_name": "reflectance"},
-            ),
-            "covariates": (
-                ("sample", "feature"),
-                cov,
-                {"units": "mixed", "long_name": "covariates"},
-            ),
-            "patches": (
-                ("sample", "layer", "y", "x"),
-                patches,
-                {"units": "mixed", "long_name": "patches"},
-            ),
+    return sample_set(
+        np.abs(target),
+        refl,
+        cov,
+        dates=["2020-05-01", "2020-08-01"],
+        bands=["B3", "B4", "B8"],
+        features={
+            "elevation": "terrain",
+            "ndvi": "vegetation",
+            "noise_a": "other",
+            "noise_b": "other",
         },
-        coords={
-            "date": ["2020-05-01", "2020-08-01"],
-            "band": ["B3", "B4", "B8"],
-            "feature": ["elevation", "ndvi", "noise_a", "noise_b"],
-            "feature_group": ("feature", ["terrain", "vegetation", "other", "other"]),
-            "layer": ["dem", "ndvi_layer"],
-            "layer_group": ("layer", ["terrain", "vegetation"]),
-            "group": ("sample", [f"g{i % 8}" for i in range(n)]),
-        },
-        attrs={"source": "unit test", "licence": "CC0", "citation": "none", "simulated": True},
+        patches=patches,
+        layers={"dem": "terrain", "ndvi_layer": "vegetation"},
+        groups=[f"g{i % 8}" for i in range(n)],
     )
-    return validate_samples(ds)
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,36 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.linear_model import Ridge
 
 from soilbook import maps
-from soilbook.data.scene import pixels_as_samples, sample_scene
+from soilbook.data.scene import pixels_as_samples
 from soilbook.data.schema import SchemaError, target_values, to_tabular
-from soilbook.data.simulate.salinity import simulate_scene
 from soilbook.models.ss_soilnet import SSSoilNetRegressor
 
 SIZE, WINDOW = 28, 5
+#: Settings of the module-scoped ``scene`` and ``samples`` fixtures (tests/conftest.py).
+SCENE = dict(size=SIZE, n_dates=2, seed=3)
+SAMPLES = dict(n_samples=120, window=WINDOW, seed=0, block_size_m=70.0)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def scene() -> xr.Dataset:
-    return simulate_scene(size=SIZE, n_dates=2, seed=3)
-
-
-@pytest.fixture(scope="module")
-def samples(scene) -> xr.Dataset:
-    return sample_scene(scene, n_samples=120, window=WINDOW, seed=0, block_size_m=70.0)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from factories import sample_set
 from sklearn.base import clone
 
 from soilbook.config import ParameterError
@@ -19,55 +20,34 @@ SIZE, WINDOW = 32, 7
 FAST = dict(width=8, heads=2, n_queries=2, epochs=3, batch_size=32, device="cpu", seed=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models train fastest on one thread (and do not fight other processes for cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+#: Settings of the module-scoped ``scene`` and ``samples`` fixtures (tests/conftest.py).
+SCENE = dict(size=SIZE, n_dates=2, seed=1)
+SAMPLES = dict(n_samples=150, window=WINDOW, seed=0, block_size_m=80.0)
 
-
-@pytest.fixture(scope="module")
-def scene() -> xr.Dataset:
-    return simulate_scene(size=SIZE, n_dates=2, seed=1)
-
-
-@pytest.fixture(scope="module")
-def samples(scene) -> xr.Dataset:
-    return sample_scene(scene, n_samples=150, window=WINDOW, seed=0, block_size_m=80.0)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def point_samples(n: int = 80, with_context: bool = True, seed: int = 0) -> xr.Dataset:
     """A tiny schema-valid point data set (no patches), like LimeSoDa or the UCRB pedons."""
     rng = np.random.default_rng(seed)
-    feats = ["ndvi", "si", "elev", "twi"] if with_context else ["ndvi", "si"]
-    groups = ["vegetation", "spectral", "terrain", "hydrology"][: len(feats)]
+    feats = {"ndvi": "vegetation", "si": "spectral", "elev": "terrain", "twi": "hydrology"}
+    if not with_context:
+        feats = {"ndvi": "vegetation", "si": "spectral"}
     cov = rng.normal(size=(n, len(feats))).astype(np.float32)
     refl = rng.uniform(0.05, 0.4, size=(n, 1, 4)).astype(np.float32)
     y = 2 + cov[:, 0] - cov[:, -1] + refl[:, 0, 1]
-    return xr.Dataset(
-        {
-            "target": (("sample",), y, {"units": "dS/m", "long_name": "EC"}),
-            "reflectance": (
-                ("sample", "date", "band"),
-                refl,
-                {"units": "1", "long_name": "reflectance"},
-            ),
-            "covariates": (
-                ("sample", "feature"),
-                cov,
-                {"units": "various", "long_name": "covariates"},
-            ),
-        },
-        coords={
-            "group": ("sample", np.arange(n) // 5),
-            "band": ["B2", "B3", "B4", "B8"],
-            "date": ["2020-06-01"],
-            "feature": feats,
-            "feature_group": ("feature", groups),
-        },
-        attrs={"source": "test", "licence": "CC0", "citation": "none", "simulated": True},
+    return sample_set(
+        y,
+        refl,
+        cov,
+        dates=["2020-06-01"],
+        bands=["B2", "B3", "B4", "B8"],
+        features=feats,
+        groups=np.arange(n) // 5,
+        target_units="dS/m",
+        target_long_name="EC",
+        covariate_units="various",
+        source="test",
     )
 
 
@@ -82,20 +62,14 @@ def _inputs(n=5, dates=2, bands=6, n_index=3, layers=4, window=9):
     }
 
 
+#: A tiny network sized for ``_inputs()``.
+TINY = dict(n_dates=2, n_bands=6, n_index=3, n_spatial=4, window=9, width=8, heads=2)
+
+
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_forward_shapes_for_every_fusion(fusion):
     x = _inputs()
-    net = SSSoilNet(
-        n_dates=2,
-        n_bands=6,
-        n_index=3,
-        n_spatial=4,
-        window=9,
-        width=8,
-        heads=2,
-        n_queries=3,
-        fusion=fusion,
-    )
+    net = SSSoilNet(**TINY, n_queries=3, fusion=fusion)
     args = [x[k] for k in net.input_names]
     assert net.input_names == (
         ("spectra", "index") if fusion == "spectral_only" else ("spectra", "index", "spatial")
@@ -122,17 +96,7 @@ def test_forward_point_inputs_use_1x1_convolutions():
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_gradients_reach_every_parameter(fusion):
     x = _inputs()
-    net = SSSoilNet(
-        n_dates=2,
-        n_bands=6,
-        n_index=3,
-        n_spatial=4,
-        window=9,
-        width=8,
-        heads=2,
-        fusion=fusion,
-        dropout=0.0,
-    )
+    net = SSSoilNet(**TINY, fusion=fusion, dropout=0.0)
     net(*[x[k] for k in net.input_names]).pow(2).mean().backward()
     for name, p in net.named_parameters():
         assert p.grad is not None, f"no gradient for {name}"

@@ -37,7 +37,9 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
 import numpy as np
@@ -170,73 +172,95 @@ _RACA_SHA = {
 }
 
 
-def _enmapbox(name: str, file: str, sha: str, what: str) -> RemoteFile:
+def _remote(
+    name: str,
+    path: str,
+    sha: str | None,
+    what: str,
+    *,
+    base: str,
+    licence: str,
+    citation: str,
+    mirror: str | None = None,
+    derived_from: str | None = None,
+) -> RemoteFile:
+    """The file ``path`` below the URL ``base``; mirrored as ``<mirror>/<its file name>``.
+
+    A file ``derived_from`` another registered file has no URL: it is only rebuilt from that one.
+    """
     return RemoteFile(
         name=name,
-        url=f"{_ENMAPBOX}/{file}",
+        url=None if derived_from else f"{base}/{path}",
         sha256=sha,
-        licence="GPL-3.0 (EnMAP-Box)",
-        citation=_CITE_ENMAPBOX,
+        licence=licence,
+        citation=citation,
         description=what,
-        mirror_path=f"srf/enmapbox/{file}",
+        mirror_path=f"{mirror}/{path.rsplit('/', 1)[-1]}" if mirror else None,
+        derived_from=derived_from,
     )
 
 
+_ucrb = partial(
+    _remote,
+    base=_UCRB,
+    licence="public domain (USGS), CC0 1.0 waiver",
+    citation=_CITE_UCRB,
+    mirror="usgs_ucrb_salinity",
+)
+_sentinel2 = partial(
+    _remote,
+    base=_S2SRF,
+    licence="published by ESA (free use); repository copy Apache-2.0",
+    citation=_CITE_S2,
+    mirror="srf/sentinel2_esa",
+)
+_enmapbox = partial(
+    _remote,
+    base=_ENMAPBOX,
+    licence="GPL-3.0 (EnMAP-Box)",
+    citation=_CITE_ENMAPBOX,
+    mirror="srf/enmapbox",
+)
+_raca = partial(_remote, base=_SOILNET, citation=_CITE_RACA, mirror="raca_terraclimate")
+_ossl = partial(_remote, base=_OSSL, licence="CC-BY 4.0", citation=_CITE_OSSL)
+
+
 def _srf_long(name: str, parent: str, file: str, sha: str, sensor: str) -> RemoteFile:
-    return RemoteFile(
-        name=name,
-        url=None,
-        sha256=sha,
-        licence="GPL-3.0 (EnMAP-Box)",
-        citation=_CITE_ENMAPBOX,
-        description=(
-            f"{sensor} spectral response in long form (band, wavelength_nm, response), rebuilt "
-            f"byte for byte from '{parent}'"
-        ),
-        mirror_path=f"srf/enmapbox/{file}",
+    return _enmapbox(
+        name,
+        file,
+        sha,
+        f"{sensor} spectral response in long form (band, wavelength_nm, response), rebuilt "
+        f"byte for byte from '{parent}'",
         derived_from=parent,
     )
 
 
 _FILES: list[RemoteFile] = [
-    RemoteFile(
-        name="ucrb_salinity",
-        url=f"{_UCRB}/SoilMapPrediction/cop_ncss17_ec12_2D_covarsc.txt",
-        sha256="d7d6188435e940a6eca24c6190b46858e163baf2116a5a688e63685a903d032d",
-        licence="public domain (USGS), CC0 1.0 waiver",
-        citation=_CITE_UCRB,
-        description=(
-            "Upper Colorado River Basin: EC 1:2 (dS/m) of 3,067 horizons from 608 NCSS pedons with "
-            "Landsat-8 band ratios, terrain, climate and land-cover covariates (tab-separated)"
-        ),
-        mirror_path="usgs_ucrb_salinity/cop_ncss17_ec12_2D_covarsc.txt",
+    _ucrb(
+        "ucrb_salinity",
+        "SoilMapPrediction/cop_ncss17_ec12_2D_covarsc.txt",
+        "d7d6188435e940a6eca24c6190b46858e163baf2116a5a688e63685a903d032d",
+        "Upper Colorado River Basin: EC 1:2 (dS/m) of 3,067 horizons from 608 NCSS pedons with "
+        "Landsat-8 band ratios, terrain, climate and land-cover covariates (tab-separated)",
     ),
-    RemoteFile(
-        name="ucrb_licence",
-        url=f"{_UCRB}/LICENSE.md",
-        sha256="71ae619a15aed0dcf18a2db70582cc84498bd17f2e8600cb35e07b460807246a",
-        licence="public domain (USGS), CC0 1.0 waiver",
-        citation=_CITE_UCRB,
-        description="licence statement of the usgs/UCRB_Salinity repository",
-        mirror_path="usgs_ucrb_salinity/LICENSE.md",
+    _ucrb(
+        "ucrb_licence",
+        "LICENSE.md",
+        "71ae619a15aed0dcf18a2db70582cc84498bd17f2e8600cb35e07b460807246a",
+        "licence statement of the usgs/UCRB_Salinity repository",
     ),
-    RemoteFile(
-        name="sentinel2_srf_s2a",
-        url=f"{_S2SRF}/S2-SRF_COPE-GSEG-EOPG-TN-15-0007_3.0_S2A.csv",
-        sha256="4c8e79ba5078f5cdb494f9919ad696b8288b009b1bc3b0ff39b57ac53a45368f",
-        licence="published by ESA (free use); repository copy Apache-2.0",
-        citation=_CITE_S2,
-        description="Sentinel-2A spectral response functions v3.0, 1 nm steps from 300 nm, B1-B12",
-        mirror_path="srf/sentinel2_esa/S2-SRF_COPE-GSEG-EOPG-TN-15-0007_3.0_S2A.csv",
-    ),
-    RemoteFile(
-        name="sentinel2_srf_s2b",
-        url=f"{_S2SRF}/S2-SRF_COPE-GSEG-EOPG-TN-15-0007_3.0_S2B.csv",
-        sha256="6169d3427644d353e5e8398ed3684be388b77bd682f372e463e4106767503a94",
-        licence="published by ESA (free use); repository copy Apache-2.0",
-        citation=_CITE_S2,
-        description="Sentinel-2B spectral response functions v3.0, 1 nm steps from 300 nm, B1-B12",
-        mirror_path="srf/sentinel2_esa/S2-SRF_COPE-GSEG-EOPG-TN-15-0007_3.0_S2B.csv",
+    *(
+        _sentinel2(
+            f"sentinel2_srf_s2{unit.lower()}",
+            f"S2-SRF_COPE-GSEG-EOPG-TN-15-0007_3.0_S2{unit}.csv",
+            sha,
+            f"Sentinel-2{unit} spectral response functions v3.0, 1 nm steps from 300 nm, B1-B12",
+        )
+        for unit, sha in (
+            ("A", "4c8e79ba5078f5cdb494f9919ad696b8288b009b1bc3b0ff39b57ac53a45368f"),
+            ("B", "6169d3427644d353e5e8398ed3684be388b77bd682f372e463e4106767503a94"),
+        )
     ),
     _enmapbox(
         "enmap_srf",
@@ -283,58 +307,36 @@ _FILES: list[RemoteFile] = [
         "97749dff5d5060978deccc08b139c3c3c1b181b85fcd7cdd1a27039bc41bbdca",
         "Landsat-8",
     ),
-    RemoteFile(
-        name="raca_rapidcarbon",
-        url=f"{_SOILNET}/18e0ec1fb1acc3cfdb9ee5998954f6988ef15a1d/dataset/RapidCarbon.csv",
-        sha256="c53728aa8331a737aebc6935622224eb222488bcc5bbfe090aaf8d1021fd00f8",
+    _raca(
+        "raca_rapidcarbon",
+        "18e0ec1fb1acc3cfdb9ee5998954f6988ef15a1d/dataset/RapidCarbon.csv",
+        "c53728aa8331a737aebc6935622224eb222488bcc5bbfe090aaf8d1021fd00f8",
+        "RaCA sites: rcasiteid, Gen_lat/Gen_long (0.01 deg), SOCstock100 (SOC stock to 100 cm)",
         licence="public domain (USDA-NRCS)",
-        citation=_CITE_RACA,
-        description=(
-            "RaCA sites: rcasiteid, Gen_lat/Gen_long (0.01 deg), SOCstock100 (SOC stock to 100 cm)"
-        ),
-        mirror_path="raca_terraclimate/RapidCarbon.csv",
     ),
     *(
-        RemoteFile(
-            name=f"raca_climate_{var}",
-            url=f"{_SOILNET}/44279087be8d1e796ff5fdd0eb5c45970a7c6262/dataset/Climate/RaCA_{var}.csv",
-            sha256=_RACA_SHA[var],
+        _raca(
+            f"raca_climate_{var}",
+            f"44279087be8d1e796ff5fdd0eb5c45970a7c6262/dataset/Climate/RaCA_{var}.csv",
+            _RACA_SHA[var],
+            f"TerraClimate '{var}' at each RaCA site, monthly 2010-01...2015-01 "
+            "(columns YYYYMMDD, not in time order; -999 = missing; stored units/scales)",
             licence=_LIC_RACA,
-            citation=_CITE_RACA,
-            description=(
-                f"TerraClimate '{var}' at each RaCA site, monthly 2010-01...2015-01 "
-                "(columns YYYYMMDD, not in time order; -999 = missing; stored units/scales)"
-            ),
-            mirror_path=f"raca_terraclimate/RaCA_{var}.csv",
         )
         for var in RACA_CLIMATE_VARS
     ),
-    RemoteFile(
-        name="ossl_visnir",
-        url=f"{_OSSL}/ossl_visnir_L0_v1.2.csv.gz",
-        sha256=None,
-        licence="CC-BY 4.0",
-        citation=_CITE_OSSL,
-        description="OSSL v1.2 VNIR spectra (level 0), large download; sha256 recorded at first use",
-    ),
-    RemoteFile(
-        name="ossl_soillab",
-        url=f"{_OSSL}/ossl_soillab_L1_v1.2.csv.gz",
-        sha256=None,
-        licence="CC-BY 4.0",
-        citation=_CITE_OSSL,
-        description=(
-            "OSSL v1.2 soil laboratory data (level 1, incl. KSSL EC ec_usda.a364_ds.m); sha256 "
-            "recorded at first use"
-        ),
-    ),
-    RemoteFile(
-        name="ossl_soilsite",
-        url=f"{_OSSL}/ossl_soilsite_L0_v1.2.csv.gz",
-        sha256=None,
-        licence="CC-BY 4.0",
-        citation=_CITE_OSSL,
-        description="OSSL v1.2 site data (coordinates, depths); sha256 recorded at first use",
+    *(
+        _ossl(
+            f"ossl_{table}",
+            f"ossl_{table}_{level}_v1.2.csv.gz",
+            None,
+            f"OSSL v1.2 {what}; sha256 recorded at first use",
+        )
+        for table, level, what in (
+            ("visnir", "L0", "VNIR spectra (level 0), large download"),
+            ("soillab", "L1", "soil laboratory data (level 1, incl. KSSL EC ec_usda.a364_ds.m)"),
+            ("soilsite", "L0", "site data (coordinates, depths)"),
+        )
     ),
 ]
 
@@ -445,38 +447,41 @@ def _copy_atomic(src: Path, dest: Path) -> str:
     The temporary file is removed if anything fails, so an interrupted copy never leaves a
     partial file under the final name.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     h = hashlib.sha256()
-    try:
-        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+
+    def copy(fout: BinaryIO) -> None:
+        with open(src, "rb") as fin:
             for chunk in iter(lambda: fin.read(_CHUNK), b""):
                 h.update(chunk)
                 fout.write(chunk)
-            fout.flush()
-            os.fsync(fout.fileno())
-        _publish(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    _write_via_temporary(dest, copy)
     return h.hexdigest()
 
 
 def _write_atomic(data: bytes, dest: Path) -> str:
+    _write_via_temporary(dest, lambda fout: fout.write(data))
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_via_temporary(dest: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write`` a temporary file beside ``dest``, sync it to disk, then move it to ``dest``.
+
+    The temporary file is removed if anything fails, so an interrupted write never leaves a
+    partial file under the final name.
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fout:
-            fout.write(data)
+            write(fout)
             fout.flush()
             os.fsync(fout.fileno())
         _publish(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return hashlib.sha256(data).hexdigest()
 
 
 def srf_long_csv(srf_path: str | os.PathLike[str]) -> bytes:

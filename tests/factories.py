@@ -1,0 +1,104 @@
+"""Builders of small test data shared by several test modules.
+
+Plain functions, imported as ``from factories import sample_set`` (pytest puts ``tests/`` on
+``sys.path`` because it has no ``__init__.py``). Each test module keeps its own recipe (sizes,
+seed, how the target depends on the inputs) and hands the arrays to these builders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from soilbook.data.schema import validate_samples
+
+
+def sample_set(
+    target: np.ndarray,
+    reflectance: np.ndarray,
+    covariates: np.ndarray,
+    *,
+    dates: Sequence[str],
+    bands: Sequence[str],
+    features: Mapping[str, str],
+    groups: Sequence[Any] | np.ndarray,
+    patches: np.ndarray | None = None,
+    layers: Mapping[str, str] | None = None,
+    sample_ids: np.ndarray | None = None,
+    target_units: str = "g/kg",
+    target_long_name: str = "salt content",
+    covariate_units: str = "mixed",
+    source: str = "unit test",
+    **attrs: Any,
+) -> xr.Dataset:
+    """A schema-valid sample set from plain arrays (checked with ``validate_samples``).
+
+    ``target`` (n,), ``reflectance`` (n, date, band), ``covariates`` (n, feature) and, optionally,
+    ``patches`` (n, layer, y, x). ``features`` and ``layers`` map each name to its group (in
+    order); ``groups`` are the per-sample CV groups; ``sample_ids`` the ``sample`` coordinate
+    (default: none, i.e. positions).
+    The dataset attrs are ``source``, licence CC0, citation none, ``simulated=True`` and ``attrs``.
+    """
+    data_vars = {
+        "target": ("sample", target, {"units": target_units, "long_name": target_long_name}),
+        "reflectance": (
+            ("sample", "date", "band"),
+            reflectance,
+            {"units": "1", "long_name": "reflectance"},
+        ),
+        "covariates": (
+            ("sample", "feature"),
+            covariates,
+            {"units": covariate_units, "long_name": "covariates"},
+        ),
+    }
+    coords: dict[str, Any] = {} if sample_ids is None else {"sample": sample_ids}
+    coords |= {
+        "date": list(dates),
+        "band": list(bands),
+        "feature": list(features),
+        "feature_group": ("feature", list(features.values())),
+    }
+    if patches is not None:
+        data_vars["patches"] = (
+            ("sample", "layer", "y", "x"),
+            patches,
+            {"units": "mixed", "long_name": "patches"},
+        )
+        layers = layers or {}
+        coords |= {"layer": list(layers), "layer_group": ("layer", list(layers.values()))}
+    coords["group"] = ("sample", groups)
+    ds = xr.Dataset(
+        data_vars,
+        coords=coords,
+        attrs={"source": source, "licence": "CC0", "citation": "none", "simulated": True, **attrs},
+    )
+    return validate_samples(ds)
+
+
+def random_sample_set(
+    n: int,
+    *,
+    seed: int,
+    dates: Sequence[str],
+    bands: Sequence[str],
+    features: Mapping[str, str],
+    target: Callable[[np.random.Generator, np.ndarray, np.ndarray], np.ndarray],
+    **kwargs: Any,
+) -> xr.Dataset:
+    """A :func:`sample_set` of random inputs and a target computed from them.
+
+    From one ``numpy.random.default_rng(seed)``, in this order: reflectance U(0.02, 0.5) of shape
+    (n, date, band), covariates N(0, 1) of shape (n, feature), then
+    ``target(rng, reflectance, covariates)``. ``kwargs`` go to :func:`sample_set` (``groups`` is
+    required).
+    """
+    rng = np.random.default_rng(seed)
+    refl = rng.uniform(0.02, 0.5, (n, len(dates), len(bands)))
+    cov = rng.normal(size=(n, len(features)))
+    return sample_set(
+        target(rng, refl, cov), refl, cov, dates=dates, bands=bands, features=features, **kwargs
+    )
