@@ -507,10 +507,29 @@ def stage_book(repo: Path, executed_dir: Path, site_src: Path) -> list[str]:
     for nb in sorted((site_src / "notebooks").glob("*.ipynb")):
         executed = executed_dir / nb.name
         if executed.is_file():
-            shutil.copy2(executed, nb)
+            _copy_with_folded_injected_parameters(executed, nb)
         else:
             missing.append(nb.stem)
     return missing
+
+
+def _copy_with_folded_injected_parameters(src: Path, dest: Path) -> None:
+    """Copy an executed notebook, folding papermill's injected-parameters cell in the book.
+
+    The cell stays (it records the values this run used) but is collapsed behind a toggle, so
+    readers do not see the parameter list twice.
+    """
+    nb = json.loads(src.read_text())
+    folded = False
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell["metadata"]["tags"] = [*tags, "hide-input"]
+            folded = True
+    if folded:
+        dest.write_text(json.dumps(nb, indent=1, ensure_ascii=False))
+    else:
+        shutil.copy2(src, dest)
 
 
 def build_html(repo: Path, site_src: Path) -> Path:

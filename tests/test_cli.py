@@ -233,3 +233,24 @@ def test_stage_book_uses_executed_copies(repo: Path, tmp_path: Path) -> None:
     )
     # without an executed copy the source is staged and reported
     assert cli.stage_book(repo, tmp_path / "none", site) == [NB]
+
+
+def test_stage_book_folds_papermill_injected_parameters(repo: Path, tmp_path: Path) -> None:
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    path = _tiny_notebook(executed / f"{NB}.ipynb")
+    nb = json.loads(path.read_text())
+    injected = {
+        "cell_type": "code",
+        "execution_count": None,
+        "outputs": [],
+        "metadata": {"tags": ["injected-parameters"]},
+        "source": "x = 1",
+    }
+    nb["cells"].insert(1, injected)
+    path.write_text(json.dumps(nb))
+    site = repo / "_build" / "site_src"
+    cli.stage_book(repo, executed, site)
+    staged = json.loads((site / "notebooks" / f"{NB}.ipynb").read_text())
+    tags = [c["metadata"].get("tags", []) for c in staged["cells"]]
+    assert ["injected-parameters", "hide-input"] in tags
