@@ -1,0 +1,231 @@
+"""Lab / satellite / unlabelled sample sets for the DeepSalt chapter (soilbook.data.transfer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import MIRROR
+
+from soilbook.config import ParameterError
+from soilbook.data import spectra
+from soilbook.data.schema import validate_samples
+from soilbook.data.transfer import (
+    LAB_GRID_NM,
+    MIN_PAIRED_PER_REGION,
+    SOC_REGIONS,
+    TransferData,
+    _stratified_pairs,
+    check_transfer_args,
+    load_transfer,
+    region_table,
+)
+
+QUICK = {"n_sites": 300, "paired_fraction": 0.25, "unlabelled_per_site": 2, "n_regions": 4}
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """The registry reads EnMAP's band table from the local mirror into a fresh cache."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"no local data mirror at {MIRROR}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOILBOOK_DATA_MIRROR", str(MIRROR))
+        mp.setenv("SOILBOOK_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield MIRROR
+
+
+@pytest.fixture(scope="module")
+def salinity(mirror) -> TransferData:
+    return load_transfer("salinity", seed=1, **QUICK)
+
+
+@pytest.fixture(scope="module")
+def soc(mirror) -> TransferData:
+    return load_transfer("soc", n_sites=800, paired_fraction=0.25, unlabelled_per_site=1)
+
+
+# -- shapes and schema -------------------------------------------------------------------------
+
+
+def test_salinity_shapes_and_schema(salinity):
+    sat, lab, unl = salinity.satellite, salinity.lab, salinity.unlabelled
+    validate_samples(sat)
+    validate_samples(lab)
+    enmap = spectra.enmap_srf()
+    usable = spectra.usable_bands(enmap)
+    assert sat.sizes["band"] == int(usable.sum()) == 216
+    assert sat["reflectance"].dims == ("sample", "date", "band") and sat.sizes["date"] == 1
+    np.testing.assert_allclose(sat["wavelength"].values, enmap["wavelength"].values[usable])
+    # no band inside the water-vapour windows
+    wl = sat["wavelength"].values
+    for lo, hi in spectra.WATER_VAPOUR_NM:
+        assert not np.any((wl >= lo) & (wl <= hi))
+    np.testing.assert_array_equal(lab["wavelength"].values, LAB_GRID_NM)
+    assert lab.sizes["sample"] == QUICK["n_sites"] and lab.sizes["date"] == 1
+    # the library's water-vapour gaps are interpolated and flagged, never NaN
+    assert lab["gap_filled"].values.sum() == 26
+    assert not np.isnan(lab["reflectance"].values).any()
+    assert not np.isnan(sat["reflectance"].values).any()
+    for ds in (sat, lab, unl):
+        for c in ("site", "lat", "lon", "group"):
+            assert c in ds.coords
+        assert ds["site"].dtype.kind == "U" and ds["group"].dtype.kind == "U"
+    assert sat.attrs["domain"] == "satellite" and lab.attrs["domain"] == "lab"
+    assert "SIMULATED" in salinity.description and "REAL" in salinity.description
+
+
+def test_unlabelled_has_no_target_and_matches_satellite_bands(salinity):
+    unl, sat = salinity.unlabelled, salinity.satellite
+    assert "target" not in unl.data_vars
+    assert unl["reflectance"].dims == ("sample", "date", "band")
+    np.testing.assert_array_equal(unl["band"].values, sat["band"].values)
+    n_lab_only = int((~salinity.lab["paired"].values).sum())
+    counts = unl["origin"].to_series().value_counts()
+    assert counts["lab_only_site"] == 2 * n_lab_only
+    assert counts["paired_site_neighbour"] == 2 * (sat.sizes["sample"] // 2)
+    assert counts["off_site"] > 0
+    off = unl["origin"].values == "off_site"
+    assert np.all(unl["site"].values[off] == "")
+    assert np.all(unl["site"].values[~off] != "")
+    assert set(unl["group"].values) <= set(salinity.lab["group"].values)
+    assert unl.attrs["simulated"] is True
+
+
+def test_site_ids_link_satellite_to_paired_lab_rows(salinity):
+    sat, lab = salinity.satellite, salinity.lab
+    assert lab["site"].to_index().is_unique and sat["site"].to_index().is_unique
+    paired_sites = set(lab["site"].values[lab["paired"].values])
+    assert set(sat["site"].values) == paired_sites
+    row = {s: i for i, s in enumerate(lab["site"].values)}
+    idx = np.array([row[s] for s in sat["site"].values])
+    np.testing.assert_array_equal(idx, sat["lab_index"].values)
+    np.testing.assert_array_equal(sat["target"].values, lab["target"].values[idx])
+    np.testing.assert_array_equal(sat["group"].values, lab["group"].values[idx])
+    np.testing.assert_allclose(sat["lat"].values, lab["lat"].values[idx])
+    # the pixel is the lab sample as a satellite sees it: correlated, not identical
+    lab_at_sat = spectra.resample(
+        xr.DataArray(
+            lab["reflectance"].values[idx, 0],
+            dims=("s", "wavelength"),
+            coords={"wavelength": lab["wavelength"].values},
+        ),
+        spectra.enmap_srf(),
+    ).values[:, spectra.usable_bands(spectra.enmap_srf())]
+    r = np.corrcoef(lab_at_sat.mean(1), sat["reflectance"].values[:, 0].mean(1))[0, 1]
+    assert r > 0.7
+
+
+def test_every_region_has_paired_sites(salinity):
+    table = region_table(salinity)
+    assert list(table.index) == [f"region_{i}" for i in range(QUICK["n_regions"])]
+    assert (table["paired_sites"] >= MIN_PAIRED_PER_REGION).all()
+    assert table["lab_sites"].sum() == QUICK["n_sites"]
+    assert (table["paired_sites"] == table["satellite_pixels"]).all()
+    assert (table["lab_only_sites"] == table["lab_sites"] - table["paired_sites"]).all()
+    assert table["unlabelled_pixels"].sum() == salinity.unlabelled.sizes["sample"]
+    # stratified: each region's paired share is near paired_fraction
+    share = table["paired_sites"] / table["lab_sites"]
+    assert np.all(np.abs(share - QUICK["paired_fraction"]) < 0.1)
+    assert np.all(table["target_mean"] > 0) and np.all(table["target_sd"] > 0)
+
+
+def test_salinity_labels_are_simulated_and_said_so(salinity):
+    lab, sat = salinity.lab, salinity.satellite
+    for ds in (lab, sat):
+        assert ds["target"].attrs["simulated"] is True
+        assert ds["target"].attrs["units"] == "dS/m"
+        assert ds.attrs["simulated"] is True and ds.attrs["labels_simulated"] is True
+    y = lab["target"].values
+    assert y.min() >= 0.1 and y.max() <= 60.0
+    # the salt crust brightens: crust cover grows with EC
+    assert np.corrcoef(np.log(y), lab["crust_fraction"].values)[0, 1] > 0.5
+
+
+def test_deterministic_per_seed(salinity, mirror):
+    again = load_transfer("salinity", seed=1, **QUICK)
+    for name in ("satellite", "lab", "unlabelled"):
+        xr.testing.assert_identical(getattr(salinity, name), getattr(again, name))
+    other = load_transfer("salinity", seed=2, **QUICK)
+    assert not np.array_equal(other.lab["site"].values, salinity.lab["site"].values)
+
+
+# -- SOC: real LimeSoDa labels ------------------------------------------------------------------
+
+
+def test_soc_uses_real_limesoda_labels(soc, mirror):
+    from soilbook.data.real.limesoda_lab import load_limesoda_lab
+
+    lab, sat = soc.lab, soc.satellite
+    validate_samples(lab)
+    validate_samples(sat)
+    assert lab["target"].attrs["simulated"] is False
+    assert sat["target"].attrs["simulated"] is False
+    assert lab.attrs["simulated"] is False
+    assert sat["reflectance"].attrs["simulated"] is True  # the pixels are simulated
+    assert set(lab["group"].values) == set(SOC_REGIONS) == set(sat["group"].values)
+    real = load_limesoda_lab(target="SOC")
+    assert lab.sizes["sample"] == real.sizes["sample"]  # n_sites=800 >= 651: all of them
+    ref = dict(zip(real["sample_id"].values, real["target"].values, strict=True))
+    np.testing.assert_array_equal(lab["target"].values, [ref[s] for s in lab["site"].values])
+    np.testing.assert_allclose(
+        lab["reflectance"].values, real["reflectance"].values, rtol=0, atol=1e-7
+    )
+    assert set(sat["site"].values) == set(lab["site"].values[lab["paired"].values])
+    assert "target" not in soc.unlabelled.data_vars
+    assert (region_table(soc)["paired_sites"] >= MIN_PAIRED_PER_REGION).all()
+
+
+# -- argument checks -----------------------------------------------------------------------------
+
+GOOD = {"n_sites": 800, "paired_fraction": 0.25, "unlabelled_per_site": 2, "n_regions": 5}
+
+
+def test_check_accepts_defaults():
+    check_transfer_args("salinity", **GOOD)
+    check_transfer_args("salinity", **GOOD, holdout_region="region_4")
+    check_transfer_args("soc", **{**GOOD, "n_regions": None}, holdout_region="SC.93")
+
+
+@pytest.mark.parametrize(
+    ("target", "changes", "match"),
+    [
+        ("ph", {}, "not known"),
+        ("salinity", {"paired_fraction": 0.0}, r"\(0, 1\]"),
+        ("salinity", {"paired_fraction": 1.5}, r"\(0, 1\]"),
+        ("salinity", {"n_sites": 40, "paired_fraction": 0.1}, "too few paired"),
+        ("salinity", {"holdout_region": "region_9"}, "not a region"),
+        ("soc", {"holdout_region": "region_0"}, "not a region"),
+        ("soc", {}, "fixed by the data"),
+        ("salinity", {"n_regions": 1}, ">= 2"),
+        ("salinity", {"unlabelled_per_site": -1}, "unlabelled_per_site"),
+    ],
+)
+def test_check_errors(target, changes, match):
+    kwargs = {**GOOD, **changes}
+    if target == "soc" and "n_regions" not in changes and match != "fixed by the data":
+        kwargs["n_regions"] = None
+    with pytest.raises(ParameterError, match=match):
+        check_transfer_args(target, **kwargs)
+
+
+def test_loader_rechecks_the_drawn_pairs():
+    """The cheap check estimates; the loader counts the paired sites it really drew."""
+    rng = np.random.default_rng(0)
+    lonely = np.array(["a"] + ["b"] * 50)  # region 'a' has a single site
+    with pytest.raises(ParameterError, match="fewer than 2 paired"):
+        _stratified_pairs(lonely, 0.25, rng, "salinity")
+    small = np.array(["a"] * 5 + ["b"] * 5)  # 2 + 2 paired: 2 left for training
+    with pytest.raises(ParameterError, match="too few paired sites for distillation"):
+        _stratified_pairs(small, 0.2, rng, "salinity")
+    ok = _stratified_pairs(np.array(["a"] * 40 + ["b"] * 40), 0.25, rng, "salinity")
+    assert ok[:40].sum() == ok[40:].sum() == 10
+
+
+def test_load_refuses_bad_srf_and_soc_regions(mirror):
+    with pytest.raises(ParameterError, match="srf"):
+        load_transfer("salinity", n_sites=100, srf="boxcar")
+    with pytest.raises(ParameterError, match="fixed by the data"):
+        load_transfer("soc", n_regions=5)
+    with pytest.raises(ParameterError, match="only 4065"):
+        load_transfer("salinity", n_sites=5000)
