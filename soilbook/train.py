@@ -373,6 +373,7 @@ def fit(
     *,
     callback: Callable[[int, History], Any] | None = None,
     run_key: Any = None,
+    train_loss_fn: Callable[[nn.Module, list[Tensor], Tensor], Tensor] | None = None,
 ) -> History:
     """Train ``module`` in place and return its :class:`History`.
 
@@ -391,6 +392,14 @@ def fit(
         e.g. an estimator's hyperparameters; it joins the checkpoint fingerprint (besides the
         config, the module's class, structure and parameter shapes, and the data) so that runs
         differing only in, say, dropout never resume each other's checkpoints.
+    train_loss_fn : the extension point for multi-term objectives (e.g. DeepSalt's supervised +
+        feature-distillation loss): called as ``train_loss_fn(module, batch, target)`` on every
+        training mini-batch (``batch`` = the mini-batch of every training tensor, on the device;
+        inside the autocast context) and must return the scalar loss to minimise, instead of
+        ``config.loss(module(*batch), target)``. The validation loss (early stopping) stays
+        ``config.loss(module(*val_batch), val_target)``, so ``module.forward`` must accept the
+        same tensors (it may ignore trailing auxiliary ones). The callable is not part of the
+        checkpoint fingerprint: identify it through ``run_key``.
 
     Returns
     -------
@@ -403,7 +412,17 @@ def fit(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _fit(module, train_tensors, y_train, val_tensors, y_val, config, callback, run_key)
+        return _fit(
+            module,
+            train_tensors,
+            y_train,
+            val_tensors,
+            y_val,
+            config,
+            callback,
+            run_key,
+            train_loss_fn,
+        )
     finally:
         if threads is not None:
             torch.set_num_threads(before)
@@ -434,6 +453,7 @@ def _fit(
     config: TrainConfig,
     callback: Callable[[int, History], Any] | None,
     run_key: Any = None,
+    train_loss_fn: Callable[[nn.Module, list[Tensor], Tensor], Tensor] | None = None,
 ) -> History:
     device = resolve_device(config.device)
     xs = _as_tensor_list(train_tensors, "training")
@@ -538,9 +558,13 @@ def _fit(
                 idx = order[b * config.batch_size : (b + 1) * config.batch_size]
                 batch = _batches(xs, idx, device)
                 target = y[idx.to(y.device)]
-                with autocast():
-                    pred = module(*batch)
-                loss = loss_fn(pred.float().reshape(-1), target)
+                if train_loss_fn is None:
+                    with autocast():
+                        pred = module(*batch)
+                    loss = loss_fn(pred.float().reshape(-1), target)
+                else:
+                    with autocast():
+                        loss = train_loss_fn(module, batch, target).float()
                 value = float(loss.detach())
                 if not math.isfinite(value):
                     raise TrainingDivergedError(

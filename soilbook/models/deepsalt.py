@@ -1,0 +1,948 @@
+"""DeepSalt (Dey et al., IEEE BigData 2025): lab-to-satellite spectral transfer for salinity.
+
+A **teacher** network learns salinity from laboratory spectra (clean, many sites); a **student**
+network predicts it from satellite pixels (noisy, mixed, few labelled sites). The student reads
+the satellite spectrum through a **Spectral Adaptation Unit (SAU)** that maps it onto the lab
+wavelength grid and corrects its spectral shape, and it is trained with **knowledge
+distillation**: at the *paired* sites (a satellite pixel and a lab spectrum of the same soil) the
+student's intermediate features are pulled towards the frozen teacher's features of the lab
+spectrum, layer by layer.
+
+Everything marked *(inferred)* is this book's choice: the paper gives the components but not
+every detail, and its official code has defects that we do **not** copy (see PAPERS.md):
+
+* the official alignment autoencoders were trained but never used downstream — here the SAU is
+  **really in the student's path** (:class:`SpectralAdaptationUnit`);
+* the official distillation term was a KL divergence between softmaxes over a length-1 axis,
+  i.e. identically zero, so the "distilled" student was trained on the target alone — here the
+  distillation term is a layer-weighted feature MSE whose gradient reaches the student and the
+  SAU (``tests/test_deepsalt.py`` checks the gradient and that training with ``beta > 0`` gives
+  other weights than ``beta = 0``).
+
+Data (the contract of :mod:`soilbook.data.transfer`)
+----------------------------------------------------
+``X`` of :meth:`DeepSaltRegressor.fit` / :meth:`~DeepSaltRegressor.predict` is the **satellite**
+sample set: ``reflectance`` (sample, date=1, band) with a ``wavelength`` (band, nm) coordinate,
+``target``, ``group`` (region), ``site`` (sample, str), optionally ``covariates`` (ancillary:
+sand, clay, climate). The ``lab`` sample set (constructor argument, so :func:`sklearn.base.clone`
+and cross-validation keep it) holds lab spectra on the lab grid for the paired sites (same
+``site`` ids as the satellite set) and many lab-only sites (``paired`` = False). ``unlabelled``
+holds satellite pixels without a target (optional).
+
+No leakage (the rule :func:`teacher_lab_rows` implements)
+--------------------------------------------------------
+Inside ``fit(ds_sat)`` the teacher and the lab normalisation see only lab rows that are
+
+(a) **lab-only** sites whose ``group`` (region) is among ``ds_sat``'s groups, or
+(b) **paired** sites whose ``site`` id is in ``ds_sat``.
+
+So the lab spectra of the sites in a test fold never reach the teacher (rule b), and in a
+region hold-out no lab spectrum of the held-out region does either (rule a). Unlabelled pixels
+are used only from ``ds_sat``'s groups (the same rule as a). A lab row whose ``paired``
+coordinate is missing counts as paired when its site id occurs in ``ds_sat``, else as lab-only.
+
+Architecture *(inferred where the paper is silent; sizes per the official code)*
+-------------------------------------------------------------------------------
+**Encoder** (:class:`SpectralEncoder`, the same architecture for teacher and student, so that
+their layer-``l`` features align): the standardised spectrum on the lab grid is cut into
+``n_tokens`` contiguous band groups (zero-padded at the long-wavelength end; 0 = the lab mean),
+each group is linearly embedded to ``width`` and gets a learned position embedding, then
+``depth`` post-norm Transformer encoder layers (``heads`` heads, feed-forward ``2·width``,
+dropout 0.1, GELU). The features of layer ``l`` are its token outputs (n, tokens, width).
+The official teacher is d = 64, 4 heads, 3 layers, FF 128, dropout 0.1 — the defaults here.
+**Head**: mean over tokens of the last layer (‖ standardised ancillary covariates for the
+student) → Linear → GELU → Linear → one value (the standardised target; the official sigmoid
+output range 0.05–77 dS/m is not needed on a standardised target).
+
+**SAU** (:class:`SpectralAdaptationUnit`), applied to the satellite reflectance (physical
+units, 0-1):
+
+1. a **fixed** linear-interpolation matrix from the satellite band centres to the lab
+   wavelengths (constant extrapolation beyond the first/last satellite band; lab wavelengths in
+   the removed water-vapour windows are bridged linearly) — this alone is the ``"no_sau"``
+   variant;
+2. a learned **band-wise gain and offset** over the lab grid: ``exp(log_gain(λ))·x + offset(λ)``
+   (sensor/atmosphere residuals that are the same for every pixel);
+3. a per-pixel **spectral-shape correction**: a small MLP reads the pixel's (standardised)
+   satellite spectrum and predicts the coefficients ``a_k, b_k`` of ``K + 1`` smooth basis
+   functions over wavelength (a constant and ``K = n_basis`` Gaussian bumps evenly spaced over
+   the lab range, width = their spacing); the output is
+   ``(exp(log_gain)·x)·(1 + Σ a_k φ_k(λ)) + offset + Σ b_k φ_k(λ)`` — the multiplicative part
+   absorbs illumination/BRDF scaling and tilt, the additive part moisture darkening, vegetation
+   and NPV mixing, which differ from pixel to pixel and vary smoothly with wavelength.
+
+Every learned SAU parameter is a *deviation* (log-gain, offset and the MLP's last layer start at
+0), so the SAU starts as the identity on the interpolated spectrum and AdamW's weight decay
+shrinks it back towards identity — a prior that suits the few paired sites. The SAU output is
+standardised with the **teacher's** lab statistics before the encoder, so student and teacher
+encoders read spectra on the same scale.
+
+Training
+--------
+1. **Teacher** (variants ``"full"`` and ``"no_sau"``): the encoder + head on the leak-free lab
+   rows, Huber loss on the standardised target (its own mean/scale), AdamW, cosine schedule,
+   early stopping on a grouped inner split — :func:`soilbook.train.fit`; then frozen.
+2. **Student**: loss = ``alpha · Huber(target) + beta · Σ_l w_l · MSE(student_l, teacher_l)``
+   where the MSE runs over the tokens and width of layer ``l`` and over the training pixels
+   that have a paired lab spectrum (teacher features of the pixel's site's lab spectrum; the
+   mean spectrum when a site has several lab rows), ``w = layer_weights`` (1.35, 1.05, 0.65 as in
+   the official code). With ``unlabelled`` pixels and ``align_weight > 0`` a third term matches
+   the mean and covariance (CORAL) of the student's pooled last-layer features on a random
+   mini-batch of unlabelled pixels (from the training groups) to those of the teacher on the
+   training lab spectra. Early stopping monitors the plain Huber loss on the inner validation
+   pixels (held out by group). The training loop is :func:`soilbook.train.fit`, through its
+   ``train_loss_fn`` extension point. The student is initialised randomly, not from the teacher
+   (as in the official code), so the ablation ``"no_distillation"`` isolates the distillation.
+
+Variants
+--------
+``"full"``            SAU + distillation (+ alignment when ``unlabelled`` is given);
+``"no_sau"``          fixed interpolation only, with distillation;
+``"no_distillation"`` SAU, ``beta = 0``, no teacher (the lab set only supplies the lab grid and
+                      its normalisation; without a lab set the satellite grid and statistics);
+``"satellite_only"``  the encoder on the raw (standardised) satellite bands: no SAU, no teacher.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import xarray as xr
+from sklearn.utils.validation import check_is_fitted
+from torch import Tensor, nn
+
+from soilbook.config import ParameterError
+from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_samples
+from soilbook.models.base import NetworkRegressor, inner_group_split, select_names
+from soilbook.train import History, TrainConfig, resolve_device, set_seed
+from soilbook.train import fit as train_fit
+
+__all__ = [
+    "MIN_PAIRED_SITES",
+    "VARIANTS",
+    "DeepSaltRegressor",
+    "DeepSaltStudent",
+    "SpectralAdaptationUnit",
+    "SpectralEncoder",
+    "interpolation_matrix",
+    "teacher_lab_rows",
+]
+
+VARIANTS = ("full", "no_sau", "no_distillation", "satellite_only")
+#: Fewest paired training sites for which distillation is attempted.
+MIN_PAIRED_SITES = 10
+
+
+# -- data helpers ------------------------------------------------------------------------------
+
+
+def _site_ids(ds: xr.Dataset, what: str) -> np.ndarray:
+    if "site" not in ds.coords:
+        raise SchemaError(
+            f"{what} has no 'site' coordinate. Expected: a site id (sample) that pairs lab spectra "
+            "with satellite pixels. What to do: build the sets with soilbook.data.transfer, or "
+            "assign_coords(site=('sample', ids))."
+        )
+    return ds["site"].values.astype(str)
+
+
+def teacher_lab_rows(lab: xr.Dataset, ds_sat: xr.Dataset) -> np.ndarray:
+    """Positions of the lab rows the teacher may see when the student is fitted on ``ds_sat``.
+
+    A lab row is allowed when it is (a) a lab-only site (``paired`` False) whose ``group`` is
+    among ``ds_sat``'s groups, or (b) a paired site whose ``site`` id is in ``ds_sat``. Lab rows
+    of sites in a test fold, and lab-only rows of held-out regions, are never used. Without a
+    ``paired`` coordinate a row counts as paired exactly when its site id is in ``ds_sat``.
+    """
+    sites = _site_ids(lab, "the lab set")
+    sat_sites = set(_site_ids(ds_sat, "the satellite set"))
+    sat_groups = set(ds_sat["group"].values.astype(str))
+    groups = lab["group"].values.astype(str)
+    in_sat = np.isin(sites, list(sat_sites))
+    if "paired" in lab.coords:
+        paired = lab["paired"].values.astype(bool)
+    else:
+        paired = in_sat
+    lab_only_ok = ~paired & np.isin(groups, list(sat_groups))
+    paired_ok = paired & in_sat
+    return np.flatnonzero(lab_only_ok | paired_ok)
+
+
+def interpolation_matrix(source_nm: np.ndarray, target_nm: np.ndarray) -> np.ndarray:
+    """The (n_target, n_source) matrix of linear interpolation from ``source_nm`` band centres to
+    ``target_nm`` (constant beyond the ends); each row sums to 1."""
+    source_nm = np.asarray(source_nm, dtype=np.float64)
+    target_nm = np.asarray(target_nm, dtype=np.float64)
+    order = np.argsort(source_nm)
+    eye = np.eye(source_nm.size)
+    out = np.empty((target_nm.size, source_nm.size))
+    for j_sorted, j in enumerate(order):
+        out[:, j] = np.interp(target_nm, source_nm[order], eye[j_sorted])
+    return out
+
+
+def _spectra(ds: xr.Dataset, what: str, bands: Sequence[str] | None = None) -> np.ndarray:
+    """(n, band) float32 reflectance of the one acquisition date."""
+    if "reflectance" not in ds.data_vars:
+        raise SchemaError(
+            f"{what} has no 'reflectance'. Expected: reflectance (sample, date, band). What to "
+            "do: pass a spectral sample set."
+        )
+    refl = ds["reflectance"]
+    if refl.sizes.get("date", 1) != 1:
+        raise SchemaError(
+            f"{what} has {refl.sizes['date']} dates; DeepSalt reads one acquisition. What to do: "
+            "select one with ds.isel(date=[k])."
+        )
+    if bands is not None:
+        refl = select_names(refl, "band", list(bands), what)
+    return refl.transpose(SAMPLE, "date", "band").values[:, 0, :].astype(np.float32)
+
+
+def _wavelengths(ds: xr.Dataset, what: str) -> np.ndarray:
+    if "wavelength" not in ds.coords:
+        raise SchemaError(
+            f"{what} has no 'wavelength' (band, nm) coordinate. Expected: band centres in nm, "
+            "needed to map satellite bands onto the lab grid. What to do: "
+            "assign_coords(wavelength=('band', centres_nm)), or use variant='satellite_only'."
+        )
+    return ds["wavelength"].values.astype(np.float64)
+
+
+def _stats(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and std (NaN-aware; std 1 where constant), float32, keepdims on axis 0."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        mean = np.nanmean(arr.astype(np.float64), axis=0, keepdims=True)
+        std = np.nanstd(arr.astype(np.float64), axis=0, keepdims=True)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _zscore(arr: np.ndarray, stats: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    z = ((arr.astype(np.float32) - stats[0]) / stats[1]).astype(np.float32)
+    z[~np.isfinite(z)] = 0.0
+    return np.ascontiguousarray(z)
+
+
+# -- modules -------------------------------------------------------------------------------------
+
+
+class SpectralEncoder(nn.Module):
+    """Transformer over band-group tokens; returns every layer's token features."""
+
+    def __init__(
+        self, n_bands: int, n_tokens: int, width: int, depth: int, heads: int, dropout: float
+    ):
+        super().__init__()
+        self.n_bands = int(n_bands)
+        self.token_size = math.ceil(n_bands / max(1, min(n_tokens, n_bands)))
+        self.n_tokens = math.ceil(n_bands / self.token_size)
+        self.pad = self.n_tokens * self.token_size - self.n_bands
+        self.embed = nn.Linear(self.token_size, width)
+        self.position = nn.Parameter(torch.randn(1, self.n_tokens, width) * 0.02)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                width,
+                heads,
+                dim_feedforward=2 * width,
+                dropout=dropout,
+                activation="gelu",
+                batch_first=True,
+            )
+            for _ in range(depth)
+        )
+
+    def forward(self, z: Tensor) -> list[Tensor]:
+        if self.pad:
+            z = F.pad(z, (0, self.pad))
+        h = self.embed(z.reshape(z.shape[0], self.n_tokens, self.token_size)) + self.position
+        feats = []
+        for layer in self.layers:
+            h = layer(h)
+            feats.append(h)
+        return feats
+
+
+class _Head(nn.Module):
+    def __init__(self, width: int, n_extra: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(width + n_extra, width), nn.GELU(), nn.Linear(width, 1))
+
+    def forward(self, pooled: Tensor, extra: Tensor | None = None) -> Tensor:
+        if extra is not None:
+            pooled = torch.cat([pooled, extra], dim=1)
+        return self.net(pooled).reshape(-1)
+
+
+class SpectralAdaptationUnit(nn.Module):
+    """Satellite spectrum (standardised satellite bands) → adapted reflectance on the lab grid.
+
+    See the module docstring. ``learn=False`` keeps only the fixed interpolation (``"no_sau"``).
+    Buffers: ``interp`` (n_lab, n_sat), ``sat_mean``/``sat_std`` (n_sat, to undo the input
+    standardisation), ``basis`` (K + 1, n_lab).
+    """
+
+    def __init__(
+        self,
+        interp: np.ndarray,
+        sat_stats: tuple[np.ndarray, np.ndarray],
+        lab_wavelength: np.ndarray,
+        n_basis: int = 8,
+        hidden: int = 32,
+        learn: bool = True,
+    ):
+        super().__init__()
+        n_lab, n_sat = interp.shape
+        self.learn = bool(learn)
+        self.register_buffer("interp", torch.as_tensor(interp, dtype=torch.float32))
+        self.register_buffer("sat_mean", torch.as_tensor(sat_stats[0].reshape(-1)))
+        self.register_buffer("sat_std", torch.as_tensor(sat_stats[1].reshape(-1)))
+        wl = np.asarray(lab_wavelength, dtype=np.float64)
+        lo, hi = float(wl.min()), float(wl.max())
+        centres = np.linspace(lo, hi, n_basis) if n_basis > 1 else np.array([(lo + hi) / 2])
+        spacing = (hi - lo) / max(n_basis - 1, 1) or 1.0
+        bumps = np.exp(-0.5 * ((wl[None, :] - centres[:, None]) / spacing) ** 2)
+        basis = np.concatenate([np.ones((1, n_lab)), bumps], axis=0)
+        self.register_buffer("basis", torch.as_tensor(basis, dtype=torch.float32))
+        if self.learn:
+            self.log_gain = nn.Parameter(torch.zeros(n_lab))
+            self.offset = nn.Parameter(torch.zeros(n_lab))
+            k = basis.shape[0]
+            self.shape_mlp = nn.Sequential(
+                nn.Linear(n_sat, hidden), nn.GELU(), nn.Linear(hidden, 2 * k)
+            )
+            nn.init.zeros_(self.shape_mlp[2].weight)
+            nn.init.zeros_(self.shape_mlp[2].bias)
+
+    def interpolate(self, z_sat: Tensor) -> Tensor:
+        """The fixed part: satellite reflectance interpolated onto the lab grid."""
+        raw = z_sat * self.sat_std + self.sat_mean
+        return raw @ self.interp.T
+
+    def forward(self, z_sat: Tensor) -> Tensor:
+        x = self.interpolate(z_sat)
+        if not self.learn:
+            return x
+        k = self.basis.shape[0]
+        coef = self.shape_mlp(z_sat)
+        mult = coef[:, :k] @ self.basis
+        add = coef[:, k:] @ self.basis
+        return torch.exp(self.log_gain) * x * (1.0 + mult) + self.offset + add
+
+
+class DeepSaltStudent(nn.Module):
+    """[SAU →] lab standardisation → encoder → head (‖ covariates).
+
+    ``forward(spectra[, covariates], *aux)`` returns the standardised prediction (n,); trailing
+    auxiliary training tensors (teacher features, pair mask) are ignored.
+    :meth:`forward_features` also returns every encoder layer's features.
+    """
+
+    def __init__(
+        self,
+        encoder: SpectralEncoder,
+        head: _Head,
+        sau: SpectralAdaptationUnit | None,
+        lab_stats: tuple[np.ndarray, np.ndarray] | None,
+        n_covariates: int,
+    ):
+        super().__init__()
+        self.sau = sau
+        self.encoder = encoder
+        self.head = head
+        self.n_covariates = int(n_covariates)
+        self.n_inputs = 1 + (self.n_covariates > 0)
+        if lab_stats is not None:
+            self.register_buffer("lab_mean", torch.as_tensor(lab_stats[0].reshape(-1)))
+            self.register_buffer("lab_std", torch.as_tensor(lab_stats[1].reshape(-1)))
+        else:
+            self.lab_mean = None
+            self.lab_std = None
+
+    def encoder_input(self, spectra: Tensor) -> Tensor:
+        """What the encoder reads: the standardised (adapted) spectrum."""
+        if self.sau is None:
+            return spectra
+        return (self.sau(spectra) - self.lab_mean) / self.lab_std
+
+    def forward_features(
+        self, spectra: Tensor, covariates: Tensor | None = None
+    ) -> tuple[Tensor, list[Tensor]]:
+        feats = self.encoder(self.encoder_input(spectra))
+        return self.head(feats[-1].mean(dim=1), covariates), feats
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        cov = inputs[1] if self.n_covariates else None
+        return self.forward_features(inputs[0], cov)[0]
+
+
+class _Teacher(nn.Module):
+    def __init__(self, encoder: SpectralEncoder, head: _Head):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward_features(self, z_lab: Tensor) -> tuple[Tensor, list[Tensor]]:
+        feats = self.encoder(z_lab)
+        return self.head(feats[-1].mean(dim=1)), feats
+
+    def forward(self, z_lab: Tensor) -> Tensor:
+        return self.forward_features(z_lab)[0]
+
+
+def _coral(a: Tensor, b: Tensor) -> Tensor:
+    """Mean + covariance (CORAL) discrepancy between feature batches a (n, d) and b (m, d)."""
+    d = a.shape[1]
+    mean = (a.mean(0) - b.mean(0)).pow(2).sum() / d
+    ca = torch.cov(a.T) if a.shape[0] > 1 else torch.zeros(d, d, device=a.device)
+    cb = torch.cov(b.T) if b.shape[0] > 1 else torch.zeros(d, d, device=b.device)
+    return mean + (ca - cb).pow(2).sum() / (4 * d * d)
+
+
+# -- the estimator -------------------------------------------------------------------------------
+
+
+class DeepSaltRegressor(NetworkRegressor):
+    """DeepSalt as a scikit-learn regressor on the satellite sample set (see the module docstring).
+
+    Parameters
+    ----------
+    lab : the lab sample set (paired and lab-only sites); needed by ``"full"`` and ``"no_sau"``.
+    unlabelled : satellite pixels without target (optional; used by the alignment term).
+    variant : ``"full"``, ``"no_sau"``, ``"no_distillation"`` or ``"satellite_only"``.
+    width, depth, heads : the encoder (official teacher: 64, 3, 4); FF = 2·width.
+    n_tokens : band-group tokens per spectrum *(inferred)*.
+    dropout : encoder dropout (0.1 as in the official code).
+    alpha, beta : weights of the supervised Huber and the distillation terms (0.1 / 0.9).
+    layer_weights : per-layer distillation weights, one per encoder layer (1.35, 1.05, 0.65).
+    n_basis : Gaussian basis functions of the SAU shape correction (plus a constant).
+    align_weight : weight of the CORAL term on ``unlabelled`` pixels (0 disables it).
+    use_covariates : feed ``covariates`` of the satellite set (ancillary data) to the student head.
+    (training settings: see :class:`~soilbook.models.base.NetworkRegressor`; the loss is Huber.
+    Defaults differ from the base: ``epochs=150``, ``batch_size=32`` (the official code's),
+    ``patience=20`` — a satellite set of ~100 paired sites gives only a few mini-batches per
+    epoch, and with few regions the grouped inner split may be empty (then all epochs run);
+    measured on the test module's toy trio, 40 epochs of 64 left every student untrained.)
+
+    Attributes
+    ----------
+    module_ : the student (:class:`DeepSaltStudent`); teacher_ : the frozen teacher (or None).
+    teacher_history_, history_ : training histories; n_teacher_rows_, teacher_sites_ : what the
+    teacher saw; n_paired_sites_ : paired training sites used for distillation.
+    bands_, sat_wavelength_, lab_wavelength_ : the inputs' grids. sau_ : gain/offset over the
+    lab wavelength (xr.Dataset).
+    """
+
+    def __init__(
+        self,
+        lab: xr.Dataset | None = None,
+        unlabelled: xr.Dataset | None = None,
+        *,
+        variant: str = "full",
+        width: int = 64,
+        depth: int = 3,
+        heads: int = 4,
+        n_tokens: int = 32,
+        dropout: float = 0.1,
+        alpha: float = 0.1,
+        beta: float = 0.9,
+        layer_weights: Sequence[float] = (1.35, 1.05, 0.65),
+        n_basis: int = 8,
+        align_weight: float = 0.1,
+        use_covariates: bool = True,
+        epochs: int = 150,
+        batch_size: int = 32,
+        patience: int = 20,
+        loss: str = "huber",
+        progress: bool = True,
+        **kwargs: Any,
+    ):
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            loss=loss,
+            progress=progress,
+            **kwargs,
+        )
+        self.lab = lab
+        self.unlabelled = unlabelled
+        self.variant = variant
+        self.width = width
+        self.depth = depth
+        self.heads = heads
+        self.n_tokens = n_tokens
+        self.dropout = dropout
+        self.alpha = alpha
+        self.beta = beta
+        self.layer_weights = layer_weights
+        self.n_basis = n_basis
+        self.align_weight = align_weight
+        self.use_covariates = use_covariates
+
+    # -- settings ---------------------------------------------------------------------------------
+
+    @property
+    def _uses_teacher(self) -> bool:
+        return self.variant in ("full", "no_sau") and float(self.beta) > 0
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        name = type(self).__name__
+        if self.variant not in VARIANTS:
+            raise ParameterError(f"{name}: variant={self.variant!r}; allowed: {list(VARIANTS)}.")
+        for key in ("width", "depth", "heads", "n_tokens", "n_basis"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+                raise ParameterError(f"{name}: {key}={v!r} must be an int >= 1.")
+        if self.width % self.heads:
+            raise ParameterError(
+                f"{name}: width={self.width} must be divisible by heads={self.heads}."
+            )
+        if not 0 <= float(self.dropout) < 1:
+            raise ParameterError(f"{name}: dropout={self.dropout!r} must be in [0, 1).")
+        for key in ("alpha", "beta", "align_weight"):
+            if not float(getattr(self, key)) >= 0:
+                raise ParameterError(f"{name}: {key}={getattr(self, key)!r} must be >= 0.")
+        if float(self.alpha) + float(self.beta) <= 0:
+            raise ParameterError(f"{name}: alpha and beta cannot both be 0.")
+        if len(tuple(self.layer_weights)) != int(self.depth):
+            raise ParameterError(
+                f"{name}: layer_weights has {len(tuple(self.layer_weights))} values but depth="
+                f"{self.depth}; give one weight per encoder layer (e.g. layer_weights=(1.0,) * "
+                "depth)."
+            )
+        if self.loss != "huber":
+            raise ParameterError(f"{name}: loss={self.loss!r}; DeepSalt trains with 'huber'.")
+        if self.variant in ("full", "no_sau") and self.lab is None:
+            raise ParameterError(
+                f"{name}: variant={self.variant!r} needs the lab set (lab=...). What to do: pass "
+                "DeepSaltRegressor(lab=transfer.lab, ...), or use variant='no_distillation' or "
+                "'satellite_only'."
+            )
+
+    # -- inputs -----------------------------------------------------------------------------------
+
+    def _setup_inputs(self, ds: xr.Dataset) -> None:
+        self.bands_ = [str(b) for b in ds["band"].values]
+        self.sat_wavelength_ = (
+            ds["wavelength"].values.astype(np.float64) if "wavelength" in ds.coords else None
+        )
+        self.covariate_names_ = (
+            [str(f) for f in ds["feature"].values]
+            if self.use_covariates and "covariates" in ds.data_vars
+            else []
+        )
+
+    def _arrays(self, ds: xr.Dataset) -> dict[str, np.ndarray]:
+        out = {"spectra": _spectra(ds, "the satellite set", self.bands_)}
+        if self.covariate_names_:
+            cov = select_names(ds["covariates"], "feature", self.covariate_names_, "the covariates")
+            out["covariates"] = cov.transpose(SAMPLE, "feature").values.astype(np.float32)
+        return out
+
+    def _input_groups(self) -> dict[str, Any]:
+        groups: dict[str, Any] = {"spectra": "spectral"}
+        if self.covariate_names_:
+            groups["covariates"] = list(self._feature_groups_)
+        return groups
+
+    # -- fitting ----------------------------------------------------------------------------------
+
+    def _encoder(self, n_bands: int) -> SpectralEncoder:
+        return SpectralEncoder(
+            n_bands,
+            int(self.n_tokens),
+            int(self.width),
+            int(self.depth),
+            int(self.heads),
+            float(self.dropout),
+        )
+
+    def _fit_teacher(self, lab_train: xr.Dataset, config: TrainConfig) -> None:
+        """Train the teacher on ``lab_train`` (already restricted by :func:`teacher_lab_rows`)."""
+        z = _zscore(_spectra(lab_train, "the lab set"), self.lab_stats_)
+        y = target_values(lab_train)
+        self.teacher_target_mean_ = float(y.mean())
+        sd = float(y.std())
+        self.teacher_target_scale_ = sd if sd > 1e-12 else 1.0
+        y_std = torch.from_numpy(
+            ((y - self.teacher_target_mean_) / self.teacher_target_scale_).astype(np.float32)
+        )
+        tr, va = inner_group_split(
+            lab_train["group"].values, float(self.val_fraction), int(self.seed)
+        )
+        set_seed(int(self.seed))
+        teacher = _Teacher(self._encoder(z.shape[1]), _Head(int(self.width), 0))
+        x = torch.from_numpy(z)
+        key = {**self._run_key(), "stage": "teacher"}
+        self.teacher_history_ = train_fit(
+            teacher,
+            [x[tr]],
+            y_std[tr],
+            [x[va]] if va.size else None,
+            y_std[va] if va.size else None,
+            config,
+            run_key=key,
+        )
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        self.teacher_ = teacher
+
+    @torch.no_grad()
+    def _teacher_features(self, z_lab: np.ndarray) -> Tensor:
+        """(n, depth, tokens, width) teacher features of standardised lab spectra (CPU)."""
+        teacher = self.teacher_.to(self.device_).eval()
+        parts = []
+        for s in range(0, z_lab.shape[0], 256):
+            x = torch.from_numpy(z_lab[s : s + 256]).to(self.device_)
+            parts.append(torch.stack(teacher.forward_features(x)[1], dim=1).float().cpu())
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    def fit(self, ds: xr.Dataset, y: Any = None) -> DeepSaltRegressor:
+        """Fit on the satellite sample set ``ds`` (teacher first when the variant has one)."""
+        validate_samples(ds)
+        self._check_params()
+        config = self._train_config()
+        self.device_ = resolve_device(self.device)
+        y_raw = target_values(ds) if y is None else np.asarray(y, dtype=np.float64).ravel()
+        if y_raw.shape[0] != ds.sizes[SAMPLE]:
+            raise ValueError(
+                f"y has {y_raw.shape[0]} values but ds has {ds.sizes[SAMPLE]} samples."
+            )
+        if not np.isfinite(y_raw).all():
+            raise ValueError("the target holds NaN/inf values; drop unlabelled samples first.")
+        target = ds["target"]
+        self.target_units_ = str(target.attrs.get("units", ""))
+        self.target_long_name_ = str(target.attrs.get("long_name", "target"))
+        self._setup_inputs(ds)
+        self._feature_groups_ = (
+            [str(g) for g in ds["feature_group"].values] if self.covariate_names_ else []
+        )
+        raw = self._arrays(ds)  # checks reflectance and the single date
+
+        # --- the lab grid, the leak-free lab rows and the pairs (cheap checks before training)
+        lab = self.lab
+        adapt = self.variant != "satellite_only"
+        use_lab = adapt and lab is not None
+        self.teacher_ = None
+        self.teacher_history_ = None
+        self.n_teacher_rows_ = 0
+        self.teacher_sites_ = np.array([], dtype=str)
+        self.n_paired_sites_ = 0
+        self._teacher_pooled = None
+        if adapt:
+            self.sat_wavelength_ = _wavelengths(ds, "the satellite set")
+        if use_lab:
+            validate_samples(lab)
+            lab_spectra = _spectra(lab, "the lab set")
+            self.lab_wavelength_ = _wavelengths(lab, "the lab set")
+            lo, hi = self.sat_wavelength_.min(), self.sat_wavelength_.max()
+            overlap = (self.lab_wavelength_ >= lo) & (self.lab_wavelength_ <= hi)
+            if overlap.sum() < 2:
+                raise SchemaError(
+                    f"the lab grid ({self.lab_wavelength_.min():.0f}-{self.lab_wavelength_.max():.0f}"
+                    f" nm) and the satellite bands ({lo:.0f}-{hi:.0f} nm) do not overlap. What to "
+                    "do: check the wavelength coordinates (both in nm)."
+                )
+            rows = teacher_lab_rows(lab, ds)
+            if rows.size == 0:
+                raise ValueError(
+                    "no lab row is allowed for this training set (no paired site of ds and no "
+                    "lab-only site in its groups). What to do: check the 'site'/'group' ids of the "
+                    "lab and satellite sets, or use variant='satellite_only'."
+                )
+            lab_train = lab.isel({SAMPLE: rows})
+            self.n_teacher_rows_ = int(rows.size)
+            self.teacher_sites_ = np.unique(_site_ids(lab_train, "the lab set"))
+            self.lab_stats_ = _stats(lab_spectra[rows])
+            if self._uses_teacher:
+                sat_sites = _site_ids(ds, "the satellite set")
+                lab_sites = _site_ids(lab_train, "the lab set")
+                paired_sites = np.intersect1d(np.unique(sat_sites), lab_sites)
+                self.n_paired_sites_ = int(paired_sites.size)
+                if paired_sites.size < MIN_PAIRED_SITES:
+                    raise ValueError(
+                        f"only {paired_sites.size} training site(s) of the satellite set have a lab "
+                        f"spectrum; distillation needs at least {MIN_PAIRED_SITES}. What to do: "
+                        "check that the 'site' ids of both sets match, train on more paired sites, "
+                        "or use variant='no_distillation' / 'satellite_only' (or beta=0)."
+                    )
+        elif adapt:  # no_distillation without a lab set: the satellite grid itself
+            self.lab_wavelength_ = self.sat_wavelength_.copy()
+            self.lab_stats_ = _stats(raw["spectra"])
+        else:
+            self.lab_wavelength_ = None
+            self.lab_stats_ = None
+
+        # --- standardise the student's inputs (training samples only), the target
+        self.input_names_ = list(raw)
+        self.input_stats_ = {name: _stats(arr) for name, arr in raw.items()}
+        arrays = self._standardise(raw, warn=True)
+        self.target_mean_ = float(np.mean(y_raw))
+        scale = float(np.std(y_raw))
+        self.target_scale_ = scale if scale > 1e-12 else 1.0
+        y_std = ((y_raw - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+        # --- teacher, then its features of every training pixel's paired lab spectrum
+        aux: list[Tensor] = []
+        if self._uses_teacher:
+            self._fit_teacher(lab_train, config)
+            lab_z = _zscore(lab_spectra[rows], self.lab_stats_)
+            lab_sites = _site_ids(lab_train, "the lab set")
+            sat_sites = _site_ids(ds, "the satellite set")
+            paired_z = np.zeros((ds.sizes[SAMPLE], lab_z.shape[1]), dtype=np.float32)
+            mask = np.zeros(ds.sizes[SAMPLE], dtype=np.float32)
+            for site in np.intersect1d(np.unique(sat_sites), lab_sites):
+                paired_z[sat_sites == site] = lab_z[lab_sites == site].mean(axis=0)
+                mask[sat_sites == site] = 1.0
+            aux = [self._teacher_features(paired_z), torch.from_numpy(mask)]
+            self._teacher_pooled = self._teacher_features(lab_z)[:, -1].mean(dim=1)
+
+        # --- the student
+        groups = ds["group"].values if "group" in ds.coords else np.arange(ds.sizes[SAMPLE])
+        train_idx, val_idx = inner_group_split(groups, float(self.val_fraction), int(self.seed))
+        self.n_train_, self.n_val_ = int(train_idx.size), int(val_idx.size)
+        set_seed(int(self.seed))
+        self.module_ = self._build_module(ds, arrays)
+        unl = self._unlabelled_tensor(ds) if self._uses_teacher else None
+        self.n_unlabelled_ = 0 if unl is None else int(unl[0].shape[0])
+        tensors = [torch.from_numpy(a) for a in arrays.values()] + aux
+        tr, va = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
+        y_t = torch.from_numpy(y_std)
+        self.history_: History = train_fit(
+            self.module_,
+            [t[tr] for t in tensors],
+            y_t[tr],
+            [t[va] for t in tensors] if val_idx.size else None,
+            y_t[va] if val_idx.size else None,
+            config,
+            run_key={**self._run_key(), "stage": "student"},
+            train_loss_fn=self._make_loss(unl),
+        )
+        self.module_.eval()
+        self._teacher_pooled = None
+        return self
+
+    def _run_key(self) -> dict[str, Any]:
+        key = super()._run_key()
+        for name in ("lab", "unlabelled"):  # identified by shape, not by repr of the data
+            data = getattr(self, name)
+            key["params"][name] = None if data is None else repr(dict(data.sizes))
+        return key
+
+    def _unlabelled_tensor(self, ds: xr.Dataset) -> tuple[Tensor, Tensor | None] | None:
+        """Standardised unlabelled pixels of ``ds``'s groups (None when unused)."""
+        if self.unlabelled is None or float(self.align_weight) <= 0:
+            return None
+        unl = self.unlabelled
+        keep = np.isin(unl["group"].values.astype(str), ds["group"].values.astype(str))
+        if not keep.any():
+            return None
+        unl = unl.isel({SAMPLE: np.flatnonzero(keep)})
+        if self.covariate_names_ and "covariates" not in unl.data_vars:
+            raise SchemaError(
+                "the unlabelled set has no 'covariates' but the student uses them. What to do: "
+                "add them, or pass use_covariates=False."
+            )
+        z = self._standardise(self._arrays(unl))
+        return torch.from_numpy(z["spectra"]), (
+            torch.from_numpy(z["covariates"]) if self.covariate_names_ else None
+        )
+
+    def _make_loss(self, unl: Any):
+        alpha, beta = float(self.alpha), float(self.beta)
+        weights = [float(w) for w in self.layer_weights]
+        use_teacher = self._uses_teacher
+        gamma = float(self.align_weight) if unl is not None else 0.0
+        target_pooled = self._teacher_pooled if gamma > 0 else None
+        batch_size = int(self.batch_size)
+
+        def loss(module: DeepSaltStudent, batch: list[Tensor], target: Tensor) -> Tensor:
+            n_in = module.n_inputs
+            cov = batch[1] if module.n_covariates else None
+            pred, feats = module.forward_features(batch[0], cov)
+            total = alpha * F.huber_loss(pred.float(), target, delta=1.0)
+            if use_teacher:
+                teacher, mask = batch[n_in], batch[n_in + 1]
+                denom = mask.sum().clamp(min=1.0)
+                dist = pred.new_zeros(())
+                for lay, w in enumerate(weights):
+                    err = (feats[lay].float() - teacher[:, lay]).pow(2).mean(dim=(1, 2))
+                    dist = dist + w * (err * mask).sum() / denom
+                total = total + beta * dist
+            if gamma > 0:
+                spec, ucov = unl
+                pick = torch.randint(0, spec.shape[0], (batch_size,))
+                dev = batch[0].device
+                _, ufeats = module.forward_features(
+                    spec[pick].to(dev), None if ucov is None else ucov[pick].to(dev)
+                )
+                tp = target_pooled.to(dev)
+                tpick = torch.randint(0, tp.shape[0], (batch_size,))
+                total = total + gamma * _coral(ufeats[-1].float().mean(dim=1), tp[tpick])
+            return total
+
+        return loss
+
+    def _build_module(self, ds: xr.Dataset, arrays: dict[str, np.ndarray]) -> nn.Module:
+        n_cov = len(self.covariate_names_)
+        head = _Head(int(self.width), n_cov)
+        if self.variant == "satellite_only":
+            return DeepSaltStudent(self._encoder(len(self.bands_)), head, None, None, n_cov)
+        interp = interpolation_matrix(self.sat_wavelength_, self.lab_wavelength_)
+        sau = SpectralAdaptationUnit(
+            interp,
+            self.input_stats_["spectra"],
+            self.lab_wavelength_,
+            n_basis=int(self.n_basis),
+            learn=self.variant != "no_sau",
+        )
+        return DeepSaltStudent(
+            self._encoder(len(self.lab_wavelength_)), head, sau, self.lab_stats_, n_cov
+        )
+
+    # -- interpretation ---------------------------------------------------------------------------
+
+    def _lab_tensor(self, ds: xr.Dataset) -> Tensor:
+        check_is_fitted(self, "module_")
+        if self.teacher_ is None:
+            raise ValueError(f"variant={self.variant!r} (beta={self.beta}) has no teacher.")
+        wl = _wavelengths(ds, "the lab set")
+        if wl.shape != self.lab_wavelength_.shape or not np.allclose(wl, self.lab_wavelength_):
+            raise SchemaError(
+                "the lab set's wavelength grid differs from the one the teacher was trained on. "
+                "What to do: resample it onto model.lab_wavelength_."
+            )
+        return torch.from_numpy(_zscore(_spectra(ds, "the lab set"), self.lab_stats_))
+
+    def predict_teacher(self, ds_lab: xr.Dataset) -> np.ndarray:
+        """The teacher's predictions (target units) for lab spectra."""
+        x = self._lab_tensor(ds_lab)
+        with torch.no_grad():
+            out = self.teacher_.to(self.device_).eval()(x.to(self.device_)).float().cpu().numpy()
+        return out.astype(np.float64) * self.teacher_target_scale_ + self.teacher_target_mean_
+
+    @torch.no_grad()
+    def features(self, ds: xr.Dataset, which: str = "student", layer: int = -1) -> np.ndarray:
+        """Token-averaged encoder features (n, width) of encoder layer ``layer``: the student's
+        of satellite pixels (``which="student"``) or the teacher's of lab spectra
+        (``which="teacher"``) — for the domain-gap PCA view."""
+        if which == "student":
+            tensors = [t.to(self.device_) for t in self.to_tensors(ds)]
+            module = self.module_.to(self.device_).eval()
+            cov = tensors[1] if module.n_covariates else None
+            feats = module.forward_features(tensors[0], cov)[1]
+        elif which == "teacher":
+            x = self._lab_tensor(ds).to(self.device_)
+            feats = self.teacher_.to(self.device_).eval().forward_features(x)[1]
+        else:
+            raise ParameterError(f"which={which!r}; allowed: 'student', 'teacher'.")
+        return feats[layer].float().mean(dim=1).cpu().numpy()
+
+    def band_attributions(
+        self,
+        ds: xr.Dataset,
+        which: str = "student",
+        method: str = "integrated_gradients",
+        steps: int = 32,
+    ) -> xr.DataArray:
+        """Integrated-gradients attribution of every input band (sample, wavelength), target units.
+
+        Baseline: the training mean spectrum (0 after standardisation); ``steps`` Riemann
+        midpoints. The attributions of a sample sum to ``f(x) − f(baseline)`` (completeness, up to
+        the discretisation). ``which="student"`` explains :meth:`predict` on satellite pixels
+        (over the satellite bands; covariates held at their values), ``"teacher"`` the teacher on
+        lab spectra (over the lab grid).
+        """
+        check_is_fitted(self, "module_")
+        if method != "integrated_gradients":
+            raise ParameterError(f"method={method!r}; allowed: 'integrated_gradients'.")
+        if int(steps) < 1:
+            raise ParameterError(f"steps={steps!r} must be >= 1.")
+        if which == "student":
+            tensors = self.to_tensors(ds)
+            x, cov = tensors[0], (tensors[1] if self.covariate_names_ else None)
+            module = self.module_.to(self.device_).eval()
+
+            def f(inp: Tensor, sl: slice) -> Tensor:
+                c = None if cov is None else cov[sl].to(self.device_)
+                return module.forward_features(inp, c)[0]
+
+            scale = self.target_scale_
+            wl = self.sat_wavelength_
+            if wl is None:
+                wl = np.arange(len(self.bands_), dtype=float)
+            bands = self.bands_
+        elif which == "teacher":
+            x = self._lab_tensor(ds)
+            teacher = self.teacher_.to(self.device_).eval()
+
+            def f(inp: Tensor, sl: slice) -> Tensor:
+                return teacher(inp)
+
+            scale = self.teacher_target_scale_
+            wl = self.lab_wavelength_
+            bands = [str(b) for b in ds["band"].values]
+        else:
+            raise ParameterError(f"which={which!r}; allowed: 'student', 'teacher'.")
+        alphas = (torch.arange(int(steps), dtype=torch.float32) + 0.5) / int(steps)
+        out = np.empty(tuple(x.shape), dtype=np.float64)
+        bs = max(1, 2048 // int(steps))
+        for s in range(0, x.shape[0], bs):
+            sl = slice(s, s + bs)
+            xb = x[sl].to(self.device_)
+            grads = torch.zeros_like(xb)
+            for a in alphas:
+                inp = (a * xb).detach().requires_grad_(True)
+                (g,) = torch.autograd.grad(f(inp, sl).sum(), inp)
+                grads += g
+            out[sl] = (xb * grads / int(steps)).double().cpu().numpy() * scale
+        coords: dict[str, Any] = {
+            "wavelength": np.asarray(wl, dtype=float),
+            "band": ("wavelength", bands),
+        }
+        if SAMPLE in ds.coords:
+            coords[SAMPLE] = ds[SAMPLE].values
+        return xr.DataArray(
+            out,
+            dims=(SAMPLE, "wavelength"),
+            coords=coords,
+            name="attribution",
+            attrs={
+                "units": self.target_units_,
+                "long_name": f"integrated-gradients attribution ({which})",
+                "baseline": "training mean spectrum",
+            },
+        )
+
+    @property
+    def sau_(self) -> xr.Dataset:
+        """The SAU's band-wise ``gain`` and ``offset`` over the lab wavelength (xr.Dataset)."""
+        check_is_fitted(self, "module_")
+        sau = self.module_.sau
+        if sau is None or not sau.learn:
+            raise AttributeError(f"variant={self.variant!r} has no learned SAU.")
+        wl = self.lab_wavelength_
+        gain = torch.exp(sau.log_gain.detach()).cpu().numpy().astype(np.float64)
+        offset = sau.offset.detach().cpu().numpy().astype(np.float64)
+        return xr.Dataset(
+            {
+                "gain": ("wavelength", gain, {"units": "1", "long_name": "SAU band-wise gain"}),
+                "offset": (
+                    "wavelength",
+                    offset,
+                    {"units": "1", "long_name": "SAU band-wise offset (reflectance)"},
+                ),
+            },
+            coords={"wavelength": ("wavelength", wl, {"units": "nm"})},
+        )

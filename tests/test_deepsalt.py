@@ -1,0 +1,317 @@
+"""DeepSalt: teacher/student transfer with the SAU and feature distillation (tiny, fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from sklearn.base import clone
+
+from soilbook.config import ParameterError
+from soilbook.data.schema import SchemaError
+from soilbook.models import deepsalt
+from soilbook.models.deepsalt import (
+    DeepSaltRegressor,
+    SpectralAdaptationUnit,
+    interpolation_matrix,
+    teacher_lab_rows,
+)
+from soilbook.train import TrainConfig
+from soilbook.train import fit as train_fit
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+LAB_WL = np.arange(400.0, 2401.0, 25.0)  # 81 lab bands
+SAT_WL = np.array(
+    [w for w in np.arange(420.0, 2441.0, 45.0) if not (1330 < w < 1470 or 1780 < w < 1970)]
+)
+TINY = dict(
+    width=8,
+    depth=2,
+    heads=2,
+    n_tokens=6,
+    n_basis=3,
+    layer_weights=(1.0, 0.5),
+    epochs=3,
+    batch_size=16,
+    patience=3,
+    device="cpu",
+    seed=0,
+    progress=False,
+)
+
+
+def _soil(rng: np.random.Generator, ec: np.ndarray, wl: np.ndarray) -> np.ndarray:
+    """Smooth soil spectra whose salt features scale with ec."""
+    n = ec.size
+    base = 0.25 + 0.1 * np.sin(wl[None] / 400.0 + rng.uniform(0, 3, (n, 1)))
+    salt = 0.02 * np.log1p(ec)[:, None] * np.exp(-0.5 * ((wl[None] - 1750.0) / 120.0) ** 2)
+    return base + salt + 0.003 * rng.normal(size=(n, wl.size))
+
+
+def _ds(refl, wl, target, groups, sites, prefix, **coords) -> xr.Dataset:
+    n = refl.shape[0]
+    data = {
+        "reflectance": (
+            ("sample", "date", "band"),
+            refl[:, None, :].astype(np.float32),
+            {"units": "1", "long_name": "reflectance"},
+        )
+    }
+    if target is not None:
+        data["target"] = ("sample", target, {"units": "dS/m", "long_name": "EC"})
+    rng = np.random.default_rng(n)
+    return xr.Dataset(
+        data,
+        coords={
+            "sample": [f"{prefix}{i}" for i in range(n)],
+            "date": ["2024-06-01"],
+            "band": [f"{prefix}b{int(w)}" for w in wl],
+            "wavelength": ("band", wl),
+            "group": ("sample", np.asarray(groups)),
+            "site": ("sample", np.asarray(sites)),
+            "lat": ("sample", rng.uniform(30, 31, n)),
+            "lon": ("sample", rng.uniform(-100, -99, n)),
+            **coords,
+        },
+        attrs={"source": "unit test", "licence": "CC0", "citation": "none", "simulated": True},
+    )
+
+
+def make_trio(n_paired: int = 30, n_lab_only: int = 40, n_unl: int = 40, seed: int = 0):
+    """(satellite, lab, unlabelled): paired sites in regions A-C, lab-only sites in A-D."""
+    rng = np.random.default_rng(seed)
+    regions = np.array(["A", "B", "C"])
+    p_ec = rng.lognormal(1.0, 1.0, n_paired)
+    p_group = regions[np.arange(n_paired) % 3]
+    p_site = np.array([f"P{i}" for i in range(n_paired)])
+    p_lab = _soil(rng, p_ec, LAB_WL)
+    o_ec = rng.lognormal(1.0, 1.0, n_lab_only)
+    o_group = np.array(["A", "B", "C", "D"])[np.arange(n_lab_only) % 4]
+    o_site = np.array([f"L{i}" for i in range(n_lab_only)])
+    o_lab = _soil(rng, o_ec, LAB_WL)
+    lab = _ds(
+        np.concatenate([p_lab, o_lab]),
+        LAB_WL,
+        np.concatenate([p_ec, o_ec]),
+        np.concatenate([p_group, o_group]),
+        np.concatenate([p_site, o_site]),
+        "lab",
+        paired=("sample", np.r_[np.ones(n_paired, bool), np.zeros(n_lab_only, bool)]),
+    )
+    to_sat = interpolation_matrix(LAB_WL, SAT_WL)
+    sat_refl = 0.8 * p_lab @ to_sat.T + 0.02 + 0.005 * rng.normal(size=(n_paired, SAT_WL.size))
+    sat = _ds(sat_refl, SAT_WL, p_ec, p_group, p_site, "sat")
+    u_ec = rng.lognormal(1.0, 1.0, n_unl)
+    u_refl = 0.8 * _soil(rng, u_ec, LAB_WL) @ to_sat.T + 0.02
+    unl = _ds(
+        u_refl,
+        SAT_WL,
+        None,
+        regions[np.arange(n_unl) % 3],
+        [f"U{i}" for i in range(n_unl)],
+        "sat",
+    )
+    return sat, lab, unl
+
+
+@pytest.fixture(scope="module")
+def trio():
+    return make_trio()
+
+
+@pytest.fixture(scope="module")
+def fitted(trio):
+    sat, lab, unl = trio
+    return DeepSaltRegressor(lab=lab, unlabelled=unl, **TINY).fit(sat)
+
+
+def test_fit_predict_shapes_and_attributes(trio, fitted):
+    sat, lab, _ = trio
+    pred = fitted.predict(sat)
+    assert pred.shape == (sat.sizes["sample"],) and np.isfinite(pred).all()
+    assert fitted.teacher_ is not None and fitted.n_paired_sites_ == 30
+    assert fitted.n_unlabelled_ == 40
+    assert fitted.history_.epoch and fitted.teacher_history_.epoch
+    assert fitted.predict_teacher(lab).shape == (lab.sizes["sample"],)
+    f_s = fitted.features(sat, which="student")
+    f_t = fitted.features(lab, which="teacher")
+    assert f_s.shape == (30, 8) and f_t.shape == (70, 8)
+    sau = fitted.sau_
+    assert sau["gain"].dims == ("wavelength",) and sau["gain"].size == LAB_WL.size
+    np.testing.assert_allclose(sau["wavelength"].values, LAB_WL)
+
+
+def test_clone_keeps_params(trio):
+    _sat, lab, unl = trio
+    est = DeepSaltRegressor(lab=lab, unlabelled=unl, variant="no_sau", alpha=0.2, **TINY)
+    twin = clone(est)
+    params = twin.get_params()
+    # scikit-learn deep-copies non-estimator parameters: equal data, not the same object
+    assert params["lab"].identical(lab) and params["unlabelled"].identical(unl)
+    assert params["variant"] == "no_sau" and params["alpha"] == 0.2 and params["epochs"] == 3
+    assert not hasattr(twin, "module_")
+
+
+def test_leakage_rule_and_spy(trio, monkeypatch):
+    sat, lab, _ = trio
+    # train on regions A and B only, and drop some paired sites (a "test fold")
+    keep = np.isin(sat["group"].values, ["A", "B"]) & ~np.isin(sat["site"].values, ["P0", "P1"])
+    train = sat.isel(sample=np.flatnonzero(keep))
+    seen: list[set] = []
+    original = DeepSaltRegressor._fit_teacher
+
+    def spy(self, lab_train, config):
+        seen.append(set(lab_train["site"].values.astype(str)))
+        return original(self, lab_train, config)
+
+    monkeypatch.setattr(DeepSaltRegressor, "_fit_teacher", spy)
+    DeepSaltRegressor(lab=lab, **TINY).fit(train)
+    assert len(seen) == 1
+    sites = seen[0]
+    test_sites = set(sat["site"].values[~keep].astype(str))  # P0, P1 and region C
+    assert not sites & test_sites
+    groups = dict(zip(lab["site"].values.astype(str), lab["group"].values.astype(str), strict=True))
+    assert {groups[s] for s in sites} <= {"A", "B"}  # no lab-only site of C or D
+    assert set(train["site"].values.astype(str)) <= sites  # the paired training sites are used
+    rows = teacher_lab_rows(lab, train)
+    assert set(lab["site"].values[rows].astype(str)) == sites
+
+
+def test_distillation_gradient_reaches_student_and_sau(trio):
+    sat, lab, _ = trio
+    est = DeepSaltRegressor(lab=lab, **{**TINY, "epochs": 1}).fit(sat)
+    module = est.module_.train()
+    tensors = [t for t in est.to_tensors(sat)]
+    est._teacher_pooled = None
+    # rebuild the auxiliary teacher tensors as fit does
+    lab_z = deepsalt._zscore(deepsalt._spectra(lab, "lab"), est.lab_stats_)
+    site_row = {s: i for i, s in enumerate(lab["site"].values.astype(str))}
+    paired = np.stack([lab_z[site_row[s]] for s in sat["site"].values.astype(str)])
+    aux = [est._teacher_features(paired), torch.ones(sat.sizes["sample"])]
+    pure_distill = clone(est).set_params(alpha=0.0)._make_loss(None)
+    module.zero_grad()
+    pure_distill(module, tensors + aux, torch.zeros(sat.sizes["sample"])).backward()
+    enc_grad = sum(
+        float(p.grad.abs().sum()) for p in module.encoder.parameters() if p.grad is not None
+    )
+    sau_grad = sum(float(p.grad.abs().sum()) for p in module.sau.parameters() if p.grad is not None)
+    assert enc_grad > 0 and sau_grad > 0
+    assert float(module.sau.log_gain.grad.abs().sum()) > 0
+
+    # and the trained weights differ from a beta = 0 run with the same seed
+    est0 = DeepSaltRegressor(lab=lab, beta=0.0, **{**TINY, "epochs": 1}).fit(sat)
+    assert est0.teacher_ is None
+    a = est.module_.state_dict()
+    b = est0.module_.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_sau_identity_at_init_and_moves_after_training(fitted):
+    rng = np.random.default_rng(1)
+    interp = interpolation_matrix(SAT_WL, LAB_WL)
+    np.testing.assert_allclose(interp.sum(axis=1), 1.0)
+    stats = (
+        rng.uniform(0.1, 0.3, (1, SAT_WL.size)).astype(np.float32),
+        np.full((1, SAT_WL.size), 0.1, np.float32),
+    )
+    sau = SpectralAdaptationUnit(interp, stats, LAB_WL, n_basis=4)
+    z = torch.randn(5, SAT_WL.size)
+    torch.testing.assert_close(sau(z), sau.interpolate(z))
+    raw = (z * 0.1 + torch.from_numpy(stats[0])).numpy()
+    np.testing.assert_allclose(sau.interpolate(z).numpy(), raw @ interp.T, rtol=1e-5, atol=1e-6)
+    gain = fitted.sau_["gain"].values
+    offset = fitted.sau_["offset"].values
+    assert not np.allclose(gain, 1.0) and not np.allclose(offset, 0.0)
+
+
+@pytest.mark.parametrize("variant", ["no_sau", "no_distillation", "satellite_only"])
+def test_variants_run(trio, variant):
+    sat, lab, _ = trio
+    est = DeepSaltRegressor(lab=lab, variant=variant, **TINY).fit(sat)
+    assert est.predict(sat).shape == (30,)
+    assert (est.teacher_ is not None) == (variant == "no_sau")
+    if variant == "satellite_only":
+        assert est.module_.sau is None
+    if variant == "no_sau":
+        assert not est.module_.sau.learn
+        with pytest.raises(AttributeError):
+            _ = est.sau_
+
+
+def test_no_distillation_runs_without_lab(trio):
+    sat, _, _ = trio
+    est = DeepSaltRegressor(variant="no_distillation", **TINY).fit(sat)
+    np.testing.assert_allclose(est.lab_wavelength_, SAT_WL)
+    assert np.isfinite(est.predict(sat)).all()
+
+
+def test_deterministic_on_cpu(trio):
+    sat, lab, unl = trio
+    a = DeepSaltRegressor(lab=lab, unlabelled=unl, **TINY).fit(sat).predict(sat)
+    b = DeepSaltRegressor(lab=lab, unlabelled=unl, **TINY).fit(sat).predict(sat)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_band_attributions(trio, fitted):
+    sat, lab, _ = trio
+    att = fitted.band_attributions(sat.isel(sample=slice(0, 4)), steps=16)
+    assert att.dims == ("sample", "wavelength") and att.shape == (4, SAT_WL.size)
+    np.testing.assert_allclose(att["wavelength"].values, SAT_WL)
+    # completeness: attributions sum to f(x) - f(baseline) (baseline: the training mean)
+    base = sat.isel(sample=[0]).copy(deep=True)
+    mean = fitted.input_stats_["spectra"][0][0]
+    base["reflectance"].values[0, 0, :] = mean
+    fitted.module_.eval()
+    gap = fitted.predict(sat.isel(sample=slice(0, 4))) - fitted.predict(base)[0]
+    np.testing.assert_allclose(
+        att.sum("wavelength").values, gap, atol=0.05 * np.abs(gap).max() + 1e-3
+    )
+    t_att = fitted.band_attributions(lab.isel(sample=slice(0, 3)), which="teacher", steps=4)
+    assert t_att.shape == (3, LAB_WL.size)
+
+
+def test_errors_before_training(trio):
+    sat, lab, _ = trio
+    with pytest.raises(ParameterError, match="needs the lab set"):
+        DeepSaltRegressor(**TINY).fit(sat)
+    with pytest.raises(ParameterError, match="layer_weights"):
+        DeepSaltRegressor(lab=lab, **{**TINY, "layer_weights": (1.0, 1.0, 1.0)}).fit(sat)
+    with pytest.raises(ParameterError, match="variant"):
+        DeepSaltRegressor(lab=lab, variant="bogus", **TINY).fit(sat)
+    few = sat.isel(sample=np.arange(6))
+    with pytest.raises(ValueError, match="at least 10"):
+        DeepSaltRegressor(lab=lab, **TINY).fit(few)
+    with pytest.raises(SchemaError, match="wavelength"):
+        DeepSaltRegressor(lab=lab, **TINY).fit(sat.drop_vars("wavelength"))
+    est = DeepSaltRegressor(variant="satellite_only", **TINY).fit(sat)
+    with pytest.raises(SchemaError, match="band"):
+        est.predict(sat.isel(band=slice(0, 10)))
+    refl = xr.concat(
+        [sat["reflectance"], sat["reflectance"].assign_coords(date=["2024-07-01"])], dim="date"
+    )
+    two_dates = sat.drop_vars("reflectance").drop_dims("date").assign(reflectance=refl)
+    with pytest.raises(SchemaError, match="dates"):
+        DeepSaltRegressor(variant="satellite_only", **TINY).fit(two_dates)
+
+
+def test_train_fit_train_loss_hook():
+    """The extension point of soilbook.train.fit: a custom training loss is used."""
+    torch.manual_seed(0)
+    x = torch.randn(40, 3)
+    y = x.sum(1)
+    calls = []
+
+    def loss(module, batch, target):
+        calls.append(len(batch))
+        return 3.0 * torch.nn.functional.mse_loss(module(*batch).reshape(-1), target)
+
+    module = torch.nn.Linear(3, 1)
+    cfg = TrainConfig(epochs=2, batch_size=10, device="cpu", progress=False, scheduler="none")
+    hist = train_fit(module, [x], y, config=cfg, train_loss_fn=loss)
+    assert len(calls) == 8 and calls[0] == 1
+    module2 = torch.nn.Linear(3, 1)
+    module2.load_state_dict({k: torch.zeros_like(v) for k, v in module.state_dict().items()})
+    hist_default = train_fit(torch.nn.Linear(3, 1), [x], y, config=cfg)
+    assert hist.train_loss[0] > hist_default.train_loss[0] * 1.5  # the tripled loss is recorded
