@@ -172,8 +172,45 @@ SALINITY = (
     Param("map_size", int, 160, "side in pixels of the mapped scene (simulated data)", minimum=16),
 )
 
+_COMMON_NO_OUTPUT = tuple(p for p in COMMON if p.name != "output_dir")
+
+DEEPSALT = (
+    *_COMMON_NO_OUTPUT,
+    Param(
+        "output_dir",
+        str,
+        "../_build/outputs/02_spectral_transfer_deepsalt",
+        "where tables, figures and checkpoints go",
+    ),
+    Param(
+        "target",
+        str,
+        "salinity",
+        "'salinity' (simulated EC on real ICRAF spectra) or 'soc' (real LimeSoDa SOC)",
+        choices=("salinity", "soc"),
+    ),
+    Param("n_sites", int, 800, "lab sites drawn from the spectral library", minimum=20),
+    Param("paired_fraction", float, 0.25, "share of lab sites with a labelled satellite pixel"),
+    Param("unlabelled_per_site", int, 2, "unlabelled satellite pixels around a site", minimum=0),
+    Param("n_regions", int, 5, "geographic regions for salinity (soc: the 3 datasets)", minimum=2),
+    Param("holdout_region", str, "all", "region held out ('all' = leave each region out in turn)"),
+    Param("cv_folds", int, 5, "folds of the random-split comparison", minimum=2),
+    Param("epochs", int, 40, "maximum training epochs (teacher and student)", minimum=1),
+    Param("batch_size", int, 32, "mini-batch size", minimum=1),
+    Param("width", int, 32, "encoder width (the official code: 64)", minimum=4),
+    Param("depth", int, 2, "encoder layers (the official code: 3)", minimum=1),
+    Param("heads", int, 4, "attention heads", minimum=1),
+    Param("learning_rate", float, 1e-3, "Adam(W) learning rate", minimum=0.0),
+    Param("patience", int, 8, "early-stopping patience in epochs", minimum=1),
+    Param("alpha", float, 0.1, "weight of the target (Huber) loss", minimum=0.0),
+    Param("beta", float, 0.9, "weight of the feature-distillation loss", minimum=0.0),
+    Param("rf_trees", int, 200, "trees in the Random Forest", minimum=1),
+    Param("explain_samples", int, 60, "samples for band attributions and SHAP", minimum=5),
+)
+
 NOTEBOOK_PARAMS: dict[str, tuple[Param, ...]] = {
     "01_salinity_ss_soilnet": SALINITY,
+    "02_spectral_transfer_deepsalt": DEEPSALT,
 }
 
 #: Extra cross-parameter checks per notebook, run after the per-parameter ones.
@@ -249,3 +286,19 @@ def _check_salinity(p: dict[str, Any]) -> None:
 
 
 CROSS_CHECKS["01_salinity_ss_soilnet"] = _check_salinity
+
+
+def _check_deepsalt(p: dict[str, Any]) -> None:
+    from soilbook.data.transfer import check_transfer_args
+
+    check_transfer_args(
+        p["target"],
+        n_sites=p["n_sites"],
+        paired_fraction=p["paired_fraction"],
+        unlabelled_per_site=p["unlabelled_per_site"],
+        n_regions=p["n_regions"] if p["target"] == "salinity" else None,
+        holdout_region=None if p["holdout_region"] == "all" else p["holdout_region"],
+    )
+
+
+CROSS_CHECKS["02_spectral_transfer_deepsalt"] = _check_deepsalt

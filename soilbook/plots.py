@@ -362,3 +362,110 @@ def spatial_attention_maps(attention: xr.DataArray, *, simulated: bool = False) 
     cb = fig.colorbar(im, ax=axes[0].tolist())
     cb.set_label("attention weight (unitless)")
     return label_simulated(fig, simulated)
+
+
+#: Soil absorption features worth marking on spectra (nm, label), after Clark (1999) and
+#: Ben-Dor et al. (1999): water/OH near 1400 and 1900 nm, clay (Al-OH) near 2200 nm,
+#: carbonate near 2340 nm, and the organic-matter-darkened visible.
+ABSORPTION_FEATURES: tuple[tuple[float, str], ...] = (
+    (550.0, "organic matter (visible)"),
+    (1400.0, "water / OH"),
+    (1900.0, "water"),
+    (2200.0, "clay Al-OH"),
+    (2340.0, "carbonate"),
+)
+
+
+def band_importance(
+    wavelength_nm: np.ndarray | Mapping[str, np.ndarray],
+    importance: Mapping[str, np.ndarray],
+    *,
+    mean_spectrum: np.ndarray | None = None,
+    spectrum_wavelength_nm: np.ndarray | None = None,
+    ylabel: str = "mean |attribution| (target units)",
+    simulated: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Attribution per wavelength for several models, over the mean spectrum (grey, right axis),
+    with the known soil absorption features marked.
+
+    ``wavelength_nm`` is one grid for all curves or one per name (lab and satellite grids differ);
+    each curve is scaled to its own maximum so that shapes, not magnitudes, are compared.
+    """
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for k, (name, values) in enumerate(importance.items()):
+        wl = np.asarray(
+            wavelength_nm[name] if isinstance(wavelength_nm, Mapping) else wavelength_nm
+        )
+        values = np.asarray(values, dtype=float)
+        ax.plot(
+            wl,
+            values / (np.nanmax(values) or 1.0),
+            color=OKABE_ITO[k % 8],
+            lw=1.2,
+            label=f"{name} (scaled to its maximum)",
+        )
+    ax.set_xlabel("wavelength (nm)")
+    ax.set_ylabel(f"{ylabel}, relative")
+    if mean_spectrum is not None:
+        twin = ax.twinx()
+        twin.plot(spectrum_wavelength_nm, mean_spectrum, color="0.6", lw=1, ls=":")
+        twin.set_ylabel("mean reflectance (unitless, dotted)")
+        twin.grid(False)
+    for nm, label in ABSORPTION_FEATURES:
+        ax.axvline(nm, color="0.5", lw=0.6, ls="--")
+        ax.text(
+            nm,
+            1.02,
+            label,
+            rotation=90,
+            fontsize=6,
+            va="bottom",
+            ha="center",
+            transform=ax.get_xaxis_transform(),
+        )
+    return _finish(fig, ax, title, simulated, legend=True)
+
+
+def domain_pca(
+    features: Mapping[str, np.ndarray], *, simulated: bool = False, title: str | None = None
+) -> Figure:
+    """Two principal components of feature sets from different domains, fitted on all of them.
+
+    ``features`` maps a label (e.g. "lab (teacher)") to an (n, d) array; a small gap between the
+    clouds means the domains look alike to the model.
+    """
+    stacked = np.concatenate([np.asarray(v, dtype=float) for v in features.values()])
+    centred = stacked - stacked.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    explained = s**2 / np.sum(s**2)
+    fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    for k, (name, values) in enumerate(features.items()):
+        pcs = (np.asarray(values, dtype=float) - stacked.mean(axis=0)) @ vt[:2].T
+        ax.scatter(pcs[:, 0], pcs[:, 1], s=6, alpha=0.5, color=OKABE_ITO[k % 8], label=name, lw=0)
+    ax.set_xlabel(f"PC 1 ({100 * explained[0]:.0f} % of variance; unitless)")
+    ax.set_ylabel(f"PC 2 ({100 * explained[1]:.0f} %; unitless)")
+    return _finish(fig, ax, title, simulated, legend=True)
+
+
+def error_by_group(
+    predictions: pd.DataFrame, *, units: str, simulated: bool = False, title: str | None = None
+) -> Figure:
+    """RMSE per held-out group (rows of ``predictions`` with columns model, group, observed,
+    predicted), one bar per model."""
+    err = predictions.assign(se=(predictions["predicted"] - predictions["observed"]) ** 2)
+    table = err.groupby(["group", "model"])["se"].mean().pow(0.5).rename("rmse").reset_index()
+    wide = table.pivot(index="group", columns="model", values="rmse")
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(wide) * max(1, wide.shape[1] / 3) + 1.4))
+    height = 0.8 / max(wide.shape[1], 1)
+    for k, model in enumerate(wide.columns):
+        ax.barh(
+            np.arange(len(wide)) + k * height,
+            wide[model],
+            height=height,
+            color=OKABE_ITO[k % 8],
+            label=model,
+        )
+    ax.set_yticks(np.arange(len(wide)) + 0.4 - height / 2, wide.index)
+    ax.set_xlabel(f"RMSE on the held-out group ({units})")
+    return _finish(fig, ax, title, simulated, legend=True)

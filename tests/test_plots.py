@@ -77,3 +77,23 @@ def test_group_bars_and_attention_heatmap():
     weights = pd.DataFrame(np.full((2, 3), 1 / 3), index=["q0", "q1"], columns=["B2", "B3", "NDVI"])
     fig = plots.attention_heatmap(weights)
     assert "attention weight (unitless)" in [ax.get_ylabel() for ax in fig.axes]
+
+
+def test_transfer_figures_label_axes_with_units():
+    rng = np.random.default_rng(2)
+    wl = np.arange(400.0, 2451.0, 10.0)
+    fig = plots.band_importance(
+        {"teacher": wl, "student": wl[::2]},
+        {"teacher": rng.random(wl.size), "student": rng.random(wl[::2].size)},
+        mean_spectrum=rng.random(wl.size),
+        spectrum_wavelength_nm=wl,
+        simulated=True,
+    )
+    texts = _texts(fig)
+    assert "SIMULATED DATA" in texts and "clay Al-OH" in texts
+    assert fig.axes[0].get_xlabel() == "wavelength (nm)"
+    fig = plots.domain_pca({"lab": rng.normal(size=(30, 4)), "sat": rng.normal(1, 1, (20, 4))})
+    assert fig.axes[0].get_xlabel().startswith("PC 1 (")
+    preds = _predictions().assign(group=lambda d: np.where(d.index % 2 == 0, "a", "b"))
+    fig = plots.error_by_group(preds, units="dS/m")
+    assert fig.axes[0].get_xlabel() == "RMSE on the held-out group (dS/m)"
