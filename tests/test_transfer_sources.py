@@ -1,0 +1,293 @@
+"""load_transfer on your own lab spectra (lab_source="file") and on OSSL (lab_source="ossl")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from conftest import MIRROR
+
+from soilbook.config import ParameterError
+from soilbook.data import spectra
+from soilbook.data.schema import SchemaError, validate_samples
+from soilbook.data.transfer import LAB_GRID_NM, check_transfer_args, load_transfer
+
+N_ROWS = 120
+GRID_10 = np.arange(400, 2451, 10)
+QUICK = {"n_sites": 800, "paired_fraction": 0.25, "unlabelled_per_site": 1, "n_regions": 2}
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    """The registry reads EnMAP's band table from the local mirror into a fresh cache."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"no local data mirror at {MIRROR}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOILBOOK_DATA_MIRROR", str(MIRROR))
+        mp.setenv("SOILBOOK_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield MIRROR
+
+
+def _soil_table(n: int = N_ROWS, seed: int = 0) -> pd.DataFrame:
+    """Real earthlib soil spectra at 10 nm as refl_<nm>, a target and lat/lon in two areas."""
+    rng = np.random.default_rng(seed)
+    lib = spectra.load_library("soil")
+    pick = rng.choice(lib.sizes["spectrum"], n, replace=False)
+    wl = lib["wavelength"].values.astype(float)
+    values = lib.values[pick].astype(float) @ spectra.interpolation_matrix(wl, GRID_10).T
+    east = np.arange(n) >= n // 2
+    df = pd.DataFrame(
+        {
+            "site": [f"s{i:03d}" for i in range(n)],
+            "lat": np.where(east, 10.0, 45.0) + rng.normal(0, 0.3, n),
+            "lon": np.where(east, 30.0, -100.0) + rng.normal(0, 0.3, n),
+            "ec": rng.lognormal(0.5, 0.8, n),
+        }
+    )
+    refl = pd.DataFrame(values, columns=[f"refl_{w}" for w in GRID_10])
+    return pd.concat([df, refl], axis=1)
+
+
+@pytest.fixture(scope="module")
+def csv_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("lab") / "my_lab.csv"
+    _soil_table().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def from_file(mirror, csv_path):
+    return load_transfer(
+        "salinity",
+        seed=3,
+        lab_source="file",
+        data_path=csv_path,
+        target_column="ec",
+        target_units="dS/m",
+        **QUICK,
+    )
+
+
+def test_file_source_gives_valid_sets_with_real_labels(from_file, csv_path):
+    sat, lab, unl = from_file.satellite, from_file.lab, from_file.unlabelled
+    validate_samples(lab)
+    validate_samples(sat)
+    assert lab.sizes["sample"] == N_ROWS  # n_sites above the file's rows: all of them
+    np.testing.assert_array_equal(lab["wavelength"].values, LAB_GRID_NM)
+    assert sat.sizes["band"] == 216 and "target" not in unl.data_vars
+    assert unl.sizes["sample"] == N_ROWS - sat.sizes["sample"] + sat.sizes["sample"] // 2
+    # the labels and spectra are the file's, unchanged
+    df = pd.read_csv(csv_path).set_index("site")
+    np.testing.assert_allclose(lab["target"].values, df.loc[lab["site"].values, "ec"])
+    cols = [f"refl_{w}" for w in GRID_10]
+    np.testing.assert_allclose(
+        lab["reflectance"].values[:, 0], df.loc[lab["site"].values, cols], atol=1e-6
+    )
+    for ds in (lab, sat):
+        assert ds["target"].attrs["simulated"] is False
+        assert ds["target"].attrs["units"] == "dS/m"
+        assert ds.attrs["labels_simulated"] is False and ds.attrs["lab_source"] == "file"
+    assert lab.attrs["simulated"] is False and sat["reflectance"].attrs["simulated"] is True
+    assert "my_lab.csv" in from_file.description and "SIMULATED EnMAP" in from_file.description
+    # two separated areas -> two regions, each with paired sites, pixels linked by site id
+    assert sorted(set(lab["group"].values)) == ["region_0", "region_1"]
+    for g in ("region_0", "region_1"):
+        assert (sat["group"].values == g).sum() >= 2
+    paired = set(lab["site"].values[lab["paired"].values])
+    assert set(sat["site"].values) == paired
+    assert not lab["gap_filled"].values.any()
+
+
+def test_file_source_is_deterministic(from_file, csv_path):
+    again = load_transfer(
+        "salinity",
+        seed=3,
+        lab_source="file",
+        data_path=csv_path,
+        target_column="ec",
+        target_units="dS/m",
+        **QUICK,
+    )
+    for name in ("satellite", "lab", "unlabelled"):
+        xr.testing.assert_identical(getattr(from_file, name), getattr(again, name))
+
+
+def test_file_groups_percent_and_netcdf(mirror, tmp_path):
+    df = _soil_table(n=80, seed=1).rename(columns={"ec": "target"})
+    df["group"] = np.where(df["lon"] > 0, "east", "west")
+    cols = [c for c in df.columns if c.startswith("refl_")]
+    df[cols] = df[cols] * 100.0  # percent
+    path = tmp_path / "pct.csv"
+    df.drop(columns="site").to_csv(path, index=False)
+    with pytest.warns(UserWarning, match="percent"):
+        data = load_transfer(
+            "clay",
+            lab_source="file",
+            data_path=path,
+            n_sites=80,
+            paired_fraction=0.3,
+            n_regions=None,
+        )
+    lab = data.lab
+    assert set(lab["group"].values) == {"east", "west"}
+    assert lab["reflectance"].values.max() < 1.0
+    assert lab["site"].values[0] == "pct:0"
+    # the same lab set saved as NetCDF reads back to the same lab spectra
+    nc = tmp_path / "lab.nc"
+    small = lab.drop_vars(["paired", "file_row", "gap_filled"])
+    small.attrs = {}  # bool attrs are not NetCDF
+    for var in small.variables.values():
+        var.attrs = {}
+    small.to_netcdf(nc)
+    back = load_transfer(
+        "clay", lab_source="file", data_path=nc, n_sites=80, paired_fraction=0.3, n_regions=None
+    )
+    np.testing.assert_allclose(back.lab["reflectance"].values, lab["reflectance"].values, atol=1e-6)
+    assert set(back.lab["group"].values) == {"east", "west"}
+
+
+def test_file_missing_columns_and_range(tmp_path):
+    df = _soil_table(n=30)
+    for drop, name in (("ec", "ec"), ("lat", "lat"), ("lon", "lon")):
+        path = tmp_path / f"no_{name}.csv"
+        df.drop(columns=drop).to_csv(path, index=False)
+        with pytest.raises(SchemaError, match=rf"no_{name}\.csv has no column\(s\) \['{name}'\]"):
+            check_transfer_args(
+                "salinity",
+                n_sites=30,
+                paired_fraction=0.9,
+                unlabelled_per_site=1,
+                n_regions=2,
+                lab_source="file",
+                data_path=path,
+                target_column="ec",
+            )
+        with pytest.raises(SchemaError, match=name):
+            load_transfer("salinity", lab_source="file", data_path=path, target_column="ec")
+    short = tmp_path / "short.csv"
+    df.drop(columns=[f"refl_{w}" for w in GRID_10 if w > 2300]).to_csv(short, index=False)
+    with pytest.raises(SchemaError, match=r"missing 2300-2450 nm.*narrower grid is not supported"):
+        load_transfer("salinity", lab_source="file", data_path=short, target_column="ec")
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"lab_source": "lucas"}, "lab_source='lucas' is not known"),
+        ({"lab_source": "file"}, "needs data_path"),
+        ({"lab_source": "file", "data_path": "/nowhere/lab.csv"}, "does not exist"),
+        ({"lab_source": "ossl", "target": "ph"}, "not available with lab_source='ossl'"),
+        ({"lab_source": "library", "target": "clay"}, "not known"),
+    ],
+)
+def test_check_transfer_args_sources(changes, match):
+    kwargs = {"target": "salinity", "n_sites": 800, "paired_fraction": 0.25}
+    kwargs.update(unlabelled_per_site=2, n_regions=5, **changes)
+    with pytest.raises(ParameterError, match=match):
+        check_transfer_args(kwargs.pop("target"), **kwargs)
+
+
+def test_check_transfer_args_extension_and_ossl_soc(tmp_path):
+    xlsx = tmp_path / "lab.xlsx"
+    xlsx.write_text("x")
+    with pytest.raises(ParameterError, match=r"unsupported extension '\.xlsx'"):
+        check_transfer_args(
+            "salinity",
+            n_sites=800,
+            paired_fraction=0.25,
+            unlabelled_per_site=2,
+            n_regions=5,
+            lab_source="file",
+            data_path=xlsx,
+        )
+    # OSSL SOC: geographic regions, so n_regions is free (not the three LimeSoDa sets)
+    check_transfer_args(
+        "soc",
+        n_sites=800,
+        paired_fraction=0.25,
+        unlabelled_per_site=2,
+        n_regions=5,
+        holdout_region="region_4",
+        lab_source="ossl",
+    )
+
+
+# -- OSSL, on tiny files in the OSSL v1.2 layout (never downloads) --------------------------------
+
+OSSL_WL = np.arange(350, 2501, 2)
+ID = "id.layer_uuid_txt"
+
+
+def _write_ossl(tmp_path: Path, n: int = 60) -> list[Path]:
+    rng = np.random.default_rng(7)
+    ids = [f"L{i:03d}" for i in range(n)]
+    x = (OSSL_WL - 350) / 2150
+    spec = 0.15 + rng.uniform(0, 0.2, (n, 1)) + rng.uniform(0.05, 0.25, (n, 1)) * x
+    visnir = pd.DataFrame(spec, columns=[f"scan_visnir.{w}_ref" for w in OSSL_WL])
+    visnir.insert(0, ID, ids)
+    east = np.arange(n) >= n // 2
+    lab = pd.DataFrame(
+        {ID: ids, "ec_usda.a364_ds.m": rng.lognormal(0, 1, n), "oc_usda.c729_w.pct": 2.0}
+    )
+    site = pd.DataFrame(
+        {
+            ID: ids,
+            "longitude.point_wgs84_dd": np.where(east, 36.0, -105.0) + rng.normal(0, 0.2, n),
+            "latitude.point_wgs84_dd": np.where(east, -1.0, 40.0) + rng.normal(0, 0.2, n),
+            "dataset.code_ascii_txt": np.where(east, "AFSIS1.SSL", "KSSL.SSL"),
+            "layer.upper.depth_usda_cm": 0.0,
+        }
+    )
+    paths = [tmp_path / f"ossl_{k}.csv.gz" for k in ("visnir", "soillab", "soilsite")]
+    for table, path in zip((visnir, lab, site), paths, strict=True):
+        table.to_csv(path, index=False)
+    return paths
+
+
+def test_ossl_source_through_monkeypatched_loader(mirror, tmp_path, monkeypatch):
+    from soilbook.data.real import ossl
+
+    paths = _write_ossl(tmp_path)
+    asked = []
+
+    def fake_load_ossl(target="ec", wavelengths_nm=None, **kwargs):
+        asked.append(target)
+        return ossl.read_ossl(*paths, target=target, wavelengths_nm=wavelengths_nm, **kwargs)
+
+    monkeypatch.setattr(ossl, "load_ossl", fake_load_ossl)
+    data = load_transfer(
+        "salinity",
+        lab_source="ossl",
+        n_sites=50,
+        paired_fraction=0.5,
+        unlabelled_per_site=1,
+        n_regions=2,
+        seed=0,
+    )
+    assert asked == ["ec"]
+    lab, sat = data.lab, data.satellite
+    validate_samples(lab)
+    validate_samples(sat)
+    assert lab.sizes["sample"] == 50  # drawn from the 60 layers; the rest are spare spectra
+    assert (data.unlabelled["origin"].values == "off_site").sum() > 0
+    assert lab["target"].attrs["units"] == "dS/m" and lab["target"].attrs["simulated"] is False
+    assert sat.attrs["labels_simulated"] is False and sat["reflectance"].attrs["simulated"] is True
+    assert lab.attrs["licence"] == "CC-BY 4.0" and lab.attrs["lab_source"] == "ossl"
+    assert all(s.startswith("ossl:L") for s in lab["site"].values)
+    assert set(lab["group"].values) == {"region_0", "region_1"}
+    # regions follow the coordinates: west (KSSL) and east (AfSIS) never mix
+    by_group = pd.Series(lab["dataset_code"].values).groupby(lab["group"].values).nunique()
+    assert (by_group == 1).all()
+    assert "Open Soil Spectral Library" in data.description
+    load_transfer(
+        "soc",
+        lab_source="ossl",
+        n_sites=60,
+        paired_fraction=0.4,
+        unlabelled_per_site=0,
+        n_regions=2,
+    )
+    assert asked == ["ec", "soc"]
