@@ -186,9 +186,18 @@ DEEPSALT = (
         "target",
         str,
         "salinity",
-        "'salinity' (simulated EC on real ICRAF spectra) or 'soc' (real LimeSoDa SOC)",
-        choices=("salinity", "soc"),
+        "'salinity' (library: simulated EC on real ICRAF spectra; ossl: real EC) or 'soc'; "
+        "with lab_source='file' the name of your property",
     ),
+    Param(
+        "lab_source",
+        str,
+        "library",
+        "lab spectra from the bundled 'library', your own 'file' (data_path) or 'ossl' (download)",
+        choices=("library", "file", "ossl"),
+    ),
+    Param("data_path", str, "", "your lab spectra (CSV with refl_<nm> columns, or NetCDF)"),
+    Param("target_column", str, "target", "the target's column in your file (lab_source='file')"),
     Param("n_sites", int, 800, "lab sites drawn from the spectral library", minimum=20),
     Param("paired_fraction", float, 0.25, "share of lab sites with a labelled satellite pixel"),
     Param("unlabelled_per_site", int, 2, "unlabelled satellite pixels around a site", minimum=0),
@@ -293,10 +302,13 @@ def _check_deepsalt(p: dict[str, Any]) -> None:
 
     check_transfer_args(
         p["target"],
+        lab_source=p["lab_source"],
+        data_path=p["data_path"] or None,
+        target_column=p["target_column"],
         n_sites=p["n_sites"],
         paired_fraction=p["paired_fraction"],
         unlabelled_per_site=p["unlabelled_per_site"],
-        n_regions=p["n_regions"] if p["target"] == "salinity" else None,
+        n_regions=None if (p["target"], p["lab_source"]) == ("soc", "library") else p["n_regions"],
         holdout_region=None if p["holdout_region"] == "all" else p["holdout_region"],
     )
 
