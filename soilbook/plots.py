@@ -80,6 +80,20 @@ def _finish(
     return label_simulated(fig, simulated)
 
 
+def _grouped_barh(ax: plt.Axes, wide: pd.DataFrame) -> None:
+    """Horizontal bars: one row per index entry of ``wide``, one coloured bar per column."""
+    height = 0.8 / max(wide.shape[1], 1)
+    for k, model in enumerate(wide.columns):
+        ax.barh(
+            np.arange(len(wide)) + k * height,
+            wide[model],
+            height=height,
+            color=OKABE_ITO[k % 8],
+            label=model,
+        )
+    ax.set_yticks(np.arange(len(wide)) + 0.4 - height / 2, wide.index)
+
+
 def _units(units: str) -> str:
     return f" ({units})" if units else ""
 
@@ -298,16 +312,7 @@ def group_bars(
     wide = table.pivot_table(index="group", columns="model", values=value, aggfunc="sum").fillna(0)
     wide = wide.loc[wide.sum(axis=1).sort_values().index]
     fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(wide) + 1.2))
-    height = 0.8 / max(wide.shape[1], 1)
-    for k, model in enumerate(wide.columns):
-        ax.barh(
-            np.arange(len(wide)) + k * height,
-            wide[model],
-            height=height,
-            color=OKABE_ITO[k % 8],
-            label=model,
-        )
-    ax.set_yticks(np.arange(len(wide)) + 0.4 - height / 2, wide.index)
+    _grouped_barh(ax, wide)
     ax.set_xlabel(label)
     return _finish(fig, ax, title, simulated, legend=True)
 
@@ -457,15 +462,6 @@ def error_by_group(
     table = err.groupby(["group", "model"])["se"].mean().pow(0.5).rename("rmse").reset_index()
     wide = table.pivot(index="group", columns="model", values="rmse")
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(wide) * max(1, wide.shape[1] / 3) + 1.4))
-    height = 0.8 / max(wide.shape[1], 1)
-    for k, model in enumerate(wide.columns):
-        ax.barh(
-            np.arange(len(wide)) + k * height,
-            wide[model],
-            height=height,
-            color=OKABE_ITO[k % 8],
-            label=model,
-        )
-    ax.set_yticks(np.arange(len(wide)) + 0.4 - height / 2, wide.index)
+    _grouped_barh(ax, wide)
     ax.set_xlabel(f"RMSE on the held-out group ({units})")
     return _finish(fig, ax, title, simulated, legend=True)

@@ -58,3 +58,14 @@ def samples(request: pytest.FixtureRequest, scene):
     from soilbook.data.scene import sample_scene
 
     return sample_scene(scene, **request.module.SAMPLES)
+
+
+@pytest.fixture(scope="module")
+def module_mirror(tmp_path_factory):
+    """Module-scoped :func:`data_mirror`: the local mirror plus a fresh cache for one module."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"no local data mirror at {MIRROR}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOILBOOK_DATA_MIRROR", str(MIRROR))
+        mp.setenv("SOILBOOK_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield MIRROR

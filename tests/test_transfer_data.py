@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import MIRROR
 
 from soilbook.config import ParameterError
 from soilbook.data import spectra
@@ -25,14 +24,9 @@ QUICK = {"n_sites": 300, "paired_fraction": 0.25, "unlabelled_per_site": 2, "n_r
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
+def mirror(module_mirror):
     """The registry reads EnMAP's band table from the local mirror into a fresh cache."""
-    if not MIRROR.is_dir():
-        pytest.skip(f"no local data mirror at {MIRROR}")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOILBOOK_DATA_MIRROR", str(MIRROR))
-        mp.setenv("SOILBOOK_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield MIRROR
+    return module_mirror
 
 
 @pytest.fixture(scope="module")

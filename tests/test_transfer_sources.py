@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import MIRROR
 
 from soilbook.config import ParameterError
 from soilbook.data import spectra
@@ -21,14 +20,9 @@ QUICK = {"n_sites": 800, "paired_fraction": 0.25, "unlabelled_per_site": 1, "n_r
 
 
 @pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
+def mirror(module_mirror):
     """The registry reads EnMAP's band table from the local mirror into a fresh cache."""
-    if not MIRROR.is_dir():
-        pytest.skip(f"no local data mirror at {MIRROR}")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOILBOOK_DATA_MIRROR", str(MIRROR))
-        mp.setenv("SOILBOOK_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield MIRROR
+    return module_mirror
 
 
 def _soil_table(n: int = N_ROWS, seed: int = 0) -> pd.DataFrame:

@@ -268,8 +268,11 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             cpu_threads=self.cpu_threads,
         )
 
-    def fit(self, ds: xr.Dataset, y: Any = None) -> NetworkRegressor:
-        """Fit on the samples of ``ds`` (a schema sample set); ``y`` overrides ``ds['target']``."""
+    def _start_fit(self, ds: xr.Dataset, y: Any) -> tuple[TrainConfig, np.ndarray]:
+        """Checks shared by every network's ``fit``: data, settings, device and target.
+
+        Returns the training configuration and the raw target, shape (n_sample,), float64.
+        """
         validate_samples(ds)
         self._check_params()
         config = self._train_config()  # validates the training settings
@@ -284,7 +287,11 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         target = ds["target"]
         self.target_units_ = str(target.attrs.get("units", ""))
         self.target_long_name_ = str(target.attrs.get("long_name", "target"))
+        return config, y_raw
 
+    def fit(self, ds: xr.Dataset, y: Any = None) -> NetworkRegressor:
+        """Fit on the samples of ``ds`` (a schema sample set); ``y`` overrides ``ds['target']``."""
+        config, y_raw = self._start_fit(ds, y)
         self._setup_inputs(ds)
         raw = self._arrays(ds)
         self.input_names_ = list(raw)

@@ -120,7 +120,7 @@ from torch import Tensor, nn
 from soilbook.config import ParameterError
 from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_samples
 from soilbook.models.base import NetworkRegressor, inner_group_split, select_names
-from soilbook.train import History, TrainConfig, resolve_device, set_seed
+from soilbook.train import History, TrainConfig, set_seed
 from soilbook.train import fit as train_fit
 
 __all__ = [
@@ -610,20 +610,7 @@ class DeepSaltRegressor(NetworkRegressor):
 
     def fit(self, ds: xr.Dataset, y: Any = None) -> DeepSaltRegressor:
         """Fit on the satellite sample set ``ds`` (teacher first when the variant has one)."""
-        validate_samples(ds)
-        self._check_params()
-        config = self._train_config()
-        self.device_ = resolve_device(self.device)
-        y_raw = target_values(ds) if y is None else np.asarray(y, dtype=np.float64).ravel()
-        if y_raw.shape[0] != ds.sizes[SAMPLE]:
-            raise ValueError(
-                f"y has {y_raw.shape[0]} values but ds has {ds.sizes[SAMPLE]} samples."
-            )
-        if not np.isfinite(y_raw).all():
-            raise ValueError("the target holds NaN/inf values; drop unlabelled samples first.")
-        target = ds["target"]
-        self.target_units_ = str(target.attrs.get("units", ""))
-        self.target_long_name_ = str(target.attrs.get("long_name", "target"))
+        config, y_raw = self._start_fit(ds, y)
         self._setup_inputs(ds)
         self._feature_groups_ = (
             [str(g) for g in ds["feature_group"].values] if self.covariate_names_ else []
