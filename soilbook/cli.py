@@ -32,6 +32,7 @@ variables instead (e.g. ``EARTHENGINE_PROJECT``, ``GOOGLE_APPLICATION_CREDENTIAL
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -42,7 +43,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -317,6 +318,34 @@ def environment_info() -> dict[str, Any]:
     return info
 
 
+#: Environment the notebook kernel runs with (restored afterwards).
+KERNEL_ENVIRONMENT = {
+    # Figures must be captured as notebook outputs: a headless MPLBACKEND=Agg (as CI sets)
+    # would make plt.show() draw nothing and the book would have no figures.
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+}
+#: Set only where the caller has not: progress bars fill an executed notebook (and the book)
+#: with hundreds of text lines.
+KERNEL_DEFAULTS = {"TQDM_DISABLE": "1"}
+
+
+@contextlib.contextmanager
+def kernel_environment() -> Iterator[None]:
+    """Set :data:`KERNEL_ENVIRONMENT` and :data:`KERNEL_DEFAULTS` for a kernel started inside."""
+    wanted = dict(KERNEL_ENVIRONMENT)
+    wanted.update({k: v for k, v in KERNEL_DEFAULTS.items() if k not in os.environ})
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def execute_notebook(
     input_path: Path,
     output_dir: Path,
@@ -359,20 +388,18 @@ def execute_notebook(
     }
     t0 = time.time()
     status, error = "ok", None
-    # Progress bars help at an interactive prompt but fill an executed notebook (and the book)
-    # with hundreds of text lines; the kernel inherits this unless the caller set it.
-    os.environ.setdefault("TQDM_DISABLE", "1")
     try:
-        papermill.execute_notebook(
-            str(input_path),
-            str(out_nb),
-            parameters=dict(params),
-            kernel_name=kernel_name,
-            cwd=str(cwd),
-            execution_timeout=timeout or None,
-            progress_bar=progress,
-            log_output=False,
-        )
+        with kernel_environment():
+            papermill.execute_notebook(
+                str(input_path),
+                str(out_nb),
+                parameters=dict(params),
+                kernel_name=kernel_name,
+                cwd=str(cwd),
+                execution_timeout=timeout or None,
+                progress_bar=progress,
+                log_output=False,
+            )
     except Exception as err:  # papermill's execution error, a cell timeout, a dead kernel...
         status = "failed"
         ename = getattr(err, "ename", type(err).__name__)

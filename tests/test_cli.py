@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -254,3 +255,12 @@ def test_stage_book_folds_papermill_injected_parameters(repo: Path, tmp_path: Pa
     staged = json.loads((site / "notebooks" / f"{NB}.ipynb").read_text())
     tags = [c["metadata"].get("tags", []) for c in staged["cells"]]
     assert ["injected-parameters", "hide-input"] in tags
+
+
+def test_kernel_environment_captures_figures_and_restores(monkeypatch) -> None:
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    with cli.kernel_environment():
+        assert os.environ["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
+        assert os.environ["TQDM_DISABLE"] == "0"  # the caller's choice wins
+    assert os.environ["MPLBACKEND"] == "Agg"
