@@ -396,26 +396,18 @@ def _soc_pool(n_sites: int, rngs: list[np.random.Generator]) -> _Pool:
 
 def _check_lab_path(data_path: str | os.PathLike[str] | None) -> Path:
     """Cheap checks of ``data_path`` for ``lab_source="file"``."""
-    if data_path is None or not str(data_path).strip():
-        raise ParameterError(
+    from soilbook.data.real.userfile import check_path
+
+    return check_path(
+        data_path,
+        extensions=LAB_FILE_EXTENSIONS,
+        missing_message=(
             "lab_source='file' needs data_path: the path of your lab spectra, a CSV "
             f"(refl_<nm> columns, target, lat, lon) or a NetCDF sample set; "
             f"supported: {list(LAB_FILE_EXTENSIONS)}."
-        )
-    path = Path(data_path).expanduser()
-    if not path.exists():
-        raise ParameterError(
-            f"data_path={str(data_path)!r} does not exist (resolved to {path.resolve()}). Paths "
-            "in a notebook are relative to notebooks/; give an absolute path to be safe."
-        )
-    suffix = path.suffix.lower()
-    if suffix not in LAB_FILE_EXTENSIONS:
-        raise ParameterError(
-            f"data_path={str(data_path)!r} has the unsupported extension {suffix or '(none)'!r}; "
-            f"lab_source='file' reads {list(LAB_FILE_EXTENSIONS)}. Save your table as CSV "
-            "(refl_<nm>, target, lat, lon columns)."
-        )
-    return path
+        ),
+        extension_hint=" Save your table as CSV (refl_<nm>, target, lat, lon columns).",
+    )
 
 
 def _csv_columns(path: Path) -> list[str]:

@@ -65,13 +65,20 @@ _BAND = re.compile(
 )
 
 
-def check_user_path(data_path: str | os.PathLike[str]) -> Path:
-    """Cheap checks of ``data_path`` (exists, supported type); raises :class:`ParameterError`."""
-    if not str(data_path).strip():
-        raise ParameterError(
-            "data_source='file' needs data_path: the path of your CSV, NetCDF (.nc) or Zarr "
-            "(.zarr) file."
-        )
+def check_path(
+    data_path: str | os.PathLike[str] | None,
+    *,
+    extensions: tuple[str, ...],
+    missing_message: str,
+    extension_hint: str = "",
+) -> Path:
+    """Cheap checks of a user's ``data_path``: given, exists, one of ``extensions``.
+
+    Raises :class:`ParameterError`: ``missing_message`` when no path is given, otherwise a
+    message naming the resolved path or the extension (plus ``extension_hint``).
+    """
+    if data_path is None or not str(data_path).strip():
+        raise ParameterError(missing_message)
     path = Path(data_path).expanduser()
     if not path.exists():
         raise ParameterError(
@@ -79,12 +86,24 @@ def check_user_path(data_path: str | os.PathLike[str]) -> Path:
             "in a notebook are relative to notebooks/; give an absolute path to be safe."
         )
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_EXTENSIONS:
+    if suffix not in extensions:
         raise ParameterError(
             f"data_path={str(data_path)!r} has the unsupported extension {suffix or '(none)'!r}; "
-            f"supported: {list(SUPPORTED_EXTENSIONS)}."
+            f"supported: {list(extensions)}.{extension_hint}"
         )
     return path
+
+
+def check_user_path(data_path: str | os.PathLike[str]) -> Path:
+    """Cheap checks of ``data_path`` (exists, supported type); raises :class:`ParameterError`."""
+    return check_path(
+        data_path,
+        extensions=SUPPORTED_EXTENSIONS,
+        missing_message=(
+            "data_source='file' needs data_path: the path of your CSV, NetCDF (.nc) or Zarr "
+            "(.zarr) file."
+        ),
+    )
 
 
 def _fail(path: Path, what: str) -> None:
