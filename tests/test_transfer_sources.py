@@ -17,6 +17,9 @@ from soilbook.data.transfer import LAB_GRID_NM, check_transfer_args, load_transf
 N_ROWS = 120
 GRID_10 = np.arange(400, 2451, 10)
 QUICK = {"n_sites": 800, "paired_fraction": 0.25, "unlabelled_per_site": 1, "n_regions": 2}
+#: check_transfer_args settings of the quick profile, and of a small file.
+QUICK_ARGS = {"n_sites": 800, "paired_fraction": 0.25, "unlabelled_per_site": 2, "n_regions": 5}
+SMALL_FILE_ARGS = {"n_sites": 30, "paired_fraction": 0.9, "unlabelled_per_site": 1, "n_regions": 2}
 
 
 @pytest.fixture(scope="module")
@@ -150,14 +153,7 @@ def test_file_missing_columns_and_range(tmp_path):
         df.drop(columns=drop).to_csv(path, index=False)
         with pytest.raises(SchemaError, match=rf"no_{name}\.csv has no column\(s\) \['{name}'\]"):
             check_transfer_args(
-                "salinity",
-                n_sites=30,
-                paired_fraction=0.9,
-                unlabelled_per_site=1,
-                n_regions=2,
-                lab_source="file",
-                data_path=path,
-                target_column="ec",
+                "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
             )
         with pytest.raises(SchemaError, match=name):
             load_transfer("salinity", lab_source="file", data_path=path, target_column="ec")
@@ -178,8 +174,7 @@ def test_file_missing_columns_and_range(tmp_path):
     ],
 )
 def test_check_transfer_args_sources(changes, match):
-    kwargs = {"target": "salinity", "n_sites": 800, "paired_fraction": 0.25}
-    kwargs.update(unlabelled_per_site=2, n_regions=5, **changes)
+    kwargs = {"target": "salinity", **QUICK_ARGS, **changes}
     with pytest.raises(ParameterError, match=match):
         check_transfer_args(kwargs.pop("target"), **kwargs)
 
@@ -188,15 +183,7 @@ def test_check_transfer_args_extension_and_ossl_soc(tmp_path):
     xlsx = tmp_path / "lab.xlsx"
     xlsx.write_text("x")
     with pytest.raises(ParameterError, match=r"unsupported extension '\.xlsx'"):
-        check_transfer_args(
-            "salinity",
-            n_sites=800,
-            paired_fraction=0.25,
-            unlabelled_per_site=2,
-            n_regions=5,
-            lab_source="file",
-            data_path=xlsx,
-        )
+        check_transfer_args("salinity", **QUICK_ARGS, lab_source="file", data_path=xlsx)
     # OSSL SOC: geographic regions, so n_regions is free (not the three LimeSoDa sets)
     check_transfer_args(
         "soc",

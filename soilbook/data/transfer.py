@@ -538,14 +538,9 @@ def _read_lab_csv(path: Path, target_column: str, target_units: str) -> _LabTabl
 
 
 def _read_lab_netcdf(path: Path, target_column: str, target_units: str) -> _LabTable:
-    try:
-        with xr.open_dataset(path) as opened:
-            ds = opened.load()
-    except ImportError as err:
-        raise ImportError(
-            f"Reading {path.name} (NetCDF-4/HDF5) needs h5py (pip install h5py) or the netCDF4 "
-            f"package. Original error: {err}"
-        ) from err
+    from soilbook.data.real.userfile import read_netcdf
+
+    ds = read_netcdf(path)
     names = list(ds.variables)
     missing = [
         c for c in ("reflectance", "wavelength", target_column, "lat", "lon") if c not in names

@@ -65,6 +65,18 @@ _BAND = re.compile(
 )
 
 
+def read_netcdf(path: Path) -> xr.Dataset:
+    """Load a NetCDF file into memory, with a clear message when no NetCDF-4 engine is installed."""
+    try:
+        with xr.open_dataset(path) as opened:
+            return opened.load()
+    except ImportError as err:
+        raise ImportError(
+            f"Reading {path.name} (NetCDF-4/HDF5) needs h5py for the h5netcdf engine (pip "
+            f"install h5py) or the netCDF4 package. Original error: {err}"
+        ) from err
+
+
 def check_path(
     data_path: str | os.PathLike[str] | None,
     *,
@@ -269,14 +281,7 @@ def _load_array_file(path: Path, target: str) -> xr.Dataset:
             ) from err
         ds = xr.open_zarr(path).load()
     else:
-        try:
-            with xr.open_dataset(path) as opened:
-                ds = opened.load()
-        except ImportError as err:
-            raise ImportError(
-                f"Reading {path.name} (NetCDF-4/HDF5) needs h5py for the h5netcdf engine (pip "
-                f"install h5py) or the netCDF4 package. Original error: {err}"
-            ) from err
+        ds = read_netcdf(path)
     if target != "target":
         if target not in ds.data_vars:
             _fail(path, f"no data variable {target!r} (variables: {list(ds.data_vars)})")
