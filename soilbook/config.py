@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
-class ParameterError(ValueError):
-    """A notebook parameter has a wrong value; the message says what to do."""
+from soilbook.device import check_device
+from soilbook.errors import ParameterError
 
 
 @dataclass(frozen=True)
@@ -79,29 +78,6 @@ def _check_one(p: Param, value: Any) -> Any:
             f"Parameter '{p.name}' = {value!r} is too large; allowed: {_describe(p)}. ({p.help})"
         )
     return value
-
-
-def check_device(device: str) -> str:
-    """Check that ``device`` ("auto", "cpu", "cuda", "cuda:N") can be used here.
-
-    Returns the name unchanged. ``"cuda"`` without a CUDA device is an error rather than a
-    silent fall-back, so a GPU run never quietly trains on the CPU.
-    """
-    if device in ("auto", "cpu"):
-        return device
-    if device == "cuda" or device.startswith("cuda:"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ParameterError(
-                f"device={device!r} but PyTorch sees no CUDA device here "
-                f"(torch {torch.__version__}). Use device='auto' (GPU when present, else CPU) "
-                "or device='cpu', or install a CUDA build of PyTorch on a GPU machine."
-            )
-        return device
-    raise ParameterError(
-        f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'."
-    )
 
 
 # -- shared parameter blocks -------------------------------------------------------------------

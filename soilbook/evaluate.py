@@ -49,6 +49,7 @@ import xarray as xr
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from soilbook.data.schema import SAMPLE, subset, target_values
+from soilbook.errors import SplitError
 
 __all__ = [
     "METRICS",
@@ -69,7 +70,6 @@ __all__ = [
     "random_kfold",
     "rmse",
     "rpiq",
-    "spatial_blocks",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -198,10 +198,6 @@ def metrics_table(y_true: Any, y_pred: Any, metrics: Sequence[str] = METRICS) ->
 # --------------------------------------------------------------------------------------------
 
 
-class SplitError(ValueError):
-    """A cross-validation split cannot be made as asked; the message says what to do."""
-
-
 Split = list[tuple[np.ndarray, np.ndarray]]
 
 
@@ -283,7 +279,7 @@ def group_kfold(
         if "group" not in ds.coords:
             raise SplitError(
                 "the dataset has no 'group' coordinate. What to do: assign one, e.g. "
-                "ds.assign_coords(group=('sample', spatial_blocks(x_m, y_m, 2000)))."
+                "ds.assign_coords(group=('sample', soilbook.geo.spatial_blocks(x_m, y_m, 2000)))."
             )
         labels = np.asarray(ds["group"].values)
     else:
@@ -295,7 +291,7 @@ def group_kfold(
         uniq.size,
         "groups",
         f"use n_splits <= {uniq.size}, or make finer groups (e.g. smaller blocks with "
-        "soilbook.evaluate.spatial_blocks).",
+        "soilbook.geo.spatial_blocks).",
     )
     order = np.random.default_rng(seed).permutation(uniq.size)
     fold_of_group = np.empty(uniq.size, dtype=int)
@@ -311,38 +307,6 @@ def group_kfold(
         train = np.flatnonzero(fold_of_sample != k).astype(int)
         out.append((train, test))
     return out
-
-
-def spatial_blocks(
-    x_m: Any, y_m: Any, block_size_m: float, origin: tuple[float, float] | None = None
-) -> np.ndarray:
-    """Square spatial blocks as group labels, for sources that lack a ``group``.
-
-    Parameters
-    ----------
-    x_m, y_m : projected coordinates in metres, shape (n_sample,)
-    block_size_m : block edge in metres (choose it larger than the range of spatial
-        autocorrelation of the residuals, so that test blocks are really new places)
-    origin : lower-left corner of the block grid; default the minimum of x and y
-
-    Returns
-    -------
-    ndarray of str, shape (n_sample,), labels like ``"b003_012"`` (column, row).
-    """
-    x = np.asarray(x_m, dtype=np.float64).ravel()
-    y = np.asarray(y_m, dtype=np.float64).ravel()
-    if x.shape != y.shape:
-        raise ValueError(
-            f"x_m has {x.size} values but y_m has {y.size}; give one x and y per sample."
-        )
-    if not block_size_m or block_size_m <= 0:
-        raise ValueError(f"block_size_m = {block_size_m!r}; expected a positive size in metres.")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("x_m / y_m contain NaN; drop or locate those samples first.")
-    x0, y0 = (x.min(), y.min()) if origin is None else origin
-    col = np.floor((x - x0) / block_size_m).astype(int)
-    row = np.floor((y - y0) / block_size_m).astype(int)
-    return np.array([f"b{c:03d}_{r:03d}" for c, r in zip(col, row, strict=True)], dtype=str)
 
 
 def make_splits(

@@ -1,6 +1,6 @@
-"""Great-circle geometry for pairing and grouping samples by location.
+"""Geometry for pairing and grouping samples by location: great circles and spatial blocks.
 
-Three small tools the spectral-transfer chapter needs, all in WGS84 degrees on input:
+Tools for pairing and regions, all in WGS84 degrees on input:
 
 :func:`haversine_km`
     great-circle distance on a sphere of the mean Earth radius (:data:`EARTH_RADIUS_KM`);
@@ -10,6 +10,16 @@ Three small tools the spectral-transfer chapter needs, all in WGS84 degrees on i
 :func:`geographic_clusters`
     k-means regions for leave-one-region-out validation, computed on 3-D unit vectors so that
     points on either side of the antimeridian (±180°) or around a pole are neighbours.
+
+and the one definition of spatial blocks for grouped cross-validation, used by every data source:
+
+:func:`spatial_blocks`
+    square blocks of a given side on projected coordinates in metres, labelled ``b<col>_<row>``;
+:func:`local_xy_m`
+    a local equirectangular projection of lat/lon to metres (for study areas up to a few hundred
+    km), so point data in degrees can be blocked too;
+:func:`choose_block_side`
+    the largest side from a list that still gives a minimum number of occupied blocks.
 
 A note on the DeepSalt code
 ---------------------------
@@ -187,10 +197,93 @@ def geographic_clusters(lat, lon, n_clusters: int, seed: int = 0) -> np.ndarray:
     return np.array([f"region_{r}" for r in rank[km.labels_]])
 
 
+# -- spatial blocks ------------------------------------------------------------------------------
+
+#: Candidate block sides in metres for :func:`choose_block_side`, largest first (field to region).
+BLOCK_SIDES_M = (
+    100_000, 50_000, 20_000, 10_000, 5000, 2000, 1000, 500, 400, 300, 250, 200, 150, 100, 75,
+    50, 40, 30, 25, 20, 15, 10, 5,
+)  # fmt: skip
+
+
+def local_xy_m(lat, lon) -> tuple[np.ndarray, np.ndarray]:
+    """Local equirectangular projection of WGS84 ``lat``, ``lon`` (degrees) to metres.
+
+    ``x`` is scaled by the cosine of the samples' mean latitude; distances are good to about a
+    percent over a few hundred km, which is all block labels need. The grid origin is
+    (0° N, 0° E), so the same point gets the same coordinates in every request.
+
+    Returns ``(x_m, y_m)``, each of shape (n,).
+    """
+    lat, lon = _validated(lat, lon, "points")
+    radius_m = EARTH_RADIUS_KM * 1000.0
+    x = np.radians(lon) * radius_m * np.cos(np.radians(float(np.mean(lat))))
+    y = np.radians(lat) * radius_m
+    return x, y
+
+
+def spatial_blocks(
+    x_m, y_m, block_size_m: float, origin: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Square spatial blocks as group labels for grouped (spatial) cross-validation.
+
+    Parameters
+    ----------
+    x_m, y_m : projected coordinates in metres, shape (n_sample,)
+    block_size_m : block edge in metres; choose it larger than the range of spatial
+        autocorrelation of the residuals, so that test blocks are really new places
+    origin : lower-left corner of the block grid; default the minimum of x and y
+
+    Returns
+    -------
+    ndarray of str, shape (n_sample,), labels ``"b<col>_<row>"`` zero-padded to a common width
+    (at least 3 digits, e.g. ``"b003_012"``), so that sorting the labels sorts the blocks.
+    """
+    x = np.asarray(x_m, dtype=np.float64).ravel()
+    y = np.asarray(y_m, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(
+            f"x_m has {x.size} values but y_m has {y.size}; give one x and y per sample."
+        )
+    if not block_size_m or not np.isfinite(block_size_m) or block_size_m <= 0:
+        raise ValueError(f"block_size_m = {block_size_m!r}; expected a positive size in metres.")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise ValueError("x_m / y_m contain NaN or inf; drop or locate those samples first.")
+    if x.size == 0:
+        return np.array([], dtype=str)
+    x0, y0 = (x.min(), y.min()) if origin is None else origin
+    col = np.floor((x - x0) / block_size_m).astype(np.int64)
+    row = np.floor((y - y0) / block_size_m).astype(np.int64)
+    width = max(3, len(str(int(np.abs(np.concatenate([col, row])).max()))))
+    return np.array(
+        [f"b{c:0{width}d}_{r:0{width}d}" for c, r in zip(col, row, strict=True)], dtype=str
+    )
+
+
+def choose_block_side(
+    x_m, y_m, *, min_blocks: int = 10, sides: tuple[float, ...] = BLOCK_SIDES_M
+) -> float:
+    """The largest side in ``sides`` (metres) that gives at least ``min_blocks`` occupied blocks.
+
+    Falls back to the smallest side when none does. ``sides`` is tried in the order given, so
+    pass it largest first.
+    """
+    x = np.asarray(x_m, dtype=np.float64)
+    y = np.asarray(y_m, dtype=np.float64)
+    for side in sides:
+        if np.unique(spatial_blocks(x, y, side)).size >= min_blocks:
+            return float(side)
+    return float(sides[-1])
+
+
 __all__ = [
+    "BLOCK_SIDES_M",
     "EARTH_RADIUS_KM",
+    "choose_block_side",
     "geographic_clusters",
     "haversine_km",
+    "local_xy_m",
     "pair_nearest",
+    "spatial_blocks",
     "unit_vectors",
 ]

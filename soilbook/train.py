@@ -46,7 +46,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from soilbook.config import ParameterError, check_device
+from soilbook.device import check_device
+from soilbook.errors import ParameterError, TrainingDivergedError
 
 __all__ = [
     "History",
@@ -63,15 +64,11 @@ _CHECKPOINT_VERSION = 1
 _MAX_DEVICE_BYTES = 4 * 1024**3
 
 
-class TrainingDivergedError(RuntimeError):
-    """The training loss became NaN or infinite; the message says where and what to try."""
-
-
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """The :class:`torch.device` for ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
     ``"cuda"`` or ``"cuda:N"``.
 
-    Raises :class:`soilbook.config.ParameterError` when CUDA is asked for but absent, or when the
+    Raises :class:`soilbook.errors.ParameterError` when CUDA is asked for but absent, or when the
     index ``N`` does not exist.
     """
     if isinstance(device, torch.device):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from soilbook.data.schema import validate_samples
+from soilbook.data import schema
 
 
 def sample_set(
@@ -42,41 +42,27 @@ def sample_set(
     (default: none, i.e. positions).
     The dataset attrs are ``source``, licence CC0, citation none, ``simulated=True`` and ``attrs``.
     """
-    data_vars = {
-        "target": ("sample", target, {"units": target_units, "long_name": target_long_name}),
-        "reflectance": (
-            ("sample", "date", "band"),
-            reflectance,
-            {"units": "1", "long_name": "reflectance"},
-        ),
-        "covariates": (
-            ("sample", "feature"),
-            covariates,
-            {"units": covariate_units, "long_name": "covariates"},
-        ),
-    }
-    coords: dict[str, Any] = {} if sample_ids is None else {"sample": sample_ids}
-    coords |= {
-        "date": list(dates),
-        "band": list(bands),
-        "feature": list(features),
-        "feature_group": ("feature", list(features.values())),
-    }
-    if patches is not None:
-        data_vars["patches"] = (
-            ("sample", "layer", "y", "x"),
-            patches,
-            {"units": "mixed", "long_name": "patches"},
-        )
-        layers = layers or {}
-        coords |= {"layer": list(layers), "layer_group": ("layer", list(layers.values()))}
-    coords["group"] = ("sample", groups)
-    ds = xr.Dataset(
-        data_vars,
-        coords=coords,
-        attrs={"source": source, "licence": "CC0", "citation": "none", "simulated": True, **attrs},
+    return schema.sample_set(
+        target,
+        groups=groups,
+        reflectance=reflectance,
+        dates=dates,
+        bands=bands,
+        reflectance_long_name="reflectance",
+        covariates=covariates,
+        features=features,
+        covariate_units=covariate_units,
+        patches=patches,
+        layers=layers,
+        sample_ids=sample_ids,
+        target_units=target_units,
+        target_long_name=target_long_name,
+        source=source,
+        licence="CC0",
+        citation="none",
+        simulated=True,
+        **attrs,
     )
-    return validate_samples(ds)
 
 
 def random_sample_set(

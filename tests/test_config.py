@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from soilbook.config import ParameterError, check_device, defaults, validate_params
+from soilbook.config import defaults, validate_params
+from soilbook.device import check_device
+from soilbook.errors import ParameterError
 
 NB = "01_salinity_ss_soilnet"
 

@@ -8,7 +8,7 @@ import torch
 import xarray as xr
 from sklearn.base import clone
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.data.schema import SchemaError
 from soilbook.models import deepsalt
 from soilbook.models.deepsalt import (

@@ -574,7 +574,7 @@ def test_spatial_blocks():
         np.array([37.7100, 37.7101, 37.80]), np.array([118.8600, 118.8601, 118.95]), 2000
     )
     assert groups[0] == groups[1] != groups[2]
-    assert str(groups[0]).startswith("block_")
+    assert str(groups[0]).startswith("b")  # the one label format of soilbook.geo.spatial_blocks
 
 
 # -- to_samples: a hand-written getInfo() payload ----------------------------------------------

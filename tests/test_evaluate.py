@@ -27,8 +27,8 @@ from soilbook.evaluate import (
     random_kfold,
     rmse,
     rpiq,
-    spatial_blocks,
 )
+from soilbook.geo import spatial_blocks
 
 
 def make_ds(n: int = 60, n_groups: int = 12, seed: int = 0) -> xr.Dataset:
@@ -158,15 +158,13 @@ def test_group_kfold_error_when_too_few_groups() -> None:
         random_kfold(ds, 1)
 
 
-def test_spatial_blocks() -> None:
+def test_group_kfold_on_spatial_blocks() -> None:
     x = np.array([0.0, 999.0, 1000.0, 2500.0, 100.0])
     y = np.array([0.0, 0.0, 0.0, 0.0, 1500.0])
     labels = spatial_blocks(x, y, 1000.0)
     assert labels.tolist() == ["b000_000", "b000_000", "b001_000", "b002_000", "b000_001"]
     folds = group_kfold(labels, 2, seed=0)
     _check_partition(folds, 5)
-    with pytest.raises(ValueError, match="positive"):
-        spatial_blocks(x, y, 0)
 
 
 def test_make_splits_labels() -> None:

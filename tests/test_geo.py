@@ -7,6 +7,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.neighbors import BallTree
 
+from soilbook import geo
 from soilbook.geo import (
     EARTH_RADIUS_KM,
     geographic_clusters,
@@ -143,3 +144,45 @@ def test_cluster_count_is_checked():
         geographic_clusters([0.0, 0.0, 1.0], [0.0, 0.0, 1.0], n_clusters=3)
     with pytest.raises(ValueError, match="positive integer"):
         geographic_clusters([0.0, 1.0], [0.0, 1.0], n_clusters=0)
+
+
+# -- spatial blocks ------------------------------------------------------------------------------
+
+
+def test_spatial_blocks_labels_and_errors() -> None:
+    x = np.array([0.0, 999.0, 1000.0, 2500.0, 100.0])
+    y = np.array([0.0, 0.0, 0.0, 0.0, 1500.0])
+    labels = geo.spatial_blocks(x, y, 1000.0)
+    assert labels.tolist() == ["b000_000", "b000_000", "b001_000", "b002_000", "b000_001"]
+    # a fixed origin keeps labels stable across requests; negative cells keep their sign
+    assert geo.spatial_blocks([-500.0], [250.0], 1000.0, origin=(0.0, 0.0)).tolist() == [
+        "b-001_000"
+    ]
+    for bad in (0, -5, float("nan")):
+        with pytest.raises(ValueError, match="positive"):
+            geo.spatial_blocks(x, y, bad)
+    with pytest.raises(ValueError, match="NaN"):
+        geo.spatial_blocks([np.nan], [0.0], 10.0)
+
+
+def test_spatial_block_labels_sort_like_the_blocks() -> None:
+    """Labels are zero-padded to one width, so string order is (column, row) order."""
+    x = np.arange(0, 12_000, 1000.0)
+    labels = geo.spatial_blocks(x, np.zeros_like(x), 1000.0)
+    assert sorted(labels.tolist()) == labels.tolist()
+
+
+def test_choose_block_side_picks_largest_side_with_enough_blocks() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 1000, 300), rng.uniform(0, 1000, 300)
+    side = geo.choose_block_side(x, y, min_blocks=10, sides=(2000, 1000, 500, 400, 300, 250))
+    assert side == 300
+    assert np.unique(geo.spatial_blocks(x, y, side)).size >= 10
+    # none is fine enough: the smallest side
+    assert geo.choose_block_side(x[:3], y[:3], min_blocks=10, sides=(500, 250)) == 250
+
+
+def test_local_xy_m_scales_longitude_by_latitude() -> None:
+    x, y = geo.local_xy_m([60.0, 60.0], [0.0, 1.0])
+    assert y[1] - y[0] == pytest.approx(0.0)
+    assert x[1] - x[0] == pytest.approx(111_195 * 0.5, rel=1e-3)

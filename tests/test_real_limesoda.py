@@ -6,11 +6,10 @@ import LimeSoDa
 import numpy as np
 import pytest
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.data.real.limesoda import (
     SENTINEL2_DATASETS,
     load_limesoda,
-    spatial_blocks,
 )
 from soilbook.data.schema import tabular_feature_names, to_tabular, validate_samples
 
@@ -83,13 +82,3 @@ def test_unknown_target() -> None:
         load_limesoda("BB.250", "salinity")
 
 
-def test_spatial_blocks_picks_largest_side_with_enough_blocks() -> None:
-    rng = np.random.default_rng(0)
-    x, y = rng.uniform(0, 1000, 300), rng.uniform(0, 1000, 300)
-    ids, side = spatial_blocks(x, y, min_blocks=10)
-    assert side == 300 and len(np.unique(ids)) >= 10
-    assert ids[0] == 0 and set(np.unique(ids)) == set(range(ids.max() + 1))
-    # points in one block share an id
-    cell = np.floor((x - x.min()) / side) * 100 + np.floor((y - y.min()) / side)
-    for c in np.unique(cell):
-        assert len(np.unique(ids[cell == c])) == 1

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.data import spectra
 from soilbook.data.real.limesoda_lab import (
     IN_SITU_DATASETS,

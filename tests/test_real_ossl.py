@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.data.real import ossl
 from soilbook.data.real.ossl import load_ossl, read_ossl, visnir_columns
 from soilbook.data.schema import validate_samples

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.data.real.ucrb import CATEGORICAL, load_ucrb
 from soilbook.data.schema import to_tabular, validate_samples
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.data.real.userfile import load_user_file
 from soilbook.data.schema import SchemaError, tabular_feature_names, to_tabular
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soilbook.config import ParameterError, validate_params
+from soilbook.config import validate_params
+from soilbook.errors import ParameterError
 from soilbook.data import sources
 from soilbook.data.schema import validate_samples
 

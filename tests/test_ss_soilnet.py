@@ -9,7 +9,7 @@ import xarray as xr
 from factories import sample_set
 from sklearn.base import clone
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.data.scene import pixels_as_samples, sample_scene
 from soilbook.data.schema import SchemaError, subset
 from soilbook.data.simulate.salinity import simulate_scene

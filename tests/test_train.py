@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.train import (
     History,
     TrainConfig,

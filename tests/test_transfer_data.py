@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.data import spectra
 from soilbook.data.schema import validate_samples
 from soilbook.data.transfer import (

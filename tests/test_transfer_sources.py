@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from soilbook.config import ParameterError
+from soilbook.errors import ParameterError
 from soilbook.data import spectra
 from soilbook.data.schema import SchemaError, validate_samples
 from soilbook.data.transfer import LAB_GRID_NM, check_transfer_args, load_transfer

@@ -67,7 +67,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from soilbook import geo
 from soilbook.data.schema import FEATURE_GROUPS, validate_samples
+from soilbook.errors import EarthEngineSetupError
 
 # -- collections and their terms ---------------------------------------------------------------
 
@@ -169,10 +171,6 @@ LAYER_INFO: dict[str, tuple[str, str, str]] = {
     "NDVI": ("1", "vegetation", "normalised difference vegetation index (B8, B4)"),
     "SI": ("1", "spectral", "salinity index sqrt(B2 * B4) (Khan et al. 2005)"),
 }
-
-
-class EarthEngineSetupError(RuntimeError):
-    """Earth Engine cannot be used here yet; the message says what to install or set."""
 
 
 # -- small helpers -----------------------------------------------------------------------------
@@ -1093,18 +1091,12 @@ def _number(value: Any) -> float:
 
 
 def spatial_block_groups(lat: np.ndarray, lon: np.ndarray, block_size_m: float) -> np.ndarray:
-    """Square ``block_size_m`` blocks on a grid anchored at (0 deg, 0 deg), labelled
-    ``block_<col>_<row>``. Local equirectangular projection at the samples' mean latitude: fine
-    for study areas of up to a few hundred km."""
+    """Square ``block_size_m`` blocks on a grid anchored at (0 deg, 0 deg), labelled as
+    :func:`soilbook.geo.spatial_blocks` labels them (``b<col>_<row>``), on the local projection
+    of :func:`soilbook.geo.local_xy_m`: fine for study areas of up to a few hundred km."""
     size = _check_positive(block_size_m, "block_size_m", "2000")
-    lat = np.asarray(lat, dtype=float)
-    lon = np.asarray(lon, dtype=float)
-    radius = 6_371_008.8
-    x = np.radians(lon) * radius * math.cos(math.radians(float(np.mean(lat))))
-    y = np.radians(lat) * radius
-    cols = np.floor(x / size).astype(int)
-    rows = np.floor(y / size).astype(int)
-    return np.array([f"block_{c}_{r}" for c, r in zip(cols, rows, strict=True)])
+    x, y = geo.local_xy_m(lat, lon)
+    return geo.spatial_blocks(x, y, size, origin=(0.0, 0.0))
 
 
 def _feature_list(features: Any) -> list[Mapping[str, Any]]:

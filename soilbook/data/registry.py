@@ -45,6 +45,7 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from soilbook.errors import ChecksumError, UnknownDatasetError
 from soilbook.progress import import_quietly
 
 log = logging.getLogger(__name__)
@@ -52,17 +53,6 @@ log = logging.getLogger(__name__)
 ENV_CACHE = "SOILBOOK_CACHE"
 ENV_MIRROR = "SOILBOOK_DATA_MIRROR"
 _CHUNK = 1 << 20
-
-
-class ChecksumError(RuntimeError):
-    """A fetched file does not have the sha256 the registry expects."""
-
-
-class UnknownDatasetError(KeyError):
-    """A name that is not in :data:`DATASETS`; the message lists the known names."""
-
-    def __str__(self) -> str:  # KeyError would print the message in quotes
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)

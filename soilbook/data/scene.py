@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from soilbook.data.schema import SAMPLE, validate_samples, validate_scene
+from soilbook.geo import spatial_blocks
 
 #: How scenes are padded for windows at the border (``numpy.pad`` mode; reflect = mirror
 #: without repeating the edge pixel). Models that predict whole scenes pad the same way.
@@ -251,14 +252,8 @@ def _block_ids(
     scene: xr.Dataset, rows: np.ndarray, cols: np.ndarray, block_size_m: float
 ) -> np.ndarray:
     """Spatial-block labels ``b<col>_<row>`` (blocks counted from the scene's north-west corner)."""
-    if not block_size_m or block_size_m <= 0:
-        raise ValueError(f"block_size_m={block_size_m!r}; expected a positive size in metres")
     px = float(scene.attrs.get("pixel_size_m", abs(float(scene["x"][1] - scene["x"][0]))))
-    bc = np.floor(cols * px / block_size_m).astype(int)
-    br = np.floor(rows * px / block_size_m).astype(int)
-    col = np.char.zfill(bc.astype(str), 2)
-    row = np.char.zfill(br.astype(str), 2)
-    return np.char.add(np.char.add(np.char.add("b", col), "_"), row).astype(str)
+    return spatial_blocks(cols * px, rows * px, block_size_m, origin=(0.0, 0.0))
 
 
 def _pixels_dataset(

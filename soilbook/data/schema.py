@@ -34,10 +34,13 @@ truth is known (simulated scenes); coordinates ``y`` / ``x`` in metres, ``layer_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from soilbook.errors import SchemaError
 
 SAMPLE = "sample"
 #: Feature groups used for grouped importance (the paper's covariate analysis).
@@ -54,10 +57,6 @@ _SCENE_VARIABLE_DIMS = {
     "layers": ("layer", "y", "x"),
     "target": ("y", "x"),
 }
-
-
-class SchemaError(ValueError):
-    """A dataset does not follow the soilbook schema; the message names the missing piece."""
 
 
 def _fail(what: str, expected: str, todo: str) -> None:
@@ -147,7 +146,7 @@ def validate_samples(ds: xr.Dataset) -> xr.Dataset:
         _fail(
             "the dataset has no 'group' coordinate",
             "a 'group' (sample) coordinate used for grouped / spatial-block CV",
-            "use a field, pedon or spatial-block id (soilbook.evaluate.spatial_blocks can make one)",
+            "use a field, pedon or spatial-block id (soilbook.geo.spatial_blocks can make one)",
         )
     _check_groups(ds, "feature_group", "feature")
     _check_groups(ds, "layer_group", "layer")
@@ -159,6 +158,119 @@ def validate_samples(ds: xr.Dataset) -> xr.Dataset:
         )
     _check_attrs(ds, "sample set")
     return ds
+
+
+def sample_set(
+    target: Any,
+    *,
+    groups: Any,
+    target_units: str,
+    target_long_name: str,
+    source: str,
+    licence: str,
+    citation: str,
+    simulated: bool,
+    reflectance: Any = None,
+    dates: Sequence[Any] | None = None,
+    bands: Sequence[str] | None = None,
+    wavelengths_nm: Sequence[float] | None = None,
+    reflectance_long_name: str = "surface reflectance",
+    covariates: Any = None,
+    features: Mapping[str, str] | None = None,
+    feature_units: Sequence[str] | None = None,
+    covariate_units: str = "mixed, see feature_units",
+    covariate_long_name: str = "covariates",
+    patches: Any = None,
+    layers: Mapping[str, str] | None = None,
+    patch_units: str = "mixed",
+    lat: Any = None,
+    lon: Any = None,
+    sample_ids: Any = None,
+    group_long_name: str | None = None,
+    coords: Mapping[str, Any] | None = None,
+    **attrs: Any,
+) -> xr.Dataset:
+    """Build a sample set in the schema from plain arrays, and validate it.
+
+    The one builder every loader, simulator and test uses, so a sample set always has the same
+    names, dims and attributes wherever it came from.
+
+    Parameters
+    ----------
+    target : (n,) the soil property, in ``target_units``
+    groups : (n,) the unit of grouped / spatial-block cross-validation (stored as text)
+    reflectance : (n, date, band) surface reflectance, unitless 0–1; needs ``dates`` and
+        ``bands`` (and optionally ``wavelengths_nm``, one per band)
+    covariates : (n, feature); ``features`` maps each name to its group in :data:`FEATURE_GROUPS`
+        (in column order); ``feature_units`` gives one unit per feature
+    patches : (n, layer, y, x) windows centred on the samples; ``layers`` maps each layer name
+        to its group
+    lat, lon : (n,) WGS84 degrees, when known
+    sample_ids : (n,) the ``sample`` coordinate (default: positions)
+    coords : further coordinates, as ``xarray`` accepts them
+    source, licence, citation, simulated, attrs : the dataset's attributes
+
+    Raises :class:`SchemaError` (from :func:`validate_samples`) when the pieces do not fit.
+    """
+    target = np.asarray(target, dtype=np.float64)
+    data_vars: dict[str, Any] = {
+        "target": ((SAMPLE,), target, {"units": target_units, "long_name": target_long_name}),
+    }
+    out_coords: dict[str, Any] = {} if sample_ids is None else {SAMPLE: np.asarray(sample_ids)}
+    if reflectance is not None:
+        if dates is None or bands is None:
+            _fail(
+                "reflectance was given without its dates and bands",
+                "dates=[...] and bands=[...] matching reflectance's (n, date, band) shape",
+                "pass the acquisition dates and the band names",
+            )
+        data_vars["reflectance"] = (
+            (SAMPLE, "date", "band"),
+            np.asarray(reflectance),
+            {"units": "1", "long_name": reflectance_long_name},
+        )
+        out_coords |= {"date": list(dates), "band": list(bands)}
+        if wavelengths_nm is not None:
+            out_coords["wavelength"] = ("band", list(wavelengths_nm), {"units": "nm"})
+    if covariates is not None:
+        features = dict(features or {})
+        data_vars["covariates"] = (
+            (SAMPLE, "feature"),
+            np.asarray(covariates),
+            {"units": covariate_units, "long_name": covariate_long_name},
+        )
+        out_coords |= {
+            "feature": list(features),
+            "feature_group": ("feature", list(features.values())),
+        }
+        if feature_units is not None:
+            out_coords["feature_units"] = ("feature", list(feature_units))
+    if patches is not None:
+        layers = dict(layers or {})
+        data_vars["patches"] = (
+            (SAMPLE, "layer", "y", "x"),
+            np.asarray(patches),
+            {"units": patch_units, "long_name": "patches of environmental layers"},
+        )
+        out_coords |= {"layer": list(layers), "layer_group": ("layer", list(layers.values()))}
+    group_attrs = {} if group_long_name is None else {"long_name": group_long_name}
+    out_coords["group"] = (SAMPLE, np.asarray(groups).astype(str), group_attrs)
+    if lat is not None and lon is not None:
+        out_coords["lat"] = (SAMPLE, np.asarray(lat, dtype=float), {"units": "degrees_north"})
+        out_coords["lon"] = (SAMPLE, np.asarray(lon, dtype=float), {"units": "degrees_east"})
+    out_coords |= dict(coords or {})
+    ds = xr.Dataset(
+        data_vars,
+        coords=out_coords,
+        attrs={
+            "source": source,
+            "licence": licence,
+            "citation": citation,
+            "simulated": bool(simulated),
+            **attrs,
+        },
+    )
+    return validate_samples(ds)
 
 
 def validate_scene(scene: xr.Dataset) -> xr.Dataset:

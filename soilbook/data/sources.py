@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import xarray as xr
 
-from soilbook.config import ParameterError
 from soilbook.data.schema import validate_samples, validate_scene
+from soilbook.errors import ParameterError
 
 #: Targets per source; the first is the default ("auto"). "file" accepts any column name.
 SOURCE_TARGETS: dict[str, tuple[str, ...]] = {

@@ -73,10 +73,10 @@ import pandas as pd
 import xarray as xr
 
 from soilbook import geo
-from soilbook.config import ParameterError
 from soilbook.data import spectra as spec
 from soilbook.data.schema import SchemaError, validate_samples
 from soilbook.data.simulate import transfer as tr
+from soilbook.errors import ParameterError
 
 #: Targets :func:`load_transfer` knows.
 TARGETS = ("salinity", "soc")
@@ -164,7 +164,7 @@ def check_transfer_args(
 ) -> None:
     """Check :func:`load_transfer`'s arguments cheaply (no data read).
 
-    Raises :class:`~soilbook.config.ParameterError` saying what is wrong and what to do. The
+    Raises :class:`~soilbook.errors.ParameterError` saying what is wrong and what to do. The
     number of paired sites is estimated here as ``paired_fraction * n_sites``;
     :func:`load_transfer` repeats the check on the sites it actually draws.
 

@@ -49,8 +49,9 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
-from soilbook.config import ParameterError, check_device
 from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_samples
+from soilbook.device import check_device
+from soilbook.errors import ParameterError
 from soilbook.train import History, TrainConfig, resolve_device, set_seed
 from soilbook.train import fit as train_fit
 

@@ -117,8 +117,8 @@ import xarray as xr
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
-from soilbook.config import ParameterError
 from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_samples
+from soilbook.errors import ParameterError
 from soilbook.models.base import NetworkRegressor, inner_group_split, select_names
 from soilbook.train import History, TrainConfig, set_seed
 from soilbook.train import fit as train_fit

@@ -68,8 +68,8 @@ import xarray as xr
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
-from soilbook.config import ParameterError
 from soilbook.data.schema import SAMPLE, SchemaError, validate_scene
+from soilbook.errors import ParameterError
 from soilbook.models.base import NetworkRegressor, select_names
 
 __all__ = ["FUSIONS", "SSSoilNet", "SSSoilNetRegressor"]

@@ -45,8 +45,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilbook.config import ParameterError
+from soilbook import geo
 from soilbook.data.schema import validate_samples
+from soilbook.errors import ParameterError
 
 #: LimeSoDa datasets with a Sentinel-2 bare-soil image (at least 10 of the bands B02...B12).
 SENTINEL2_DATASETS = ("B.204", "BB.250", "BB.72", "G.104", "G.150", "MG.112", "MGS.101")
@@ -70,7 +71,8 @@ S2_CENTRES_NM = {
     "B12": 2202.4,
 }
 #: Candidate spatial-block sides, largest first (metres).
-BLOCK_SIDES_M = (2000, 1000, 500, 400, 300, 250, 200, 150, 100, 75, 50, 40, 30, 25, 20, 15, 10, 5)
+#: Block sides tried for LimeSoDa's field- and farm-scale sets, metres (at most 2 km).
+BLOCK_SIDES_M = tuple(s for s in geo.BLOCK_SIDES_M if s <= 2000)
 
 _UNITS = {"SOC": "%", "pH": "1", "Clay": "%"}
 _LONG = {
@@ -147,37 +149,6 @@ def check_dataset_id(dataset_id: str) -> str:
         f"dataset_id={dataset_id!r} cannot feed this chapter.{known} Allowed (LimeSoDa sets with "
         f"Sentinel-2 bands): {list(SENTINEL2_DATASETS)}."
     )
-
-
-def spatial_blocks(
-    x: np.ndarray, y: np.ndarray, *, min_blocks: int = 10, sides: tuple[float, ...] = BLOCK_SIDES_M
-) -> tuple[np.ndarray, float]:
-    """Square-block ids for projected coordinates ``x``, ``y`` (metres).
-
-    Tries the block sides in ``sides`` from the largest and returns the first that gives at
-    least ``min_blocks`` occupied blocks (or the smallest side if none does).
-
-    Returns
-    -------
-    ids : ndarray of int, shape (n,)
-        Block id per point, numbered 0..k-1 in order of first appearance.
-    side : float
-        The block side used, in metres.
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    ids = np.zeros(len(x), dtype=int)
-    side = float(sides[-1])
-    for s in sides:
-        cells = np.stack([np.floor((x - x.min()) / s), np.floor((y - y.min()) / s)], axis=1)
-        _, ids = np.unique(cells, axis=0, return_inverse=True)
-        side = float(s)
-        if ids.max() + 1 >= min_blocks:
-            break
-    # renumber by first appearance so ids are stable and readable
-    _, first = np.unique(ids, return_index=True)
-    order = np.argsort(np.argsort(first))
-    return order[ids.ravel()].astype(int), side
 
 
 def to_lonlat(x: np.ndarray, y: np.ndarray, epsg: int) -> tuple[np.ndarray, np.ndarray]:
@@ -258,7 +229,8 @@ def load_limesoda(
     x = coords[xcol].to_numpy(float)
     y = coords[ycol].to_numpy(float)
     lon, lat = to_lonlat(x, y, epsg)
-    group, side = spatial_blocks(x, y, min_blocks=min_blocks)
+    side = geo.choose_block_side(x, y, min_blocks=min_blocks, sides=BLOCK_SIDES_M)
+    group = geo.spatial_blocks(x, y, side)
 
     meta = _META[dataset_id]
     n = len(df)
@@ -335,6 +307,5 @@ __all__ = [
     "check_dataset_id",
     "load_limesoda",
     "normalise_target",
-    "spatial_blocks",
     "to_lonlat",
 ]

@@ -58,10 +58,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilbook.config import ParameterError
 from soilbook.data.real.limesoda import CITATION, LICENCE, _import_limesoda, to_lonlat
 from soilbook.data.schema import validate_samples
 from soilbook.data.spectra import interpolation_matrix
+from soilbook.errors import ParameterError
 
 #: LimeSoDa sets with vis-NIR reflectance spectra in nm (``wl_<nm>`` columns).
 LAB_VNIR_DATASETS = ("CV.98", "SC.93", "SSP.460", "SP.231", "MG.44", "SSP.58", "SL.125", "UL.120")

@@ -37,10 +37,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilbook.config import ParameterError
 from soilbook.data.real.limesoda_lab import DEFAULT_GRID_NM, to_reflectance
 from soilbook.data.schema import validate_samples
 from soilbook.data.spectra import interpolation_matrix
+from soilbook.errors import ParameterError
 from soilbook.geo import geographic_clusters
 
 ID = "id.layer_uuid_txt"

@@ -47,8 +47,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilbook.config import ParameterError
 from soilbook.data.schema import validate_samples
+from soilbook.errors import ParameterError
 
 log = logging.getLogger(__name__)
 

@@ -44,9 +44,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilbook.config import ParameterError
-from soilbook.data.real.limesoda import S2_CENTRES_NM, spatial_blocks
+from soilbook import geo
+from soilbook.data.real.limesoda import S2_CENTRES_NM
 from soilbook.data.schema import FEATURE_GROUPS, SchemaError, validate_samples
+from soilbook.errors import ParameterError
 
 #: File types :func:`load_user_file` reads.
 SUPPORTED_EXTENSIONS = (".csv", ".nc", ".nc4", ".zarr")
@@ -123,13 +124,10 @@ def _fail(path: Path, what: str) -> None:
 
 
 def _lonlat_blocks(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, float]:
-    """Spatial blocks on a local equirectangular projection (metres) of lat/lon."""
-    r = 6_371_000.0
-    lat0 = np.deg2rad(np.nanmean(lat))
-    x = np.deg2rad(lon) * r * np.cos(lat0)
-    y = np.deg2rad(lat) * r
-    sides = (100_000, 50_000, 20_000, 10_000, 5000, 2000, 1000, 500, 250, 100, 50, 25, 10)
-    return spatial_blocks(x, y, min_blocks=10, sides=sides)
+    """Spatial blocks of lat/lon points: the largest side giving >= 10 blocks, labels, side (m)."""
+    x, y = geo.local_xy_m(lat, lon)
+    side = geo.choose_block_side(x, y, min_blocks=10)
+    return geo.spatial_blocks(x, y, side), side
 
 
 def _parse_bands(
