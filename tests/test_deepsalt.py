@@ -8,8 +8,8 @@ import torch
 import xarray as xr
 from sklearn.base import clone
 
-from soilbook.errors import ParameterError
 from soilbook.data.schema import SchemaError
+from soilbook.errors import ParameterError
 from soilbook.models import deepsalt
 from soilbook.models.deepsalt import (
     DeepSaltRegressor,

@@ -155,9 +155,7 @@ def test_spatial_blocks_labels_and_errors() -> None:
     labels = geo.spatial_blocks(x, y, 1000.0)
     assert labels.tolist() == ["b000_000", "b000_000", "b001_000", "b002_000", "b000_001"]
     # a fixed origin keeps labels stable across requests; negative cells keep their sign
-    assert geo.spatial_blocks([-500.0], [250.0], 1000.0, origin=(0.0, 0.0)).tolist() == [
-        "b-001_000"
-    ]
+    assert geo.spatial_blocks([-500.0], [250.0], 1000.0, origin=(0.0, 0.0)).tolist() == ["b-01_000"]
     for bad in (0, -5, float("nan")):
         with pytest.raises(ValueError, match="positive"):
             geo.spatial_blocks(x, y, bad)

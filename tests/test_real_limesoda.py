@@ -6,12 +6,12 @@ import LimeSoDa
 import numpy as np
 import pytest
 
-from soilbook.errors import ParameterError
 from soilbook.data.real.limesoda import (
     SENTINEL2_DATASETS,
     load_limesoda,
 )
 from soilbook.data.schema import tabular_feature_names, to_tabular, validate_samples
+from soilbook.errors import ParameterError
 
 
 def test_sentinel2_list_matches_the_package() -> None:
@@ -80,5 +80,3 @@ def test_dataset_without_sentinel2_is_refused() -> None:
 def test_unknown_target() -> None:
     with pytest.raises(ParameterError, match=r"allowed: \['SOC', 'pH', 'Clay'\]"):
         load_limesoda("BB.250", "salinity")
-
-

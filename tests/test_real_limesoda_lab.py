@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from soilbook.errors import ParameterError
 from soilbook.data import spectra
 from soilbook.data.real.limesoda_lab import (
     IN_SITU_DATASETS,
@@ -21,6 +20,7 @@ from soilbook.data.real.limesoda_lab import (
     to_reflectance,
 )
 from soilbook.data.schema import to_tabular, validate_samples
+from soilbook.errors import ParameterError
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soilbook.errors import ParameterError
 from soilbook.data.real import ossl
 from soilbook.data.real.ossl import load_ossl, read_ossl, visnir_columns
 from soilbook.data.schema import validate_samples
+from soilbook.errors import ParameterError
 
 WL = np.arange(350, 2501, 2)  # OSSL VisNIR: 350-2500 nm every 2 nm
 COLS = [f"scan_visnir.{w}_ref" for w in WL]

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soilbook.errors import ParameterError
 from soilbook.data.real.ucrb import CATEGORICAL, load_ucrb
 from soilbook.data.schema import to_tabular, validate_samples
+from soilbook.errors import ParameterError
 
 
 @pytest.fixture

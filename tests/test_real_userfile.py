@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from soilbook.errors import ParameterError
 from soilbook.data.real.userfile import load_user_file
 from soilbook.data.schema import SchemaError, tabular_feature_names, to_tabular
+from soilbook.errors import ParameterError
 
 
 def _table(n: int = 40, seed: int = 0) -> pd.DataFrame:

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from soilbook.config import validate_params
-from soilbook.errors import ParameterError
 from soilbook.data import sources
 from soilbook.data.schema import validate_samples
+from soilbook.errors import ParameterError
 
 NB = "01_salinity_ss_soilnet"
 

@@ -9,10 +9,10 @@ import xarray as xr
 from factories import sample_set
 from sklearn.base import clone
 
-from soilbook.errors import ParameterError
 from soilbook.data.scene import pixels_as_samples, sample_scene
 from soilbook.data.schema import SchemaError, subset
 from soilbook.data.simulate.salinity import simulate_scene
+from soilbook.errors import ParameterError
 from soilbook.models.base import NetworkRegressor, inner_group_split
 from soilbook.models.ss_soilnet import FUSIONS, SSSoilNet, SSSoilNetRegressor, window_attention_pool
 

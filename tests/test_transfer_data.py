@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from soilbook.errors import ParameterError
 from soilbook.data import spectra
 from soilbook.data.schema import validate_samples
 from soilbook.data.transfer import (
@@ -19,6 +18,7 @@ from soilbook.data.transfer import (
     load_transfer,
     region_table,
 )
+from soilbook.errors import ParameterError
 
 QUICK = {"n_sites": 300, "paired_fraction": 0.25, "unlabelled_per_site": 2, "n_regions": 4}
 

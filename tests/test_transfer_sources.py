@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from soilbook.errors import ParameterError
 from soilbook.data import spectra
 from soilbook.data.schema import SchemaError, validate_samples
 from soilbook.data.transfer import LAB_GRID_NM, check_transfer_args, load_transfer
+from soilbook.errors import ParameterError
 
 N_ROWS = 120
 GRID_10 = np.arange(400, 2451, 10)
