@@ -13,7 +13,7 @@ help:
 	@echo "make book      execute the notebooks (quick profile) and build the HTML book in _build/html"
 	@echo "make test      unit tests, notebook smoke runs and a book build with warnings as errors"
 	@echo "make test-fast unit tests only (no notebook execution)"
-	@echo "make lint      ruff (lint + format check) and notebook output check"
+	@echo "make lint      ruff (lint + format check), the layer contract (import-linter), notebook checks"
 	@echo "make bench     print the speed figures (dense maps, training)"
 
 $(STAMP): pyproject.toml environment.yml
@@ -30,7 +30,7 @@ book: $(STAMP)
 	$(BIN)/soilbook book --profile $(PROFILE)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -ra -m "not slow"
@@ -38,6 +38,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q tests/test_structure.py
 
 format: $(STAMP)

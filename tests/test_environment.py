@@ -38,7 +38,8 @@ def test_every_dependency_is_pinned_within_its_range():
     pins = _pins()
     project = _project()
     reqs = [Requirement(r) for r in project["dependencies"]]
-    reqs += [Requirement(r) for r in project["optional-dependencies"]["dev"]]
+    for extra in ("book", "dev"):  # what `make install` and environment.yml provide
+        reqs += [Requirement(r) for r in project["optional-dependencies"][extra]]
     for req in reqs:
         name = canonicalize_name(req.name)
         assert name in pins, f"{req.name} is in pyproject.toml but not pinned in environment.yml"
@@ -77,3 +78,17 @@ def test_user_required_packages_are_present():
     ):
         assert canonicalize_name(name) in pins, name
     assert pins["torch"].startswith("2.")
+
+
+def test_book_tools_are_an_extra_not_the_core():
+    """A bare GPU machine (torch, numpy, scikit-learn, xarray) needs none of the book tools."""
+    project = _project()
+    core = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    book = {
+        canonicalize_name(Requirement(r).name) for r in project["optional-dependencies"]["book"]
+    }
+    assert {"papermill", "jupyter-book", "shap", "sphinx-exercise"} <= book
+    assert not core & {"papermill", "jupyter-book", "shap", "earthengine-api", "ipykernel"}
+    # the user's package list is required for the book: core + book extra hold all of it
+    assert {"torch", "xarray", "matplotlib", "scikit-learn"} <= core
+    assert "earthengine-api" in book
