@@ -1,0 +1,138 @@
+"""Earth Engine requests for the real-data path, and their conversion to the sample-set schema.
+
+One module per job (``import ee`` happens only inside functions, so everything but the builders
+works without ``earthengine-api``):
+
+- :mod:`.session` — :func:`initialize` from credentials in the environment, the lazy ``ee``;
+- :mod:`.catalogue` — collection ids with licence and citation, Sentinel-2 bands, the fill
+  value, batch limits, units and feature groups of every layer;
+- :mod:`.checks` — argument checks in plain Python (:func:`check_dates`, :func:`check_bands`,
+  :func:`check_window`, :func:`check_points`, ...) and the grid helpers (:func:`utm_crs`,
+  :func:`points_crs`, :func:`points_bbox`);
+- :mod:`.layers` — pure ``ee.Image`` builders: :func:`sentinel2_composites` (one cloud-masked
+  median per date window; :func:`sentinel2_window_composites` as a list,
+  :func:`sentinel2_stack` as one image with bands ``<band>_t<i>``), :func:`terrain_layers`
+  (GLO-30 elevation, slope, a topographic-position wetness proxy), :func:`crop_layers` (MODIS
+  LAI / FPAR per window), :func:`spectral_index_layers` (NDVI and a salinity index);
+- :mod:`.sampling` — :func:`point_values_request` / :func:`patch_request` (the pixel under
+  each point, or a ``window`` x ``window`` patch around it) and the download loop;
+- :mod:`.convert` — :func:`to_samples`, the pure, generic conversion of ``getInfo()`` answers
+  into an :class:`xarray.Dataset` that passes :func:`soilbook.data.schema.validate_samples`;
+- :mod:`.request` — :class:`Request`, what a recipe composes, and :func:`extract`, which sends
+  it batch by batch;
+- :mod:`.recipes` — one module per chapter: :mod:`.recipes.salinity`
+  (:func:`build_salinity_request`, :func:`extract_salinity_inputs`).
+
+Request builders need an *initialised* ``ee`` (a live session, or the offline
+``ee.apitestcase.ApiTestCase`` harness the tests use) because ``ee`` checks its function
+signatures at build time; each checks its arguments first and raises a
+:class:`~soilbook.errors.ParameterError` (a ``ValueError``) that says what was wrong and what
+to do. Only :func:`extract` (and so :func:`extract_salinity_inputs`) talks to the server.
+The choices behind the layers (cloud mask, reflectance scale, wetness proxy) are written down in
+:mod:`.layers`, those behind sampling (grid, masked pixels) in :mod:`.sampling`.
+"""
+
+from __future__ import annotations
+
+from soilbook.data.earthengine.catalogue import (
+    COLLECTIONS,
+    DEFAULT_BANDS,
+    EARTH_ENGINE_CITATION,
+    FILL_VALUE,
+    GLO30,
+    LAYER_INFO,
+    MCD15A3H,
+    MCD15A3H_FIRST_DAY,
+    PATCH_VALUES_PER_BATCH,
+    POINT_BATCH,
+    S2_CLOUD_PROBABILITY,
+    S2_SR,
+    S2_SR_FIRST_DAY,
+    S2_WAVELENGTHS_NM,
+    SCL_CLOUD_SHADOW,
+    dated,
+    patch_name,
+)
+from soilbook.data.earthengine.checks import (
+    check_bands,
+    check_bbox,
+    check_cloud_prob_max,
+    check_dates,
+    check_points,
+    check_window,
+    points_bbox,
+    points_crs,
+    utm_crs,
+)
+from soilbook.data.earthengine.convert import spatial_block_groups, to_samples
+from soilbook.data.earthengine.layers import (
+    crop_layers,
+    sentinel2_composites,
+    sentinel2_stack,
+    sentinel2_window_composites,
+    spectral_index_layers,
+    terrain_layers,
+)
+from soilbook.data.earthengine.recipes.salinity import (
+    SALINITY_COLLECTIONS,
+    SalinityRequest,
+    build_salinity_request,
+    extract_salinity_inputs,
+)
+from soilbook.data.earthengine.request import Request, extract
+from soilbook.data.earthengine.sampling import (
+    patch_request,
+    point_values_request,
+    points_to_features,
+)
+from soilbook.data.earthengine.session import PROJECT_ENV, initialize
+from soilbook.errors import EarthEngineSetupError
+
+__all__ = [
+    "COLLECTIONS",
+    "DEFAULT_BANDS",
+    "EARTH_ENGINE_CITATION",
+    "FILL_VALUE",
+    "GLO30",
+    "LAYER_INFO",
+    "MCD15A3H",
+    "MCD15A3H_FIRST_DAY",
+    "PATCH_VALUES_PER_BATCH",
+    "POINT_BATCH",
+    "PROJECT_ENV",
+    "S2_CLOUD_PROBABILITY",
+    "S2_SR",
+    "S2_SR_FIRST_DAY",
+    "S2_WAVELENGTHS_NM",
+    "SALINITY_COLLECTIONS",
+    "SCL_CLOUD_SHADOW",
+    "EarthEngineSetupError",
+    "Request",
+    "SalinityRequest",
+    "build_salinity_request",
+    "check_bands",
+    "check_bbox",
+    "check_cloud_prob_max",
+    "check_dates",
+    "check_points",
+    "check_window",
+    "crop_layers",
+    "dated",
+    "extract",
+    "extract_salinity_inputs",
+    "initialize",
+    "patch_name",
+    "patch_request",
+    "point_values_request",
+    "points_bbox",
+    "points_crs",
+    "points_to_features",
+    "sentinel2_composites",
+    "sentinel2_stack",
+    "sentinel2_window_composites",
+    "spatial_block_groups",
+    "spectral_index_layers",
+    "terrain_layers",
+    "to_samples",
+    "utm_crs",
+]
