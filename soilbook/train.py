@@ -18,7 +18,11 @@ sample, on in-memory tensors, with the same recipe for all four papers:
   configuration, the module's parameter shapes and the data (shapes plus a checksum). Calling
   :func:`fit` again with the same run **resumes** from it, so that an interrupted-then-resumed CPU
   run ends with exactly the same weights and history as an uninterrupted one; calling it after the
-  run finished returns the stored result without training;
+  run finished returns the stored result without training. Checkpoints are safe to load
+  (:mod:`soilbook.checkpoint`): only tensors and plain values, read with
+  ``torch.load(weights_only=True)``, and verified against a sha256 side-car first; a file that
+  fails either check raises :class:`~soilbook.errors.ChecksumError` /
+  :class:`~soilbook.errors.CheckpointError` (delete it to retrain) instead of being resumed;
 * **progress** one tqdm bar over epochs with the losses as postfix (``progress=False`` hides it);
 * **divergence guard** a NaN or infinite loss raises :class:`TrainingDivergedError` naming the
   epoch and batch and what to try.
@@ -33,10 +37,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,8 +48,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from soilbook.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    sidecar_path,
+)
 from soilbook.device import check_device
-from soilbook.errors import ParameterError, TrainingDivergedError
+from soilbook.errors import CheckpointError, ParameterError, TrainingDivergedError
 
 __all__ = [
     "History",
@@ -59,7 +68,7 @@ __all__ = [
 ]
 
 #: Bump when the checkpoint layout changes, so old checkpoints are not resumed.
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2
 #: Inputs larger than this (bytes) stay on the CPU and are moved to the device batch by batch.
 _MAX_DEVICE_BYTES = 4 * 1024**3
 
@@ -234,7 +243,7 @@ class History:
         return list(self.__dataclass_fields__)
 
 
-# -- helpers -------------------------------------------------------------------------------------
+# -- inputs --------------------------------------------------------------------------------------
 
 
 def _as_tensor_list(tensors: Sequence[Tensor] | Tensor, what: str) -> list[Tensor]:
@@ -270,6 +279,68 @@ def _check_inputs(xs: list[Tensor], y: Tensor, what: str) -> None:
         raise ValueError(f"{what} target holds NaN/inf values; drop unlabelled samples first.")
 
 
+def _as_target(y: Tensor | np.ndarray) -> Tensor:
+    """A target as a float32 tensor of shape (n,)."""
+    y = torch.as_tensor(np.asarray(y) if not isinstance(y, Tensor) else y)
+    return y.float().reshape(-1)
+
+
+@dataclass
+class _TrainData:
+    """The checked tensors of one fit: training inputs ``xs`` and target ``y`` (n,), and the
+    validation inputs ``vxs`` and target ``vy`` (empty list and ``None`` without validation)."""
+
+    xs: list[Tensor]
+    y: Tensor
+    vxs: list[Tensor]
+    vy: Tensor | None
+
+    @property
+    def n(self) -> int:
+        """Training samples."""
+        return int(self.y.shape[0])
+
+    @property
+    def has_val(self) -> bool:
+        return self.vy is not None
+
+    def to(self, device: torch.device) -> _TrainData:
+        """The same data with the targets on ``device``, and the inputs too unless they are
+        larger than ``_MAX_DEVICE_BYTES`` (they then move batch by batch)."""
+        xs, vxs = self.xs, self.vxs
+        data_bytes = sum(t.numel() * t.element_size() for t in [*xs, *vxs])
+        if device.type != "cpu" and data_bytes <= _MAX_DEVICE_BYTES:
+            xs = [t.to(device) for t in xs]
+            vxs = [t.to(device) for t in vxs]
+        vy = None if self.vy is None else self.vy.to(device)
+        return _TrainData(xs, self.y.to(device), vxs, vy)
+
+
+def _prepare_data(
+    train_tensors: Sequence[Tensor] | Tensor,
+    y_train: Tensor | np.ndarray,
+    val_tensors: Sequence[Tensor] | Tensor | None,
+    y_val: Tensor | np.ndarray | None,
+) -> _TrainData:
+    """Check and convert :func:`fit`'s inputs (an empty validation set counts as none)."""
+    xs = _as_tensor_list(train_tensors, "training")
+    y = _as_target(y_train)
+    _check_inputs(xs, y, "training")
+    vxs: list[Tensor] = []
+    vy: Tensor | None = None
+    if val_tensors is not None and y_val is not None:
+        vxs = _as_tensor_list(val_tensors, "validation")
+        vy = _as_target(y_val)
+        _check_inputs(vxs, vy, "validation")
+        if len(vxs) != len(xs):
+            raise ValueError(f"{len(xs)} training inputs but {len(vxs)} validation inputs.")
+        if vy.shape[0] == 0:
+            vxs, vy = [], None
+    if y.shape[0] == 0:
+        raise ValueError("no training samples; the training set is empty.")
+    return _TrainData(xs, y, vxs, vy)
+
+
 def _data_fingerprint(xs: list[Tensor], y: Tensor) -> list[Any]:
     """Shapes, dtypes and a cheap checksum (a strided subsample of every tensor)."""
     out: list[Any] = []
@@ -283,8 +354,9 @@ def _data_fingerprint(xs: list[Tensor], y: Tensor) -> list[Any]:
 
 
 def _run_fingerprint(
-    module: nn.Module, config: TrainConfig, xs, y, vxs, vy, device, run_key: Any = None
+    module: nn.Module, config: TrainConfig, data: _TrainData, device: torch.device, run_key: Any
 ) -> str:
+    """16 hex digits that identify a run: module, settings, device type, data and ``run_key``."""
     payload = {
         "version": _CHECKPOINT_VERSION,
         "module": type(module).__qualname__,
@@ -293,45 +365,18 @@ def _run_fingerprint(
         "parameters": [[k, list(v.shape)] for k, v in module.state_dict().items()],
         "config": config.fingerprint_fields(),
         "device_type": device.type,
-        "train": _data_fingerprint(xs, y),
-        "val": _data_fingerprint(vxs, vy) if vy is not None else None,
+        "train": _data_fingerprint(data.xs, data.y),
+        "val": _data_fingerprint(data.vxs, data.vy) if data.vy is not None else None,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# -- one run's parts: optimiser, epoch, validation, early stopping, checkpoint -------------------
+
+
 def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _rng_states(generator: torch.Generator) -> dict[str, Any]:
-    return {
-        "shuffle": generator.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "numpy": np.random.get_state(),  # noqa: NPY002
-        "python": random.getstate(),
-    }
-
-
-def _set_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
-    generator.set_state(states["shuffle"])
-    torch.set_rng_state(states["torch"])
-    if states.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    np.random.set_state(states["numpy"])  # noqa: NPY002
-    random.setstate(states["python"])
 
 
 def _loss_fn(name: str) -> Callable[[Tensor, Tensor], Tensor]:
@@ -344,17 +389,241 @@ def _batches(xs: list[Tensor], idx: Tensor, device: torch.device) -> list[Tensor
     return [t[idx.to(t.device)].to(device, non_blocking=True) for t in xs]
 
 
-@torch.no_grad()
-def _evaluate(module, xs, y, batch_size, device, autocast, loss_fn) -> float:
-    module.eval()
-    total, n = 0.0, y.shape[0]
-    for start in range(0, n, batch_size):
-        idx = torch.arange(start, min(start + batch_size, n))
-        with autocast():
-            pred = module(*_batches(xs, idx, device))
-        pred = pred.float().reshape(-1)
-        total += float(loss_fn(pred, y[idx.to(y.device)])) * len(idx)
-    return total / max(n, 1)
+def _optimiser(
+    module: nn.Module, config: TrainConfig, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW and its schedule (cosine to 1 % of the rate at ``config.epochs``, stepped per
+    mini-batch, or constant)."""
+    optimizer = torch.optim.AdamW(
+        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    if config.scheduler == "cosine":
+        scheduler: torch.optim.lr_scheduler.LRScheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(
+                optimizer,
+                T_max=config.epochs * steps_per_epoch,
+                eta_min=config.learning_rate * 0.01,
+            )
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    return optimizer, scheduler
+
+
+class _Loop:
+    """The moving parts of one run: module, data, optimiser, schedule, loss and shuffling.
+
+    :meth:`train_epoch` runs one epoch of mini-batch updates, :meth:`validate` computes the
+    validation loss; both raise :class:`TrainingDivergedError` on a NaN/inf loss.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        data: _TrainData,
+        config: TrainConfig,
+        device: torch.device,
+        train_loss_fn: Callable[[nn.Module, list[Tensor], Tensor], Tensor] | None,
+    ):
+        self.module = module
+        self.data = data
+        self.config = config
+        self.device = device
+        self.train_loss_fn = train_loss_fn
+        self.steps_per_epoch = math.ceil(data.n / config.batch_size)
+        self.optimizer, self.scheduler = _optimiser(module, config, self.steps_per_epoch)
+        self.loss_fn = _loss_fn(config.loss)
+        self.use_amp = device.type == "cuda" and config.amp
+        self.generator = torch.Generator()
+
+    def autocast(self):
+        """bfloat16 autocast on CUDA when ``amp`` is set; a no-op context otherwise."""
+        return torch.autocast(
+            device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_amp
+        )
+
+    def seed(self, seed: int) -> None:
+        """Seed the shuffling generator and torch's global one (dropout) for a fresh run."""
+        self.generator.manual_seed(int(seed))
+        torch.manual_seed(int(seed))
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _batch_loss(self, batch: list[Tensor], target: Tensor) -> Tensor:
+        if self.train_loss_fn is None:
+            with self.autocast():
+                pred = self.module(*batch)
+            return self.loss_fn(pred.float().reshape(-1), target)
+        with self.autocast():
+            return self.train_loss_fn(self.module, batch, target).float()
+
+    def _diverged(self, value: float, epoch: int, b: int) -> TrainingDivergedError:
+        return TrainingDivergedError(
+            f"the training loss became {value} at epoch {epoch}, batch {b + 1} of "
+            f"{self.steps_per_epoch} (learning rate {self.scheduler.get_last_lr()[0]:.3g}). "
+            "What to try: lower learning_rate (e.g. by 10x), keep max_grad_norm set, "
+            "check the inputs and target for NaN/inf or extreme values, standardise "
+            "the target, or use loss='huber'."
+        )
+
+    def train_epoch(self, epoch: int) -> float:
+        """One pass over the shuffled training set; returns the mean training loss."""
+        module, data, config = self.module, self.data, self.config
+        module.train()
+        order = torch.randperm(data.n, generator=self.generator)
+        total = 0.0
+        for b in range(self.steps_per_epoch):
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            loss = self._batch_loss(
+                _batches(data.xs, idx, self.device), data.y[idx.to(data.y.device)]
+            )
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise self._diverged(value, epoch, b)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(module.parameters(), config.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            total += value * len(idx)
+        return total / data.n
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> float:
+        """The mean ``config.loss`` on the validation set (NaN without one)."""
+        data = self.data
+        if data.vy is None:
+            return float("nan")
+        self.module.eval()
+        batch_size = self.config.batch_size * 4
+        total, n = 0.0, data.vy.shape[0]
+        for start in range(0, n, batch_size):
+            idx = torch.arange(start, min(start + batch_size, n))
+            with self.autocast():
+                pred = self.module(*_batches(data.vxs, idx, self.device))
+            pred = pred.float().reshape(-1)
+            total += float(self.loss_fn(pred, data.vy[idx.to(data.vy.device)])) * len(idx)
+        value = total / max(n, 1)
+        if not math.isfinite(value):
+            raise TrainingDivergedError(
+                f"the validation loss became {value} at epoch {epoch}. What to try: "
+                "lower learning_rate, check the validation inputs for NaN/inf values."
+            )
+        return value
+
+
+@dataclass
+class _RunState:
+    """What changes from epoch to epoch: the history, the best weights (CPU) and the
+    early-stopping counter. ``epoch`` is the last completed epoch (0 before the first)."""
+
+    history: History
+    best_state: dict[str, Tensor]
+    bad_epochs: int = 0
+    epoch: int = 0
+
+    def record(
+        self,
+        epoch: int,
+        train_loss: float,
+        val_loss: float,
+        lr: float,
+        seconds: float,
+        module: nn.Module,
+        config: TrainConfig,
+    ) -> bool:
+        """Log an epoch, keep the weights when the monitored loss improved, and return whether
+        training stops (``patience`` epochs without improvement, or the last epoch)."""
+        h = self.history
+        monitored = val_loss if h.monitor == "val_loss" else train_loss
+        h.epoch.append(epoch)
+        h.train_loss.append(train_loss)
+        h.val_loss.append(val_loss)
+        h.lr.append(lr)
+        h.seconds.append(seconds)
+        if monitored < h.best_loss:
+            h.best_loss = monitored
+            h.best_epoch = epoch
+            self.best_state = _cpu_state(module)
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        self.epoch = epoch
+        stop = self.bad_epochs >= config.patience
+        h.stopped_early = stop and epoch < config.epochs
+        h.finished = stop or epoch == config.epochs
+        return stop
+
+
+class _Checkpoint:
+    """The checkpoint of one run, ``checkpoint_dir/checkpoint-<fingerprint>.pt`` with its
+    side-car (:mod:`soilbook.checkpoint`): saved after every epoch, restored on resume."""
+
+    def __init__(self, directory: Path, fingerprint: str):
+        self.path = Path(directory) / f"checkpoint-{fingerprint}.pt"
+        self.fingerprint = fingerprint
+        self.sha256: str | None = None  # of the file on disk, once read or written
+
+    def restore(self, loop: _Loop) -> _RunState | None:
+        """Load the verified checkpoint into ``loop`` and return its state (None when there is
+        no checkpoint). Raises CheckpointError/ChecksumError for a file that cannot be trusted."""
+        if not self.path.exists():
+            return None
+        ckpt, self.sha256 = load_checkpoint(self.path)
+        if (
+            ckpt.get("version") != _CHECKPOINT_VERSION
+            or ckpt.get("fingerprint") != self.fingerprint
+        ):
+            raise CheckpointError(
+                f"the checkpoint {self.path} belongs to another run (version "
+                f"{ckpt.get('version')!r}, fingerprint {ckpt.get('fingerprint')!r}; this run is "
+                f"version {_CHECKPOINT_VERSION}, fingerprint {self.fingerprint!r}). What to do: "
+                f"delete it and {sidecar_path(self.path).name} and run again to retrain."
+            )
+        try:
+            loop.module.load_state_dict(ckpt["model"])
+            loop.optimizer.load_state_dict(ckpt["optimizer"])
+            loop.scheduler.load_state_dict(ckpt["scheduler"])
+            restore_rng(ckpt["rng"], loop.generator)
+            history = History(**ckpt["history"])
+            state = _RunState(
+                history, ckpt["best_state"], int(ckpt["bad_epochs"]), int(ckpt["epoch"])
+            )
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"the checkpoint {self.path} does not fit this run ({type(exc).__name__}: "
+                f"{str(exc)[:200]}). What to do: delete it and {sidecar_path(self.path).name} "
+                "and run again to retrain."
+            ) from exc
+        history.resumed_from = state.epoch
+        return state
+
+    def save(self, loop: _Loop, state: _RunState) -> None:
+        """Write the state after an epoch (atomically, with its sha256 side-car)."""
+        payload = {
+            "version": _CHECKPOINT_VERSION,
+            "fingerprint": self.fingerprint,
+            "epoch": state.epoch,
+            "model": _cpu_state(loop.module),
+            "optimizer": loop.optimizer.state_dict(),
+            "scheduler": loop.scheduler.state_dict(),
+            "rng": capture_rng(loop.generator),
+            "best_state": state.best_state,
+            "bad_epochs": state.bad_epochs,
+            "history": state.history.to_dict(),
+        }
+        summary = {
+            "fingerprint": self.fingerprint,
+            "epoch": state.epoch,
+            "finished": state.history.finished,
+            "best_epoch": state.history.best_epoch,
+        }
+        self.sha256 = save_checkpoint(
+            payload, self.path, previous_sha256=self.sha256, summary=summary
+        )
 
 
 # -- the loop ------------------------------------------------------------------------------------
@@ -402,6 +671,14 @@ def fit(
     -------
     History
         The module holds the best epoch's weights when this returns.
+
+    Raises
+    ------
+    TrainingDivergedError
+        The loss became NaN or infinite.
+    soilbook.errors.ChecksumError, soilbook.errors.CheckpointError
+        The run's checkpoint was changed since it was written, cannot be read safely, or does
+        not fit this run; the message names the file and says to delete it to retrain.
     """
     config = config or TrainConfig()
     threads = _cpu_threads(config, train_tensors)
@@ -452,186 +729,65 @@ def _fit(
     run_key: Any = None,
     train_loss_fn: Callable[[nn.Module, list[Tensor], Tensor], Tensor] | None = None,
 ) -> History:
+    """:func:`fit` in steps: prepare the data, build the loop, resume or seed, run the epochs,
+    restore the best weights."""
     device = resolve_device(config.device)
-    xs = _as_tensor_list(train_tensors, "training")
-    y = torch.as_tensor(np.asarray(y_train) if not isinstance(y_train, Tensor) else y_train)
-    y = y.float().reshape(-1)
-    _check_inputs(xs, y, "training")
-    has_val = val_tensors is not None and y_val is not None
-    vxs: list[Tensor] = []
-    vy: Tensor | None = None
-    if has_val:
-        vxs = _as_tensor_list(val_tensors, "validation")
-        vy = torch.as_tensor(np.asarray(y_val) if not isinstance(y_val, Tensor) else y_val)
-        vy = vy.float().reshape(-1)
-        _check_inputs(vxs, vy, "validation")
-        if len(vxs) != len(xs):
-            raise ValueError(f"{len(xs)} training inputs but {len(vxs)} validation inputs.")
-        if vy.shape[0] == 0:
-            has_val, vxs, vy = False, [], None
-
-    n = y.shape[0]
-    if n == 0:
-        raise ValueError("no training samples; the training set is empty.")
-    fingerprint = _run_fingerprint(module, config, xs, y, vxs, vy, device, run_key)
+    data = _prepare_data(train_tensors, y_train, val_tensors, y_val)
+    fingerprint = _run_fingerprint(module, config, data, device, run_key)
     module.to(device)
-    # Keep the data where the module is when it fits, so batches are plain index operations.
-    data_bytes = sum(t.numel() * t.element_size() for t in [*xs, *vxs])
-    if device.type != "cpu" and data_bytes <= _MAX_DEVICE_BYTES:
-        xs = [t.to(device) for t in xs]
-        vxs = [t.to(device) for t in vxs]
-    y = y.to(device)
-    if vy is not None:
-        vy = vy.to(device)
-
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    optimizer = torch.optim.AdamW(
-        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    if config.scheduler == "cosine":
-        scheduler: torch.optim.lr_scheduler.LRScheduler = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer,
-                T_max=config.epochs * steps_per_epoch,
-                eta_min=config.learning_rate * 0.01,
-            )
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-    loss_fn = _loss_fn(config.loss)
-    use_amp = device.type == "cuda" and config.amp
-
-    def autocast():
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
-
-    generator = torch.Generator()
-    history = History(
-        monitor="val_loss" if has_val else "train_loss",
-        device=str(device),
-        n_train=n,
-        n_val=0 if vy is None else int(vy.shape[0]),
-    )
-    best_state = _cpu_state(module)
-    bad_epochs = 0
-    start_epoch = 0
-
-    path = None
+    data = data.to(device)  # batches then are plain index operations
+    loop = _Loop(module, data, config, device, train_loss_fn)
+    checkpoint = None
     if config.checkpoint_dir is not None:
-        path = Path(config.checkpoint_dir) / f"checkpoint-{fingerprint}.pt"
-    if path is not None and path.exists():
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # a corrupt file cannot come from _atomic_save; be safe anyway
-            warnings.warn(
-                f"could not read checkpoint {path} ({exc}); training from scratch.", stacklevel=2
-            )
-            ckpt = None
-        if ckpt is not None and ckpt.get("fingerprint") == fingerprint:
-            module.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            scheduler.load_state_dict(ckpt["scheduler"])
-            _set_rng_states(ckpt["rng"], generator)
-            best_state = ckpt["best_state"]
-            bad_epochs = ckpt["bad_epochs"]
-            start_epoch = ckpt["epoch"]
-            history = History(**ckpt["history"])
-            history.resumed_from = start_epoch
-            if history.finished:
-                module.load_state_dict(best_state)
-                module.to(device)
-                return history
-    if start_epoch == 0:
-        generator.manual_seed(int(config.seed))
-        torch.manual_seed(int(config.seed))
+        checkpoint = _Checkpoint(config.checkpoint_dir, fingerprint)
+    state = checkpoint.restore(loop) if checkpoint is not None else None
+    if state is None:
+        history = History(
+            monitor="val_loss" if data.has_val else "train_loss",
+            device=str(device),
+            n_train=data.n,
+            n_val=0 if data.vy is None else int(data.vy.shape[0]),
+        )
+        state = _RunState(history, _cpu_state(module))
+    if state.history.finished:  # a finished run: its best weights, without training
+        module.load_state_dict(state.best_state)
+        module.to(device)
+        return state.history
+    if state.epoch == 0:
+        loop.seed(config.seed)
+    _run_epochs(loop, state, checkpoint, callback)
+    module.load_state_dict(state.best_state)
+    return state.history
 
-    bar = _progress_bar(config, start_epoch)
+
+def _run_epochs(
+    loop: _Loop,
+    state: _RunState,
+    checkpoint: _Checkpoint | None,
+    callback: Callable[[int, History], Any] | None,
+) -> None:
+    """Epochs ``state.epoch + 1 …`` until early stopping or ``epochs``: train, validate,
+    record, checkpoint, report progress, call back."""
+    config = loop.config
+    bar = _progress_bar(config, state.epoch)
     try:
-        for epoch in range(start_epoch + 1, config.epochs + 1):
+        for epoch in range(state.epoch + 1, config.epochs + 1):
             t0 = time.perf_counter()
-            module.train()
-            order = torch.randperm(n, generator=generator)
-            total = 0.0
-            for b in range(steps_per_epoch):
-                idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-                batch = _batches(xs, idx, device)
-                target = y[idx.to(y.device)]
-                if train_loss_fn is None:
-                    with autocast():
-                        pred = module(*batch)
-                    loss = loss_fn(pred.float().reshape(-1), target)
-                else:
-                    with autocast():
-                        loss = train_loss_fn(module, batch, target).float()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingDivergedError(
-                        f"the training loss became {value} at epoch {epoch}, batch {b + 1} of "
-                        f"{steps_per_epoch} (learning rate {scheduler.get_last_lr()[0]:.3g}). "
-                        "What to try: lower learning_rate (e.g. by 10x), keep max_grad_norm set, "
-                        "check the inputs and target for NaN/inf or extreme values, standardise "
-                        "the target, or use loss='huber'."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(module.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                total += value * len(idx)
-            train_loss = total / n
-            if has_val:
-                val_loss = _evaluate(
-                    module, vxs, vy, config.batch_size * 4, device, autocast, loss_fn
-                )
-                if not math.isfinite(val_loss):
-                    raise TrainingDivergedError(
-                        f"the validation loss became {val_loss} at epoch {epoch}. What to try: "
-                        "lower learning_rate, check the validation inputs for NaN/inf values."
-                    )
-            else:
-                val_loss = float("nan")
-            monitored = val_loss if has_val else train_loss
-            history.epoch.append(epoch)
-            history.train_loss.append(train_loss)
-            history.val_loss.append(val_loss)
-            history.lr.append(float(optimizer.param_groups[0]["lr"]))
-            history.seconds.append(time.perf_counter() - t0)
-            if monitored < history.best_loss:
-                history.best_loss = monitored
-                history.best_epoch = epoch
-                best_state = _cpu_state(module)
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-            stop = bad_epochs >= config.patience
-            history.stopped_early = stop and epoch < config.epochs
-            history.finished = stop or epoch == config.epochs
-            if path is not None:
-                _atomic_save(
-                    {
-                        "version": _CHECKPOINT_VERSION,
-                        "fingerprint": fingerprint,
-                        "epoch": epoch,
-                        "model": _cpu_state(module),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "rng": _rng_states(generator),
-                        "best_state": best_state,
-                        "bad_epochs": bad_epochs,
-                        "history": history.to_dict(),
-                    },
-                    path,
-                )
+            train_loss = loop.train_epoch(epoch)
+            val_loss = loop.validate(epoch)
+            stop = state.record(
+                epoch, train_loss, val_loss, loop.lr, time.perf_counter() - t0, loop.module, config
+            )
+            if checkpoint is not None:
+                checkpoint.save(loop, state)
             bar.update(1)
             bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}", refresh=False)
             if callback is not None:
-                callback(epoch, history)
+                callback(epoch, state.history)
             if stop:
                 break
     finally:
         bar.close()
-    module.load_state_dict(best_state)
-    return history
 
 
 def _progress_bar(config: TrainConfig, start_epoch: int):

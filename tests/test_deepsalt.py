@@ -315,3 +315,40 @@ def test_train_fit_train_loss_hook():
     module2.load_state_dict({k: torch.zeros_like(v) for k, v in module.state_dict().items()})
     hist_default = train_fit(torch.nn.Linear(3, 1), [x], y, config=cfg)
     assert hist.train_loss[0] > hist_default.train_loss[0] * 1.5  # the tripled loss is recorded
+
+
+@pytest.mark.parametrize("stage", ["teacher", "student"])
+def test_interrupted_fit_resumes_teacher_and_student(trio, tmp_path, monkeypatch, stage):
+    """Ctrl-C during the teacher's or the student's training; the re-run resumes both from
+    checkpoint_dir/<key>/ and predicts exactly as an uninterrupted fit (CPU)."""
+    from soilbook.models import base
+
+    sat, lab, unl = trio
+    settings = {**TINY, "epochs": 4, "patience": 10}
+    reference = DeepSaltRegressor(lab=lab, unlabelled=unl, **settings).fit(sat)
+    real = base.train_fit
+
+    def interrupted(*args, run_key=None, **kwargs):
+        def stop(epoch, history):
+            if epoch == 2 and run_key["stage"] == stage:
+                raise KeyboardInterrupt
+
+        return real(*args, run_key=run_key, callback=stop, **kwargs)
+
+    est = DeepSaltRegressor(lab=lab, unlabelled=unl, **settings, checkpoint_dir=tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(base, "train_fit", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            clone(est).fit(sat)
+    resumed = clone(est).fit(sat)
+    student_from = 2 if stage == "student" else 0
+    teacher_from = 2 if stage == "teacher" else 4  # a finished teacher is restored, not retrained
+    assert resumed.teacher_history_.resumed_from == teacher_from
+    assert resumed.history_.resumed_from == student_from
+    np.testing.assert_array_equal(resumed.predict(sat), reference.predict(sat))
+    (folder,) = tmp_path.iterdir()
+    assert folder == resumed.checkpoint_path_ and len(list(folder.glob("*.pt"))) == 2
+    # another lab set (same shapes, other values) is another fit: another folder
+    lab2 = lab.copy(deep=True)
+    lab2["target"].values[0] += 1.0
+    assert clone(est).set_params(lab=lab2).checkpoint_key(sat) != est.checkpoint_key(sat)

@@ -268,4 +268,62 @@ def test_checkpointed_fit_resumes_only_the_same_estimator(samples, tmp_path):
     np.testing.assert_array_equal(a.predict(samples), again.predict(samples))
     other = SSSoilNetRegressor(**FAST, dropout=0.3, checkpoint_dir=tmp_path).fit(samples)
     assert other.history_.resumed_from == 0  # same shapes, different settings: its own run
-    assert len(list(tmp_path.glob("checkpoint-*.pt"))) == 2
+    assert len(list(tmp_path.glob("SSSoilNetRegressor-*/checkpoint-*.pt"))) == 2
+    assert other.checkpoint_path_ != a.checkpoint_path_ == again.checkpoint_path_
+
+
+def _interrupt_at_epoch(monkeypatch, epoch: int = 2):
+    """Make every training run raise KeyboardInterrupt right after ``epoch`` (and its
+    checkpoint) completes, as a Ctrl-C in a notebook would."""
+    from soilbook.models import base
+
+    real = base.train_fit
+
+    def stop(epoch_done, history):
+        if epoch_done == epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(base, "train_fit", lambda *a, **k: real(*a, **k, callback=stop))
+
+
+def test_interrupted_fit_resumes_to_the_uninterrupted_result(samples, tmp_path, monkeypatch):
+    settings = {**FAST, "epochs": 4, "patience": 10}
+    reference = SSSoilNetRegressor(**settings).fit(samples).predict(samples)
+    est = SSSoilNetRegressor(**settings, checkpoint_dir=str(tmp_path))
+    with monkeypatch.context() as m:
+        _interrupt_at_epoch(m)
+        with pytest.raises(KeyboardInterrupt):
+            clone(est).fit(samples)
+    resumed = clone(est).fit(samples)  # clone keeps checkpoint_dir: a plain constructor param
+    assert resumed.history_.resumed_from == 2 and resumed.history_.finished
+    np.testing.assert_array_equal(resumed.predict(samples), reference)
+    assert resumed.checkpoint_path_.parent == tmp_path
+    assert resumed.checkpoint_path_.name == est.checkpoint_key(samples)
+
+
+def test_checkpoint_key_separates_folds_and_variants(samples):
+    est = SSSoilNetRegressor(**FAST, checkpoint_dir="ckpt")
+    first, second = subset(samples, np.arange(75)), subset(samples, np.arange(75, 150))
+    assert est.checkpoint_key(first) == est.checkpoint_key(first.copy(deep=True))
+    assert est.checkpoint_key(first) != est.checkpoint_key(second)
+    assert est.checkpoint_key(first) != est.checkpoint_key(first, y=np.zeros(75))
+    variant = SSSoilNetRegressor(**FAST, fusion="concat", checkpoint_dir="ckpt")
+    assert variant.checkpoint_key(first) != est.checkpoint_key(first)
+    moved = SSSoilNetRegressor(**FAST, checkpoint_dir="elsewhere", progress=True)
+    assert moved.checkpoint_key(first) == est.checkpoint_key(first)  # where, not what
+    assert est.checkpoint_key(first).startswith("SSSoilNetRegressor-")
+
+
+@pytest.mark.parametrize("bad", ["", "  ", 3])
+def test_bad_checkpoint_dir_fails_before_training(samples, bad):
+    with pytest.raises(ParameterError, match="checkpoint_dir"):
+        SSSoilNetRegressor(**FAST, checkpoint_dir=bad).fit(samples)
+
+
+def test_unwritable_checkpoint_dir_fails_before_training(samples, tmp_path):
+    from soilbook.errors import OutputDirError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputDirError, match="cannot be created"):
+        SSSoilNetRegressor(**FAST, checkpoint_dir=blocker).fit(samples)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from soilbook.checkpoint import sidecar_path
 from soilbook.errors import ParameterError
 from soilbook.train import (
     History,
@@ -168,7 +169,8 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
         fit(interrupted, xs, y, vxs, vy, _config(tmp_path / "run"), callback=stop_after_3)
     files = list((tmp_path / "run").glob("checkpoint-*.pt"))
     assert len(files) == 1 and not list((tmp_path / "run").glob(".*tmp"))
-    ckpt = torch.load(files[0], weights_only=False)
+    assert sidecar_path(files[0]).is_file()
+    ckpt = torch.load(files[0], weights_only=True)  # plain tensors and values only
     assert ckpt["epoch"] == 3
     assert {"model", "optimizer", "scheduler", "rng", "best_state", "history"} <= set(ckpt)
 
@@ -230,8 +232,10 @@ def test_without_validation_monitors_training_loss():
 def test_atomic_checkpoint_leaves_no_temporary_files(tmp_path):
     xs, y, vxs, vy = _data()
     fit(_net(), xs, y, vxs, vy, _config(tmp_path, epochs=2))
-    names = os.listdir(tmp_path)
-    assert len(names) == 1 and names[0].startswith("checkpoint-") and names[0].endswith(".pt")
+    names = sorted(os.listdir(tmp_path))
+    assert len(names) == 2 and all(n.startswith("checkpoint-") for n in names)
+    assert names[0].endswith(".json") and names[1].endswith(".pt")
+    assert names[0][:-5] == names[1][:-3]  # the side-car sits beside its checkpoint
 
 
 def test_small_cpu_fits_use_one_thread_and_restore_the_setting():
@@ -260,3 +264,131 @@ def test_small_cpu_fits_use_one_thread_and_restore_the_setting():
     assert seen[-1] == 2 and torch.get_num_threads() == before
     with pytest.raises(ParameterError, match="cpu_threads"):
         TrainConfig(cpu_threads=0)
+
+
+# -- safe checkpoints: weights_only, sha256 side-car, clear errors (soilbook.checkpoint) -------
+
+
+def _finished_run(tmp_path):
+    """A finished 2-epoch run with a checkpoint; returns (data, checkpoint path)."""
+    data = _data()
+    fit(_net(), *data, _config(tmp_path, epochs=2))
+    (path,) = tmp_path.glob("checkpoint-*.pt")
+    return data, path
+
+
+class _Payload:
+    """Unpickling this runs ``open(marker, "w")``: what a crafted checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("forge_sidecar", [False, True])
+def test_crafted_pickle_at_the_checkpoint_path_is_not_executed(tmp_path, forge_sidecar):
+    import hashlib
+    import json
+    import pickle
+
+    from soilbook.errors import CheckpointError, ChecksumError
+
+    data, path = _finished_run(tmp_path / "ckpt")
+    # the payload is live: plain unpickling would run it
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_Payload(probe)))
+    assert probe.exists()
+
+    marker = tmp_path / "marker"
+    torch.save({"model": _Payload(marker)}, path)  # a crafted "checkpoint" at the run's path
+    if forge_sidecar:  # an attacker who rewrites the side-car too: weights_only still refuses
+        side = sidecar_path(path)
+        info = json.loads(side.read_text())
+        info["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        side.write_text(json.dumps(info))
+        expected, words = CheckpointError, "weights_only=True"
+    else:
+        expected, words = ChecksumError, "does not match the sha256"
+    with pytest.raises(expected, match=words) as err:
+        fit(_net(), *data, _config(tmp_path / "ckpt", epochs=2))
+    assert not marker.exists()
+    message = str(err.value)
+    assert path.name in message and "delete" in message and "from scratch" in message
+
+
+def test_flipped_byte_is_detected_not_resumed(tmp_path):
+    from soilbook.errors import ChecksumError
+
+    data, path = _finished_run(tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ChecksumError, match=r"changed or\s+damaged") as err:
+        fit(_net(), *data, _config(tmp_path, epochs=2))
+    assert str(path) in str(err.value) and "delete" in str(err.value)
+
+
+def test_checkpoint_without_sidecar_is_refused(tmp_path):
+    from soilbook.errors import CheckpointError
+
+    data, path = _finished_run(tmp_path)
+    sidecar_path(path).unlink()
+    with pytest.raises(CheckpointError, match="no checksum file"):
+        fit(_net(), *data, _config(tmp_path, epochs=2))
+    path.unlink()  # deleting the checkpoint, as the message says, retrains
+    hist = fit(_net(), *data, _config(tmp_path, epochs=2))
+    assert hist.resumed_from == 0 and hist.finished
+
+
+def test_kill_between_sidecar_and_checkpoint_rename_still_resumes(tmp_path, monkeypatch):
+    import soilbook.checkpoint as ck
+
+    path = tmp_path / "checkpoint-x.pt"
+    first = ck.save_checkpoint({"epoch": 1}, path)
+    real_replace = os.replace
+
+    def interrupted(src, dst):
+        if str(dst).endswith(".pt"):
+            raise KeyboardInterrupt  # after the side-car was committed
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ck.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ck.save_checkpoint({"epoch": 2}, path, previous_sha256=first)
+    monkeypatch.undo()
+    payload, digest = ck.load_checkpoint(path)  # the previous epoch's file still verifies
+    assert payload["epoch"] == 1 and digest == first
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_rng_states_survive_a_weights_only_round_trip(tmp_path):
+    import random
+
+    import soilbook.checkpoint as ck
+
+    gen = torch.Generator().manual_seed(5)
+    set_seed(11)
+    random.gauss(0, 1)  # a cached gaussian in Python's state
+    np.random.normal()  # noqa: NPY002
+    ck.save_checkpoint({"rng": ck.capture_rng(gen)}, tmp_path / "c.pt")
+    expected = (random.random(), np.random.random(), torch.rand(1), torch.rand(1, generator=gen))  # noqa: NPY002
+    set_seed(999)
+    gen2 = torch.Generator()
+    payload, _ = ck.load_checkpoint(tmp_path / "c.pt")
+    ck.restore_rng(payload["rng"], gen2)
+    got = (random.random(), np.random.random(), torch.rand(1), torch.rand(1, generator=gen2))  # noqa: NPY002
+    assert got[:2] == expected[:2]
+    assert torch.equal(got[2], expected[2]) and torch.equal(got[3], expected[3])
+
+
+def test_safe_payload_refuses_arbitrary_objects():
+    from soilbook.checkpoint import plain
+    from soilbook.errors import CheckpointError
+
+    out = plain({"a": np.float64(1.5), "b": (np.int64(2), [np.arange(3)])})
+    assert type(out["a"]) is float and type(out["b"][0]) is int
+    assert torch.equal(out["b"][1][0], torch.arange(3))
+    with pytest.raises(CheckpointError, match=r"checkpoint\['x'\] holds a object"):
+        plain({"x": object()})

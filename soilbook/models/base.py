@@ -18,7 +18,8 @@ What :meth:`NetworkRegressor.fit` does, in order:
 5. split off an inner validation set **from the training data only**, by whole ``group`` values
    (so no spatial block or pedon is on both sides), about ``val_fraction`` of the samples, seeded;
 6. seed everything, build the module (:meth:`~NetworkRegressor._build_module`) and train it with
-   :func:`soilbook.train.fit` (early stopping on the inner validation loss).
+   :func:`soilbook.train.fit` (early stopping on the inner validation loss), checkpointing under
+   ``checkpoint_dir / checkpoint_key(ds, y)`` when ``checkpoint_dir`` is set.
 
 Writing a network for another paper means subclassing and implementing three hooks::
 
@@ -36,7 +37,10 @@ Writing a network for another paper means subclassing and implementing three hoo
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,11 +55,11 @@ from torch import Tensor, nn
 
 from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_samples
 from soilbook.device import check_device
-from soilbook.errors import ParameterError
+from soilbook.errors import OutputDirError, ParameterError
 from soilbook.train import History, TrainConfig, resolve_device, set_seed
 from soilbook.train import fit as train_fit
 
-__all__ = ["NetworkRegressor", "inner_group_split"]
+__all__ = ["NetworkRegressor", "dataset_digest", "inner_group_split"]
 
 
 def inner_group_split(
@@ -91,6 +95,46 @@ def inner_group_split(
     return all_idx[~is_val], all_idx[is_val]
 
 
+#: Parameters that change where or how visibly a fit runs, not its result.
+_NOT_IN_KEY = ("checkpoint_dir", "progress", "cpu_threads")
+
+
+def _array_digest(values: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and content (object arrays through ``str``)."""
+    arr = np.asarray(values)
+    h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+    if arr.dtype == object:
+        h.update("\x1f".join(map(str, arr.ravel().tolist())).encode())
+    else:
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def dataset_digest(ds: xr.Dataset | xr.DataArray) -> str:
+    """sha256 of every variable and coordinate of ``ds`` (name, dims, dtype, shape, values).
+
+    Attributes are left out (they do not change what a model learns); two data sets with the
+    same arrays have the same digest, whatever made them.
+    """
+    if isinstance(ds, xr.DataArray):
+        ds = ds.to_dataset(name=str(ds.name or "values"))
+    h = hashlib.sha256()
+    for name in sorted(map(str, ds.variables)):
+        var = ds.variables[name]
+        h.update(f"{name}|{','.join(map(str, var.dims))}|".encode())
+        h.update(_array_digest(var.values).encode())
+    return h.hexdigest()
+
+
+def _token(value: Any) -> Any:
+    """A parameter value as it enters :meth:`NetworkRegressor.checkpoint_key`."""
+    if isinstance(value, xr.Dataset | xr.DataArray):
+        return {"dataset": dataset_digest(value)}
+    if isinstance(value, np.ndarray):
+        return {"array": _array_digest(value)}
+    return repr(value)
+
+
 class NetworkRegressor(RegressorMixin, BaseEstimator):
     """Base class: a PyTorch network fitted and applied on schema Datasets.
 
@@ -109,8 +153,13 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     max_grad_norm : gradient-norm clip (``None`` disables it).
     seed : seeds weight initialisation, the inner split, shuffling and dropout.
     device : ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    checkpoint_dir : a folder for resumable checkpoints (see :mod:`soilbook.train`); ``None``
-        trains without checkpoints.
+    checkpoint_dir : a folder for resumable checkpoints; ``None`` trains without them. Each fit
+        writes under its own sub-folder ``checkpoint_dir / checkpoint_key(ds, y)`` (a hash of
+        the estimator, its parameters, the training data and the seed; see
+        :meth:`checkpoint_key`), so every cross-validation fold and every variant keeps its own
+        checkpoint, and re-running the same fit resumes from it — or, when that training had
+        finished, restores its best weights without training (:mod:`soilbook.train`,
+        :mod:`soilbook.checkpoint`).
     progress : show a tqdm progress bar over epochs.
     cpu_threads : CPU threads while training; ``None`` = automatic (one thread for small
         mini-batches, see :class:`soilbook.train.TrainConfig`).
@@ -129,6 +178,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     input_names_ : the names of the model inputs, in the order of :meth:`to_tensors`.
     input_stats_ : ``{name: (mean, std)}`` arrays used to standardise each input.
     n_train_, n_val_ : samples used for training and for early stopping.
+    checkpoint_path_ : this fit's checkpoint folder (a :class:`~pathlib.Path`), or ``None``.
     """
 
     def __init__(
@@ -250,10 +300,18 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
                 f"{type(self).__name__}: val_fraction={self.val_fraction!r} must be in [0, 0.9)."
             )
         check_device(str(self.device))
+        cdir = self.checkpoint_dir
+        if cdir is not None and (not isinstance(cdir, str | os.PathLike) or not str(cdir).strip()):
+            raise ParameterError(
+                f"{type(self).__name__}: checkpoint_dir={cdir!r} must be a folder path (str or "
+                "Path, not empty) or None (no checkpoints)."
+            )
 
     # -- fitting ---------------------------------------------------------------------------------
 
-    def _train_config(self) -> TrainConfig:
+    def _train_config(self, checkpoint_dir: Path | None = None) -> TrainConfig:
+        """The :class:`TrainConfig` of this estimator's settings; ``checkpoint_dir`` is the
+        per-fit folder (:meth:`_fit_checkpoint_dir`), not the ``checkpoint_dir`` parameter."""
         return TrainConfig(
             epochs=int(self.epochs),
             batch_size=int(self.batch_size),
@@ -263,20 +321,22 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             loss=self.loss,
             seed=int(self.seed),
             device=str(self.device),
-            checkpoint_dir=None if self.checkpoint_dir is None else Path(self.checkpoint_dir),
+            checkpoint_dir=checkpoint_dir,
             progress=bool(self.progress),
             max_grad_norm=self.max_grad_norm,
             cpu_threads=self.cpu_threads,
         )
 
     def _start_fit(self, ds: xr.Dataset, y: Any) -> tuple[TrainConfig, np.ndarray]:
-        """Checks shared by every network's ``fit``: data, settings, device and target.
+        """Checks shared by every network's ``fit``: data, settings, device and target; and the
+        per-fit checkpoint folder (``checkpoint_path_``, created here so that an unwritable
+        folder fails before training).
 
         Returns the training configuration and the raw target, shape (n_sample,), float64.
         """
         validate_samples(ds)
         self._check_params()
-        config = self._train_config()  # validates the training settings
+        self._train_config()  # validates the training settings before the data are hashed
         self.device_ = resolve_device(self.device)
         y_raw = target_values(ds) if y is None else np.asarray(y, dtype=np.float64).ravel()
         if y_raw.shape[0] != ds.sizes[SAMPLE]:
@@ -288,13 +348,57 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         target = ds["target"]
         self.target_units_ = str(target.attrs.get("units", ""))
         self.target_long_name_ = str(target.attrs.get("long_name", "target"))
-        return config, y_raw
+        self.checkpoint_path_ = self._fit_checkpoint_dir(ds, y_raw)
+        return self._train_config(self.checkpoint_path_), y_raw
 
-    def fit(self, ds: xr.Dataset, y: Any = None) -> NetworkRegressor:
-        """Fit on the samples of ``ds`` (a schema sample set); ``y`` overrides ``ds['target']``."""
-        config, y_raw = self._start_fit(ds, y)
-        self._setup_inputs(ds)
-        raw = self._arrays(ds)
+    def checkpoint_key(self, ds: xr.Dataset, y: Any = None) -> str:
+        """The name of the folder under ``checkpoint_dir`` that a fit on ``ds`` (and ``y``) uses.
+
+        ``<class name>-<16 hex digits>``: a sha256 of the estimator's class, its parameters
+        (:meth:`get_params` without ``checkpoint_dir``, ``progress`` and ``cpu_threads``, which
+        do not change the result; data sets among them by content), the content of ``ds``
+        (every variable and coordinate, so every cross-validation fold and every variant gets
+        its own folder), the target and the seed. A re-run with the same inputs finds the same
+        folder and resumes (or, when that training had finished, restores its best weights).
+        """
+        y_raw = target_values(ds) if y is None else np.asarray(y, dtype=np.float64).ravel()
+        params = self.get_params(deep=False)
+        for name in _NOT_IN_KEY:
+            params.pop(name, None)
+        payload = {
+            "estimator": f"{type(self).__module__}.{type(self).__qualname__}",
+            "params": {k: _token(v) for k, v in sorted(params.items())},
+            "data": dataset_digest(ds),
+            "y": _array_digest(np.asarray(y_raw, dtype=np.float64)),
+            "seed": int(self.seed),
+        }
+        text = json.dumps(payload, sort_keys=True)
+        return f"{type(self).__name__}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+    def _fit_checkpoint_dir(self, ds: xr.Dataset, y_raw: np.ndarray) -> Path | None:
+        """``checkpoint_dir / checkpoint_key(ds, y)``, created (None without checkpoints)."""
+        if self.checkpoint_dir is None:
+            return None
+        path = Path(self.checkpoint_dir) / self.checkpoint_key(ds, y_raw)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputDirError(
+                f"{type(self).__name__}: the checkpoint folder {path} cannot be created ({exc}). "
+                "What to do: pass a writable checkpoint_dir, or checkpoint_dir=None to train "
+                "without checkpoints."
+            ) from exc
+        if not os.access(path, os.W_OK):
+            raise OutputDirError(
+                f"{type(self).__name__}: the checkpoint folder {path} is not writable. What to "
+                "do: pass a writable checkpoint_dir, or checkpoint_dir=None to train without "
+                "checkpoints."
+            )
+        return path
+
+    def _fit_input_stats(self, raw: dict[str, np.ndarray]) -> None:
+        """``input_names_`` and ``input_stats_`` (per-channel mean/std, NaN-aware, float32; std 1
+        where constant) from the raw training arrays."""
         self.input_names_ = list(raw)
         self.input_stats_ = {}
         for name, arr in raw.items():
@@ -306,32 +410,65 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             mean = np.where(np.isfinite(mean), mean, 0.0)
             std = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0)
             self.input_stats_[name] = (mean.astype(np.float32), std.astype(np.float32))
-        arrays = self._standardise(raw, warn=True)
 
+    def _fit_target_scale(self, y_raw: np.ndarray) -> np.ndarray:
+        """Set ``target_mean_`` / ``target_scale_`` and return the standardised target
+        (n_sample,) float32."""
         self.target_mean_ = float(np.mean(y_raw))
         scale = float(np.std(y_raw))
         self.target_scale_ = scale if scale > 1e-12 else 1.0
-        y_std = ((y_raw - self.target_mean_) / self.target_scale_).astype(np.float32)
+        return ((y_raw - self.target_mean_) / self.target_scale_).astype(np.float32)
 
+    def _inner_split(self, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """The (train, validation) positions of the inner, grouped early-stopping split."""
         groups = ds["group"].values if "group" in ds.coords else np.arange(ds.sizes[SAMPLE])
         train_idx, val_idx = inner_group_split(groups, float(self.val_fraction), int(self.seed))
         self.n_train_, self.n_val_ = int(train_idx.size), int(val_idx.size)
+        return train_idx, val_idx
 
+    def _train(
+        self,
+        module: nn.Module,
+        tensors: Sequence[Tensor],
+        y: Tensor,
+        split: tuple[np.ndarray, np.ndarray],
+        config: TrainConfig,
+        run_key: dict[str, Any],
+        train_loss_fn: Any = None,
+    ) -> History:
+        """Train ``module`` with :func:`soilbook.train.fit` on the rows ``split[0]`` of
+        ``tensors``/``y``, early-stopping on the rows ``split[1]`` (none when empty)."""
+        tr, va = (torch.from_numpy(np.asarray(i)) for i in split)
+        has_val = split[1].size > 0
+        return train_fit(
+            module,
+            [t[tr] for t in tensors],
+            y[tr],
+            [t[va] for t in tensors] if has_val else None,
+            y[va] if has_val else None,
+            config,
+            run_key=run_key,
+            train_loss_fn=train_loss_fn,
+        )
+
+    def fit(self, ds: xr.Dataset, y: Any = None) -> NetworkRegressor:
+        """Fit on the samples of ``ds`` (a schema sample set); ``y`` overrides ``ds['target']``.
+
+        With ``checkpoint_dir`` set, training checkpoints go to
+        ``checkpoint_dir / checkpoint_key(ds, y)`` and a repeated fit resumes from them.
+        """
+        config, y_raw = self._start_fit(ds, y)
+        self._setup_inputs(ds)
+        raw = self._arrays(ds)
+        self._fit_input_stats(raw)
+        arrays = self._standardise(raw, warn=True)
+        y_std = self._fit_target_scale(y_raw)
+        split = self._inner_split(ds)
         set_seed(int(self.seed))
         self.module_ = self._build_module(ds, arrays)
         tensors = [torch.from_numpy(a) for a in arrays.values()]
-        tr = torch.from_numpy(train_idx)
-        va = torch.from_numpy(val_idx)
-        val_x = [t[va] for t in tensors] if val_idx.size else None
-        val_y = torch.from_numpy(y_std)[va] if val_idx.size else None
-        self.history_: History = train_fit(
-            self.module_,
-            [t[tr] for t in tensors],
-            torch.from_numpy(y_std)[tr],
-            val_x,
-            val_y,
-            config,
-            run_key=self._run_key(),
+        self.history_: History = self._train(
+            self.module_, tensors, torch.from_numpy(y_std), split, config, self._run_key()
         )
         self.module_.eval()
         return self
@@ -339,7 +476,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     def _run_key(self) -> dict[str, Any]:
         """What identifies this fit beyond the data and TrainConfig (for checkpoint names)."""
         params = self.get_params(deep=False)
-        for name in ("progress", "checkpoint_dir", "cpu_threads"):
+        for name in _NOT_IN_KEY:
             params.pop(name, None)
         return {
             "estimator": type(self).__qualname__,

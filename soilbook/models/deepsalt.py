@@ -121,7 +121,6 @@ from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_sa
 from soilbook.errors import ParameterError
 from soilbook.models.base import NetworkRegressor, inner_group_split, select_names
 from soilbook.train import History, TrainConfig, set_seed
-from soilbook.train import fit as train_fit
 
 __all__ = [
     "MIN_PAIRED_SITES",
@@ -567,8 +566,9 @@ class DeepSaltRegressor(NetworkRegressor):
             float(self.dropout),
         )
 
-    def _fit_teacher(self, lab_train: xr.Dataset, config: TrainConfig) -> None:
-        """Train the teacher on ``lab_train`` (already restricted by :func:`teacher_lab_rows`)."""
+    def _fit_teacher(self, lab_train: xr.Dataset, config: TrainConfig) -> np.ndarray:
+        """Train the teacher on ``lab_train`` (already restricted by :func:`teacher_lab_rows`);
+        return the standardised lab spectra (n_lab, n_lab_bands) float32 it was trained on."""
         z = _zscore(_spectra(lab_train, "the lab set"), self.lab_stats_)
         y = target_values(lab_train)
         self.teacher_target_mean_ = float(y.mean())
@@ -577,26 +577,20 @@ class DeepSaltRegressor(NetworkRegressor):
         y_std = torch.from_numpy(
             ((y - self.teacher_target_mean_) / self.teacher_target_scale_).astype(np.float32)
         )
-        tr, va = inner_group_split(
+        split = inner_group_split(
             lab_train["group"].values, float(self.val_fraction), int(self.seed)
         )
         set_seed(int(self.seed))
         teacher = _Teacher(self._encoder(z.shape[1]), _Head(int(self.width), 0))
-        x = torch.from_numpy(z)
         key = {**self._run_key(), "stage": "teacher"}
-        self.teacher_history_ = train_fit(
-            teacher,
-            [x[tr]],
-            y_std[tr],
-            [x[va]] if va.size else None,
-            y_std[va] if va.size else None,
-            config,
-            run_key=key,
+        self.teacher_history_ = self._train(
+            teacher, [torch.from_numpy(z)], y_std, split, config, key
         )
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
         self.teacher_ = teacher
+        return z
 
     @torch.no_grad()
     def _teacher_features(self, z_lab: np.ndarray) -> Tensor:
@@ -609,18 +603,35 @@ class DeepSaltRegressor(NetworkRegressor):
         return torch.cat(parts) if parts else torch.zeros(0)
 
     def fit(self, ds: xr.Dataset, y: Any = None) -> DeepSaltRegressor:
-        """Fit on the satellite sample set ``ds`` (teacher first when the variant has one)."""
+        """Fit on the satellite sample set ``ds`` (teacher first when the variant has one).
+
+        Steps: checks and inputs; the lab grid and the leak-free lab rows
+        (:meth:`_prepare_lab`); the student's input and target standardisation; the teacher and
+        its features of every training pixel's paired lab spectrum (:meth:`_distillation_targets`);
+        the student (:meth:`_fit_student`). With ``checkpoint_dir`` set, teacher and student
+        checkpoint under ``checkpoint_dir / checkpoint_key(ds, y)`` and a re-run resumes.
+        """
         config, y_raw = self._start_fit(ds, y)
         self._setup_inputs(ds)
         self._feature_groups_ = (
             [str(g) for g in ds["feature_group"].values] if self.covariate_names_ else []
         )
         raw = self._arrays(ds)  # checks reflectance and the single date
+        lab_train = self._prepare_lab(ds, raw)  # cheap checks before any training
+        self._fit_input_stats(raw)  # the student's inputs: training samples only
+        arrays = self._standardise(raw, warn=True)
+        y_std = self._fit_target_scale(y_raw)
+        aux = self._distillation_targets(ds, lab_train, config) if self._uses_teacher else []
+        self._fit_student(ds, arrays, aux, y_std, config)
+        self._teacher_pooled = None
+        return self
 
-        # --- the lab grid, the leak-free lab rows and the pairs (cheap checks before training)
+    def _prepare_lab(self, ds: xr.Dataset, raw: dict[str, np.ndarray]) -> xr.Dataset | None:
+        """Set the lab grid (``lab_wavelength_``) and statistics (``lab_stats_``) and return the
+        lab rows the teacher may see (None without a lab set). Raises before any training when
+        the grids do not overlap, no lab row is allowed, or too few sites are paired."""
         lab = self.lab
         adapt = self.variant != "satellite_only"
-        use_lab = adapt and lab is not None
         self.teacher_ = None
         self.teacher_history_ = None
         self.n_teacher_rows_ = 0
@@ -629,96 +640,95 @@ class DeepSaltRegressor(NetworkRegressor):
         self._teacher_pooled = None
         if adapt:
             self.sat_wavelength_ = _wavelengths(ds, "the satellite set")
-        if use_lab:
-            validate_samples(lab)
-            lab_spectra = _spectra(lab, "the lab set")
-            self.lab_wavelength_ = _wavelengths(lab, "the lab set")
-            lo, hi = self.sat_wavelength_.min(), self.sat_wavelength_.max()
-            overlap = (self.lab_wavelength_ >= lo) & (self.lab_wavelength_ <= hi)
-            if overlap.sum() < 2:
-                raise SchemaError(
-                    f"the lab grid ({self.lab_wavelength_.min():.0f}-{self.lab_wavelength_.max():.0f}"
-                    f" nm) and the satellite bands ({lo:.0f}-{hi:.0f} nm) do not overlap. What to "
-                    "do: check the wavelength coordinates (both in nm)."
-                )
-            rows = teacher_lab_rows(lab, ds)
-            if rows.size == 0:
-                raise ValueError(
-                    "no lab row is allowed for this training set (no paired site of ds and no "
-                    "lab-only site in its groups). What to do: check the 'site'/'group' ids of the "
-                    "lab and satellite sets, or use variant='satellite_only'."
-                )
-            lab_train = lab.isel({SAMPLE: rows})
-            self.n_teacher_rows_ = int(rows.size)
-            self.teacher_sites_ = np.unique(_site_ids(lab_train, "the lab set"))
-            self.lab_stats_ = _stats(lab_spectra[rows])
-            if self._uses_teacher:
-                sat_sites = _site_ids(ds, "the satellite set")
-                lab_sites = _site_ids(lab_train, "the lab set")
-                paired_sites = np.intersect1d(np.unique(sat_sites), lab_sites)
-                self.n_paired_sites_ = int(paired_sites.size)
-                if paired_sites.size < MIN_PAIRED_SITES:
-                    raise ValueError(
-                        f"only {paired_sites.size} training site(s) of the satellite set have a lab "
-                        f"spectrum; distillation needs at least {MIN_PAIRED_SITES}. What to do: "
-                        "check that the 'site' ids of both sets match, train on more paired sites, "
-                        "or use variant='no_distillation' / 'satellite_only' (or beta=0)."
-                    )
-        elif adapt:  # no_distillation without a lab set: the satellite grid itself
-            self.lab_wavelength_ = self.sat_wavelength_.copy()
-            self.lab_stats_ = _stats(raw["spectra"])
-        else:
+        if not adapt:
             self.lab_wavelength_ = None
             self.lab_stats_ = None
-
-        # --- standardise the student's inputs (training samples only), the target
-        self.input_names_ = list(raw)
-        self.input_stats_ = {name: _stats(arr) for name, arr in raw.items()}
-        arrays = self._standardise(raw, warn=True)
-        self.target_mean_ = float(np.mean(y_raw))
-        scale = float(np.std(y_raw))
-        self.target_scale_ = scale if scale > 1e-12 else 1.0
-        y_std = ((y_raw - self.target_mean_) / self.target_scale_).astype(np.float32)
-
-        # --- teacher, then its features of every training pixel's paired lab spectrum
-        aux: list[Tensor] = []
+            return None
+        if lab is None:  # no_distillation without a lab set: the satellite grid itself
+            self.lab_wavelength_ = self.sat_wavelength_.copy()
+            self.lab_stats_ = _stats(raw["spectra"])
+            return None
+        validate_samples(lab)
+        lab_spectra = _spectra(lab, "the lab set")
+        self.lab_wavelength_ = _wavelengths(lab, "the lab set")
+        lo, hi = self.sat_wavelength_.min(), self.sat_wavelength_.max()
+        overlap = (self.lab_wavelength_ >= lo) & (self.lab_wavelength_ <= hi)
+        if overlap.sum() < 2:
+            raise SchemaError(
+                f"the lab grid ({self.lab_wavelength_.min():.0f}-{self.lab_wavelength_.max():.0f}"
+                f" nm) and the satellite bands ({lo:.0f}-{hi:.0f} nm) do not overlap. What to "
+                "do: check the wavelength coordinates (both in nm)."
+            )
+        rows = teacher_lab_rows(lab, ds)
+        if rows.size == 0:
+            raise ValueError(
+                "no lab row is allowed for this training set (no paired site of ds and no "
+                "lab-only site in its groups). What to do: check the 'site'/'group' ids of the "
+                "lab and satellite sets, or use variant='satellite_only'."
+            )
+        lab_train = lab.isel({SAMPLE: rows})
+        self.n_teacher_rows_ = int(rows.size)
+        self.teacher_sites_ = np.unique(_site_ids(lab_train, "the lab set"))
+        self.lab_stats_ = _stats(lab_spectra[rows])
         if self._uses_teacher:
-            self._fit_teacher(lab_train, config)
-            lab_z = _zscore(lab_spectra[rows], self.lab_stats_)
-            lab_sites = _site_ids(lab_train, "the lab set")
             sat_sites = _site_ids(ds, "the satellite set")
-            paired_z = np.zeros((ds.sizes[SAMPLE], lab_z.shape[1]), dtype=np.float32)
-            mask = np.zeros(ds.sizes[SAMPLE], dtype=np.float32)
-            for site in np.intersect1d(np.unique(sat_sites), lab_sites):
-                paired_z[sat_sites == site] = lab_z[lab_sites == site].mean(axis=0)
-                mask[sat_sites == site] = 1.0
-            aux = [self._teacher_features(paired_z), torch.from_numpy(mask)]
-            self._teacher_pooled = self._teacher_features(lab_z)[:, -1].mean(dim=1)
+            lab_sites = _site_ids(lab_train, "the lab set")
+            paired_sites = np.intersect1d(np.unique(sat_sites), lab_sites)
+            self.n_paired_sites_ = int(paired_sites.size)
+            if paired_sites.size < MIN_PAIRED_SITES:
+                raise ValueError(
+                    f"only {paired_sites.size} training site(s) of the satellite set have a lab "
+                    f"spectrum; distillation needs at least {MIN_PAIRED_SITES}. What to do: "
+                    "check that the 'site' ids of both sets match, train on more paired sites, "
+                    "or use variant='no_distillation' / 'satellite_only' (or beta=0)."
+                )
+        return lab_train
 
-        # --- the student
-        groups = ds["group"].values if "group" in ds.coords else np.arange(ds.sizes[SAMPLE])
-        train_idx, val_idx = inner_group_split(groups, float(self.val_fraction), int(self.seed))
-        self.n_train_, self.n_val_ = int(train_idx.size), int(val_idx.size)
+    def _distillation_targets(
+        self, ds: xr.Dataset, lab_train: xr.Dataset, config: TrainConfig
+    ) -> list[Tensor]:
+        """Train the teacher, then return the auxiliary training tensors of the student: the
+        teacher's features (n, depth, tokens, width) of every pixel's paired lab spectrum (the
+        site's mean spectrum; zeros where unpaired) and the pair mask (n,) float32. Also keeps
+        the teacher's pooled last-layer features of the lab rows for the alignment term."""
+        lab_z = self._fit_teacher(lab_train, config)
+        lab_sites = _site_ids(lab_train, "the lab set")
+        sat_sites = _site_ids(ds, "the satellite set")
+        paired_z = np.zeros((ds.sizes[SAMPLE], lab_z.shape[1]), dtype=np.float32)
+        mask = np.zeros(ds.sizes[SAMPLE], dtype=np.float32)
+        for site in np.intersect1d(np.unique(sat_sites), lab_sites):
+            paired_z[sat_sites == site] = lab_z[lab_sites == site].mean(axis=0)
+            mask[sat_sites == site] = 1.0
+        aux = [self._teacher_features(paired_z), torch.from_numpy(mask)]
+        self._teacher_pooled = self._teacher_features(lab_z)[:, -1].mean(dim=1)
+        return aux
+
+    def _fit_student(
+        self,
+        ds: xr.Dataset,
+        arrays: dict[str, np.ndarray],
+        aux: list[Tensor],
+        y_std: np.ndarray,
+        config: TrainConfig,
+    ) -> None:
+        """Build and train the student (``module_``, ``history_``) on the standardised inputs
+        plus the distillation tensors ``aux``, early-stopping on the grouped inner split."""
+        split = self._inner_split(ds)
         set_seed(int(self.seed))
         self.module_ = self._build_module(ds, arrays)
         unl = self._unlabelled_tensor(ds) if self._uses_teacher else None
         self.n_unlabelled_ = 0 if unl is None else int(unl[0].shape[0])
         tensors = [torch.from_numpy(a) for a in arrays.values()] + aux
-        tr, va = torch.from_numpy(train_idx), torch.from_numpy(val_idx)
-        y_t = torch.from_numpy(y_std)
-        self.history_: History = train_fit(
+        self.history_: History = self._train(
             self.module_,
-            [t[tr] for t in tensors],
-            y_t[tr],
-            [t[va] for t in tensors] if val_idx.size else None,
-            y_t[va] if val_idx.size else None,
+            tensors,
+            torch.from_numpy(y_std),
+            split,
             config,
-            run_key={**self._run_key(), "stage": "student"},
+            {**self._run_key(), "stage": "student"},
             train_loss_fn=self._make_loss(unl),
         )
         self.module_.eval()
-        self._teacher_pooled = None
-        return self
 
     def _run_key(self) -> dict[str, Any]:
         key = super()._run_key()

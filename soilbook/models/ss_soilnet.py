@@ -128,7 +128,15 @@ class SSSoilNet(nn.Module):
             names.append("spatial")
         self.input_names = tuple(names)
 
-        # 1. spectral sequence convolution + index tokenizer
+        self._build_tokenizer(n_dates, n_bands, n_index, width, dropout)  # 1.
+        self._build_spatial(n_spatial, window, width, n_queries)  # 2.
+        self._build_fusion(fusion, width, heads, dropout)  # 3.
+
+    def _build_tokenizer(
+        self, n_dates: int, n_bands: int, n_index: int, width: int, dropout: float
+    ) -> None:
+        """1. The spectral sequence convolution (dates as channels, one token per band, plus a
+        band embedding) and the index-covariate tokenizer (``v·w_i + e_i``)."""
         if n_bands:
             self.spectral_conv = nn.Sequential(
                 nn.Conv1d(n_dates, width, 3, padding=1),
@@ -144,24 +152,28 @@ class SSSoilNet(nn.Module):
         self.token_norm = nn.LayerNorm(width)
         self.token_drop = nn.Dropout(dropout)
 
-        # 2. spatial attention module
+    def _build_spatial(self, n_spatial: int, window: int, width: int, n_queries: int) -> None:
+        """2. The spatial attention module: two valid convolutions (3 × 3, or 1 × 1 for
+        windows under ``MIN_CONV_WINDOW``), attention logits, position biases, query embeddings."""
         self.window = window
         self.kernel = 3 if window >= MIN_CONV_WINDOW else 1
         self.pool_window = window - 2 * (self.kernel - 1)
-        if self.use_spatial:
-            k = self.kernel
-            self.spatial_conv = nn.Sequential(
-                nn.Conv2d(n_spatial, width, k),
-                nn.GELU(),
-                nn.Conv2d(width, width, k),
-                nn.GELU(),
-            )
-            self.attention_logits = nn.Conv2d(width, n_queries, 1)
-            s = self.pool_window
-            self.position_bias = nn.Parameter(torch.zeros(n_queries, s, s))
-            self.query_embed = nn.Parameter(torch.randn(n_queries, width) * 0.02)
+        if not self.use_spatial:
+            return
+        k = self.kernel
+        self.spatial_conv = nn.Sequential(
+            nn.Conv2d(n_spatial, width, k),
+            nn.GELU(),
+            nn.Conv2d(width, width, k),
+            nn.GELU(),
+        )
+        self.attention_logits = nn.Conv2d(width, n_queries, 1)
+        s = self.pool_window
+        self.position_bias = nn.Parameter(torch.zeros(n_queries, s, s))
+        self.query_embed = nn.Parameter(torch.randn(n_queries, width) * 0.02)
 
-        # 3. fusion + head
+    def _build_fusion(self, fusion: str, width: int, heads: int, dropout: float) -> None:
+        """3. The fusion (cross-attention block, concatenation or none) and the MLP head."""
         if fusion == "cross_attention":
             if width % heads:
                 raise ParameterError(f"width={width} must be divisible by heads={heads}.")
@@ -548,20 +560,43 @@ class SSSoilNetRegressor(NetworkRegressor):
         the tokens, cross-attention and head run on ``batch_pixels`` pixels at a time (default
         2048 on a CPU, 65536 on a GPU).
         """
-        from soilbook.data import scene as scene_mod
-
         check_is_fitted(self, "module_")
         validate_scene(scene)
         module: SSSoilNet = self.module_.to(self.device_).eval()
-        dev = self.device_
         if batch_pixels is None:  # small batches stay in the CPU caches; GPUs like big ones
-            batch_pixels = 2048 if dev.type == "cpu" else 65536
+            batch_pixels = 2048 if self.device_.type == "cpu" else 65536
         if batch_pixels < 1 or tile < 1:
             raise ParameterError("batch_pixels and tile must be >= 1.")
+        if self.spatial_mode_ == "patches" and self.window_ % 2 == 0:
+            raise ValueError(
+                f"predict_scene needs an odd window; the model was trained on {self.window_}."
+            )
+        inputs = self._scene_inputs(scene)
+        use_fft = (module.pool_window >= FFT_MIN_WINDOW) if fft is None else bool(fft)
+        if use_fft and module.use_spatial:
+            # tiles whose feature maps have a fast FFT length need no zero padding
+            s_1 = module.pool_window - 1
+            tile = max(1, _fast_len(tile + s_1) - s_1)
         height, width_px = int(scene.sizes["y"]), int(scene.sizes["x"])
-        P = self.window_
-        if self.spatial_mode_ == "patches" and P % 2 == 0:
-            raise ValueError(f"predict_scene needs an odd window; the model was trained on {P}.")
+        out = np.empty((height, width_px), dtype=np.float64)
+        for r0 in range(0, height, tile):
+            h = min(tile, height - r0)
+            for c0 in range(0, width_px, tile):
+                w = min(tile, width_px - c0)
+                out[r0 : r0 + h, c0 : c0 + w] = self._predict_tile(
+                    module, inputs, (r0, c0, h, w), use_fft, batch_pixels
+                )
+        return out * self.target_scale_ + self.target_mean_
+
+    def _scene_inputs(self, scene: xr.Dataset) -> dict[str, Any]:
+        """The model's inputs over a whole scene, as :meth:`predict_scene` tiles them.
+
+        ``spectra`` (date, band, y, x) and ``index`` (feature, y, x): raw float arrays or
+        ``None``; ``spatial``: the standardised layers, padded by window // 2 the way patches
+        are extracted ((layer, y + 2r, x + 2r) float32 tensor), the covariates of point data
+        ((feature, y, x)), or ``None`` (spectral only).
+        """
+        from soilbook.data import scene as scene_mod
 
         spectra = None
         if self.bands_:
@@ -587,7 +622,7 @@ class SSSoilNetRegressor(NetworkRegressor):
                 scene["layers"], "layer", self.spatial_names_, "the scene's layers"
             )
             raw = layers.transpose("layer", "y", "x").values.astype(np.float32)
-            spatial = _pad_like_patches(scene_mod, raw, P // 2)
+            spatial = _pad_like_patches(scene_mod, raw, self.window_ // 2)
         elif self.spatial_mode_ == "pixels":
             spatial = context.astype(np.float32)
         if spatial is not None:
@@ -595,53 +630,57 @@ class SSSoilNetRegressor(NetworkRegressor):
             spatial = (spatial - mean[0]) / std[0]
             spatial[~np.isfinite(spatial)] = 0.0
             spatial = torch.from_numpy(np.ascontiguousarray(spatial, dtype=np.float32))
+        return {"spectra": spectra, "index": index, "spatial": spatial}
 
-        def standardise(name: str, arr: np.ndarray) -> Tensor:
-            mean, std = self.input_stats_[name]
-            z = (arr.astype(np.float32) - mean) / std
-            z[~np.isfinite(z)] = 0.0
-            return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+    def _standardise_pixels(self, name: str, arr: np.ndarray) -> Tensor:
+        """Pixels (n, ...) of input ``name`` standardised with the training statistics."""
+        mean, std = self.input_stats_[name]
+        z = (arr.astype(np.float32) - mean) / std
+        z[~np.isfinite(z)] = 0.0
+        return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
 
-        use_fft = (module.pool_window >= FFT_MIN_WINDOW) if fft is None else bool(fft)
-        out = np.empty((height, width_px), dtype=np.float64)
-        halo = P - 1 if spatial is not None else 0
-        if use_fft and module.use_spatial:
-            # tiles whose feature maps have a fast FFT length need no zero padding
-            s_1 = module.pool_window - 1
-            tile = max(1, _fast_len(tile + s_1) - s_1)
-        for r0 in range(0, height, tile):
-            h = min(tile, height - r0)
-            for c0 in range(0, width_px, tile):
-                w = min(tile, width_px - c0)
-                n = h * w
-                pooled = None
-                if module.use_spatial:
-                    x = spatial[:, r0 : r0 + h + halo, c0 : c0 + w + halo].to(dev)
-                    f = module.spatial_features(x[None])[0]  # (C, h + S - 1, w + S - 1)
-                    logits = module.attention_logits(f[None])[0]  # (M, ., .)
-                    pooled = window_attention_pool(f, logits, module.position_bias, use_fft)
-                    pooled = pooled.permute(2, 3, 0, 1).reshape(n, module.n_queries, -1)
-                spec_t = idx_t = None
-                if spectra is not None:
-                    block = spectra[:, :, r0 : r0 + h, c0 : c0 + w]
-                    spec_t = standardise(
-                        "spectra",
-                        block.reshape(block.shape[0], block.shape[1], n).transpose(2, 0, 1),
-                    )
-                if index is not None:
-                    block = index[:, r0 : r0 + h, c0 : c0 + w]
-                    idx_t = standardise("index", block.reshape(block.shape[0], n).T)
-                preds = []
-                for b0 in range(0, n, batch_pixels):
-                    sl = slice(b0, b0 + batch_pixels)
-                    kv = module.tokens(
-                        None if spec_t is None else spec_t[sl].to(dev),
-                        None if idx_t is None else idx_t[sl].to(dev),
-                    )
-                    pred, _ = module.fuse(kv, None if pooled is None else pooled[sl])
-                    preds.append(pred.float().cpu().numpy())
-                out[r0 : r0 + h, c0 : c0 + w] = np.concatenate(preds).reshape(h, w)
-        return out * self.target_scale_ + self.target_mean_
+    def _predict_tile(
+        self,
+        module: SSSoilNet,
+        inputs: dict[str, Any],
+        box: tuple[int, int, int, int],
+        use_fft: bool,
+        batch_pixels: int,
+    ) -> np.ndarray:
+        """Standardised predictions (h, w) of the tile ``box = (row, col, h, w)``: the spatial
+        branch over the tile plus its halo at once, then tokens, fusion and head in batches
+        of ``batch_pixels`` pixels."""
+        r0, c0, h, w = box
+        n = h * w
+        dev = self.device_
+        spectra, index, spatial = inputs["spectra"], inputs["index"], inputs["spatial"]
+        pooled = None
+        if module.use_spatial:
+            halo = self.window_ - 1 if spatial is not None else 0
+            x = spatial[:, r0 : r0 + h + halo, c0 : c0 + w + halo].to(dev)
+            f = module.spatial_features(x[None])[0]  # (C, h + S - 1, w + S - 1)
+            logits = module.attention_logits(f[None])[0]  # (M, ., .)
+            pooled = window_attention_pool(f, logits, module.position_bias, use_fft)
+            pooled = pooled.permute(2, 3, 0, 1).reshape(n, module.n_queries, -1)
+        spec_t = idx_t = None
+        if spectra is not None:
+            block = spectra[:, :, r0 : r0 + h, c0 : c0 + w]
+            spec_t = self._standardise_pixels(
+                "spectra", block.reshape(block.shape[0], block.shape[1], n).transpose(2, 0, 1)
+            )
+        if index is not None:
+            block = index[:, r0 : r0 + h, c0 : c0 + w]
+            idx_t = self._standardise_pixels("index", block.reshape(block.shape[0], n).T)
+        preds = []
+        for b0 in range(0, n, batch_pixels):
+            sl = slice(b0, b0 + batch_pixels)
+            kv = module.tokens(
+                None if spec_t is None else spec_t[sl].to(dev),
+                None if idx_t is None else idx_t[sl].to(dev),
+            )
+            pred, _ = module.fuse(kv, None if pooled is None else pooled[sl])
+            preds.append(pred.float().cpu().numpy())
+        return np.concatenate(preds).reshape(h, w)
 
 
 # -- helpers for predict_scene -----------------------------------------------------------------
