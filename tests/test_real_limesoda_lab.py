@@ -70,7 +70,7 @@ def test_scale_detection_and_conversion_on_known_inputs():
     with pytest.raises(ValueError, match="cannot tell reflectance"):
         detect_scale(wl[nir], r[:, nir])
     with pytest.raises(ValueError, match="scale"):
-        to_reflectance(x, "dn")
+        to_reflectance(x, "kelvin")
 
 
 def test_default_soc_pool(soc):

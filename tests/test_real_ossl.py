@@ -224,3 +224,84 @@ def test_load_ossl_goes_through_the_registry(files, monkeypatch):
     assert asked == ["ossl_visnir", "ossl_soillab", "ossl_soilsite"]
     assert ds.sizes["sample"] == 5
     assert ossl.OSSL_TARGETS["ec"][0] == "ec_usda.a364_ds.m"
+
+
+# -- first use of the unpinned OSSL files: only plausible content is recorded ------------------
+
+HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>Sign in to the network</title></head></html>\n"
+
+
+@pytest.fixture
+def ossl_server(files, cache_dir, monkeypatch):
+    """The three OSSL registry entries served by a local HTTP server (routes editable)."""
+    import dataclasses
+
+    from local_http import serve
+
+    from soilbook.data import registry
+
+    monkeypatch.delenv("SOILBOOK_DATA_MIRROR", raising=False)
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    routes = {
+        f"/{files[t].name}": (200, files[t].read_bytes(), "application/gzip")
+        for t in ("visnir", "soillab", "soilsite")
+    }
+    with serve(routes) as base:
+        for table in ("visnir", "soillab", "soilsite"):
+            remote = registry.get(f"ossl_{table}")
+            assert remote.sha256 is None  # trust on first use: the case under test
+            url = f"{base}/{files[table].name}"
+            monkeypatch.setitem(
+                registry.DATASETS, remote.name, dataclasses.replace(remote, url=url)
+            )
+        yield routes
+
+
+def test_an_html_page_is_never_recorded_as_an_ossl_file(files, ossl_server, cache_dir):
+    from soilbook.data import registry
+    from soilbook.errors import DataUnavailableError
+
+    # a captive portal (or a proxy's error page) answers 200 with HTML instead of the file
+    ossl_server["/" + files["soillab"].name] = (200, HTML_PAGE, "text/html")
+    with pytest.raises(DataUnavailableError, match=r"ossl_soillab.*web page.*<!DOCTYPE html"):
+        load_ossl(target="ec", group="dataset", progress=False)
+    dest = registry.cached_path("ossl_soillab")
+    assert not dest.exists() and not dest.with_name(dest.name + ".sha256").exists()
+    assert not registry.verify("ossl_soillab")
+    assert not dest.parent.exists() or not any(dest.parent.iterdir())  # no temporaries
+    # once the server answers with the real file, it is fetched and its sha256 recorded
+    ossl_server["/" + files["soillab"].name] = (200, files["soillab"].read_bytes(), "x/gzip")
+    ds = load_ossl(target="ec", group="dataset", progress=False)
+    assert ds.sizes["sample"] == 5
+    assert registry.verify("ossl_soillab")
+    assert dest.with_name(dest.name + ".sha256").read_text().split()[0] == registry.sha256sum(
+        files["soillab"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [(b"", "empty"), (b"id,ec\nus1,0.5\n", "not gzip data"), (b"  <html>oops</html>", "web page")],
+)
+def test_implausible_first_downloads_are_refused(files, ossl_server, cache_dir, body, why):
+    from soilbook.data import registry
+    from soilbook.errors import DataUnavailableError
+
+    ossl_server["/" + files["soilsite"].name] = (200, body, "text/plain")
+    with pytest.raises(DataUnavailableError, match=why):
+        registry.fetch("ossl_soilsite")
+    assert not registry.cached_path("ossl_soilsite").exists()
+
+
+def test_an_html_page_already_in_the_cache_is_replaced(files, ossl_server, cache_dir):
+    """A page cached before any hash was recorded (e.g. by an older version) is not trusted."""
+    from soilbook.data import registry
+
+    dest = registry.cached_path("ossl_visnir")
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(HTML_PAGE)
+    with pytest.warns(UserWarning, match="web page"):
+        path = registry.fetch("ossl_visnir")
+    assert path.read_bytes() == files["visnir"].read_bytes() and registry.verify("ossl_visnir")

@@ -167,3 +167,51 @@ def test_zarr_roundtrip(tmp_path: Path) -> None:
         ds.to_zarr(path)
     back = load_user_file(path)
     np.testing.assert_allclose(back["covariates"].values, ds["covariates"].values)
+
+
+# -- silent data problems become errors ----------------------------------------------------------
+
+
+def test_target_column_twice_is_refused_not_a_predictor(tmp_path: Path) -> None:
+    """pandas would rename the copy 'target.1' and the loader would use it as a covariate."""
+    df = _table()
+    path = tmp_path / "twice.csv"
+    df.assign(copy=df["target"]).rename(columns={"copy": "target"}).to_csv(path, index=False)
+    with pytest.raises(SchemaError, match=r"twice\.csv names the column\(s\) \['target'\] more"):
+        load_user_file(path)
+
+
+def test_one_infinite_reflectance_is_named_not_rescaled(tmp_path: Path) -> None:
+    """One inf used to make the loader divide every reflectance by 10,000."""
+    df = _table()
+    df.loc[6, "B04"] = np.inf
+    path = tmp_path / "inf.csv"
+    df.to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "dividing by 10000" warning either
+        with pytest.raises(SchemaError, match=r"inf\.csv: 1 cell\(s\).*line 8 column 'B04'"):
+            load_user_file(path)
+
+
+def test_a_feature_named_by_two_columns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "slope.csv"
+    _table().assign(slope=1.0).to_csv(path, index=False)  # 'slope' and 'terrain:slope'
+    with pytest.raises(SchemaError, match=r"feature name\(s\) \['slope'\] come from more"):
+        load_user_file(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [(b"", "is empty"), ("target,caf\xe9\n1,2\n".encode("latin-1"), "not UTF-8")],
+)
+def test_unreadable_csv_is_a_schema_error(tmp_path: Path, content: bytes, match: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(SchemaError, match=match):
+        load_user_file(path)
+
+
+def test_a_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "fields.csv").mkdir()
+    with pytest.raises(ParameterError, match="is a folder"):
+        load_user_file(tmp_path / "fields.csv")

@@ -196,6 +196,71 @@ def test_check_transfer_args_extension_and_ossl_soc(tmp_path):
     )
 
 
+def test_lab_csv_with_the_target_twice_is_refused(tmp_path):
+    """A second target column would be renamed 'ec.1' by pandas; the header is read first."""
+    df = _soil_table(n=30)
+    path = tmp_path / "twice.csv"
+    pd.concat([df, df[["ec"]]], axis=1).to_csv(path, index=False)
+    with pytest.raises(SchemaError, match=r"twice\.csv names the column\(s\) \['ec'\] more"):
+        check_transfer_args(
+            "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+        )
+
+
+def test_one_infinite_lab_reflectance_is_named_not_rescaled(tmp_path):
+    """One inf used to make the reader take the whole table for percent and divide by 100."""
+    df = _soil_table(n=30)
+    df.loc[2, "refl_700"] = np.inf
+    path = tmp_path / "inf.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(SchemaError, match=r"inf\.csv: 1 cell\(s\).*line 4 column 'refl_700'"):
+        load_transfer(
+            "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+        )
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "match"),
+    [
+        (b"", SchemaError, "is empty"),
+        ("ec,caf\xe9\n1,2\n".encode("latin-1"), SchemaError, "not UTF-8"),
+        (None, ParameterError, "is a folder"),
+    ],
+)
+def test_unreadable_lab_file_is_refused_by_the_check(tmp_path, content, error, match):
+    path = tmp_path / "lab.csv"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(error, match=match):
+        check_transfer_args(
+            "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+        )
+
+
+def test_infinite_value_in_a_lab_netcdf_is_named(mirror, tmp_path):
+    df = _soil_table(n=30)
+    cols = [f"refl_{w}" for w in GRID_10]
+    refl = df[cols].to_numpy()[:, None, :].copy()
+    refl[5, 0, 10] = np.inf
+    ds = xr.Dataset(
+        {"reflectance": (("sample", "date", "band"), refl), "ec": ("sample", df["ec"].to_numpy())},
+        coords={
+            "band": cols,
+            "wavelength": ("band", GRID_10.astype(float)),
+            "lat": ("sample", df["lat"].to_numpy()),
+            "lon": ("sample", df["lon"].to_numpy()),
+        },
+    )
+    path = tmp_path / "lab.nc"
+    ds.to_netcdf(path)
+    with pytest.raises(SchemaError, match=r"lab\.nc: 1 cell\(s\).*sample 5 column 'refl_500'"):
+        load_transfer(
+            "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+        )
+
+
 # -- OSSL, on tiny files in the OSSL v1.2 layout (never downloads) --------------------------------
 
 OSSL_WL = np.arange(350, 2501, 2)

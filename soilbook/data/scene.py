@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from soilbook.data.schema import SAMPLE, validate_samples, validate_scene
+from soilbook.data.schema import SAMPLE, sample_set, validate_scene
 from soilbook.geo import spatial_blocks
 
 #: How scenes are padded for windows at the border (``numpy.pad`` mode; reflect = mirror
@@ -220,32 +220,13 @@ def extract_patches(
     return np.ascontiguousarray(view[:, rows, cols].transpose(1, 0, 2, 3))
 
 
-def _patches_dataarray(
-    scene: xr.Dataset, rows: np.ndarray, cols: np.ndarray, window: int
-) -> xr.DataArray:
-    """:func:`extract_patches` of the scene's layers as a DataArray (sample, layer, y, x)."""
-    layers = scene["layers"].transpose("layer", "y", "x")
-    patches = extract_patches(layers, rows, cols, window)
-    r = window // 2
-    offsets = np.arange(-r, r + 1)
-    coords = {
-        "layer": layers["layer"].values,
+def _patch_offsets(window: int) -> dict[str, tuple]:
+    """The ``y`` / ``x`` coordinates of a window: pixel offsets from its centre."""
+    offsets = np.arange(-(window // 2), window // 2 + 1)
+    return {
         "y": ("y", offsets, {"units": "pixel", "long_name": "row offset from the sample"}),
         "x": ("x", offsets, {"units": "pixel", "long_name": "column offset from the sample"}),
     }
-    if "layer_group" in layers.coords:
-        coords["layer_group"] = ("layer", layers["layer_group"].values)
-    return xr.DataArray(
-        patches,
-        dims=(SAMPLE, "layer", "y", "x"),
-        coords=coords,
-        name="patches",
-        attrs={
-            "units": "see layer_units",
-            "long_name": f"{window} x {window} windows of the environmental layers",
-            "pad_mode": PAD_MODE,
-        },
-    )
 
 
 def _block_ids(
@@ -256,6 +237,40 @@ def _block_ids(
     return spatial_blocks(cols * px, rows * px, block_size_m, origin=(0.0, 0.0))
 
 
+def _reflectance_args(scene: xr.Dataset, rows: np.ndarray, cols: np.ndarray) -> dict:
+    """:func:`~soilbook.data.schema.sample_set` arguments for the pixels' reflectance."""
+    if "reflectance" not in scene.data_vars:
+        return {}
+    refl = scene["reflectance"].transpose("date", "band", "y", "x").values[:, :, rows, cols]
+    attrs = dict(scene["reflectance"].attrs)
+    args = {
+        "reflectance": np.ascontiguousarray(refl.transpose(2, 0, 1)).astype(np.float32),
+        "dates": scene["date"].values,
+        "bands": scene["band"].values,
+        "reflectance_long_name": attrs.get("long_name", "surface reflectance"),
+        "reflectance_attrs": attrs,
+    }
+    if "wavelength" in scene.coords:
+        args["wavelengths_nm"] = scene["wavelength"].values
+    return args
+
+
+def _patch_args(scene: xr.Dataset, rows: np.ndarray, cols: np.ndarray, window: int) -> dict:
+    """:func:`~soilbook.data.schema.sample_set` arguments for the layers' windows."""
+    names, groups, _ = _layer_meta(scene)
+    coords = _patch_offsets(window)
+    if "layer_units" in scene.coords:
+        coords["layer_units"] = ("layer", scene["layer_units"].values)
+    return {
+        "patches": extract_patches(scene["layers"], rows, cols, window),
+        "layers": list(zip(names, groups, strict=True)),
+        "patch_units": "see layer_units",
+        "patch_long_name": f"{window} x {window} windows of the environmental layers",
+        "patch_attrs": {"pad_mode": PAD_MODE},
+        "coords": coords,
+    }
+
+
 def _pixels_dataset(
     scene: xr.Dataset,
     rows: np.ndarray,
@@ -264,66 +279,63 @@ def _pixels_dataset(
     window: int | None,
     block_size_m: float,
     covariates: xr.DataArray | None = None,
+    *,
+    target_extra: dict | None = None,
+    coords: dict | None = None,
+    validate: bool = True,
+    **attrs,
 ) -> xr.Dataset:
+    """Pixels ``(rows, cols)`` of ``scene`` as a sample set with ``target`` (one per pixel).
+
+    Reflectance, covariates (:func:`scene_covariates`, or the precomputed ``covariates``),
+    patches (when ``window`` and the scene has layers), spatial-block groups, pixel positions
+    and lat/lon. The target's attributes are the scene's plus ``target_extra``; ``coords`` are
+    further per-sample coordinates; the dataset's attributes are the scene's plus the
+    sampling settings and ``attrs``.
+    """
     cov = scene_covariates(scene) if covariates is None else covariates
-    data_vars: dict = {}
-    target_attrs = (
-        dict(scene["target"].attrs)
-        if "target" in scene.data_vars
-        else {"units": "1", "long_name": "target"}
+    target_attrs = dict(scene["target"].attrs) if "target" in scene.data_vars else {}
+    target_attrs |= dict(target_extra or {})
+    extra = (
+        {}
+        if window is None or "layers" not in scene.data_vars
+        else _patch_args(scene, rows, cols, window)
     )
-    data_vars["target"] = ((SAMPLE,), target.astype(np.float64), target_attrs)
-    if "reflectance" in scene.data_vars:
-        refl = scene["reflectance"].transpose("date", "band", "y", "x").values[:, :, rows, cols]
-        data_vars["reflectance"] = (
-            (SAMPLE, "date", "band"),
-            np.ascontiguousarray(refl.transpose(2, 0, 1)).astype(np.float32),
-            dict(scene["reflectance"].attrs),
-        )
-    cov_values = cov.values[:, rows, cols].T.astype(np.float32)
-    data_vars["covariates"] = ((SAMPLE, "feature"), cov_values, dict(cov.attrs))
-    coords: dict = {
-        "group": ((SAMPLE,), _block_ids(scene, rows, cols, block_size_m)),
+    sample_coords: dict = {
         "row": ((SAMPLE,), rows.astype(np.int32)),
         "col": ((SAMPLE,), cols.astype(np.int32)),
         "x_m": ((SAMPLE,), scene["x"].values[cols].astype(np.float64), {"units": "m"}),
         "y_m": ((SAMPLE,), scene["y"].values[rows].astype(np.float64), {"units": "m"}),
-        "feature": ("feature", cov["feature"].values),
-        "feature_group": ("feature", cov["feature_group"].values),
-        "feature_units": ("feature", cov["feature_units"].values),
+        **extra.pop("coords", {}),
+        **(coords or {}),
     }
-    if "lat" in scene.coords and scene["lat"].ndim == 2:
-        coords["lat"] = (
-            (SAMPLE,),
-            scene["lat"].values[rows, cols].astype(np.float64),
-            {"units": "degrees_north"},
-        )
-        coords["lon"] = (
-            (SAMPLE,),
-            scene["lon"].values[rows, cols].astype(np.float64),
-            {"units": "degrees_east"},
-        )
-    if "reflectance" in scene.data_vars:
-        coords["date"] = ("date", scene["date"].values)
-        coords["band"] = ("band", scene["band"].values)
-        if "wavelength" in scene.coords:
-            coords["wavelength"] = (
-                "band",
-                scene["wavelength"].values,
-                dict(scene["wavelength"].attrs),
-            )
-    ds = xr.Dataset(data_vars, coords=coords)
-    if window is not None and "layers" in scene.data_vars:
-        patches = _patches_dataarray(scene, rows, cols, window)
-        ds["patches"] = patches
-        ds = ds.assign_coords(layer_group=("layer", patches["layer_group"].values))
-        if "layer_units" in scene.coords:
-            ds = ds.assign_coords(layer_units=("layer", scene["layer_units"].values))
-    ds.attrs = dict(scene.attrs)
-    ds.attrs["group_kind"] = "spatial block"
-    ds.attrs["block_size_m"] = float(block_size_m)
-    ds.attrs["window"] = int(window) if window is not None else 0
-    return ds
+    located = "lat" in scene.coords and scene["lat"].ndim == 2
+    return sample_set(
+        target,
+        groups=_block_ids(scene, rows, cols, block_size_m),
+        target_units=target_attrs.get("units", "1"),
+        target_long_name=target_attrs.get("long_name", "target"),
+        target_attrs=target_attrs,
+        **_reflectance_args(scene, rows, cols),
+        covariates=cov.values[:, rows, cols].T.astype(np.float32),
+        features=list(zip(cov["feature"].values, cov["feature_group"].values, strict=True)),
+        feature_units=cov["feature_units"].values,
+        covariate_units=cov.attrs.get("units", "see feature_units"),
+        covariate_long_name=cov.attrs.get("long_name", "covariates"),
+        covariate_attrs=cov.attrs,
+        **extra,
+        lat=scene["lat"].values[rows, cols] if located else None,
+        lon=scene["lon"].values[rows, cols] if located else None,
+        coords=sample_coords,
+        validate=validate,
+        **{
+            **scene.attrs,
+            "group_kind": "spatial block",
+            "block_size_m": float(block_size_m),
+            "window": int(window) if window is not None else 0,
+            **attrs,
+        },
+    )
 
 
 def sample_scene(
@@ -384,29 +396,30 @@ def sample_scene(
     truth = scene["target"].transpose("y", "x").values[rows, cols].astype(np.float64)
     noise = rng.normal(0.0, lab_noise, n_samples) if lab_noise > 0 else np.zeros(n_samples)
     target = truth * np.exp(noise - 0.5 * lab_noise**2)
-    ds = _pixels_dataset(scene, rows, cols, target, window, block_size_m)
-    ds["target"].attrs["measurement"] = (
-        f"lab value of a point sample: true pixel value x log-normal noise (log sd {lab_noise})"
+    units = scene["target"].attrs.get("units", "1")
+    return _pixels_dataset(
+        scene,
+        rows,
+        cols,
+        target,
+        window,
+        block_size_m,
+        target_extra={
+            "measurement": "lab value of a point sample: true pixel value x log-normal noise "
+            f"(log sd {lab_noise})"
+        },
+        coords={
+            "target_true": (
+                (SAMPLE,),
+                truth,
+                {"units": units, "long_name": "true pixel value (before lab noise)"},
+            )
+        },
+        n_samples=n_samples,
+        sample_seed=int(seed),
+        lab_noise_log_sd=float(lab_noise),
+        sampling="uniform random pixels without replacement",
     )
-    ds = ds.assign_coords(
-        target_true=(
-            (SAMPLE,),
-            truth,
-            {
-                "units": ds["target"].attrs.get("units", "1"),
-                "long_name": "true pixel value (before lab noise)",
-            },
-        )
-    )
-    ds.attrs.update(
-        {
-            "n_samples": n_samples,
-            "sample_seed": int(seed),
-            "lab_noise_log_sd": float(lab_noise),
-            "sampling": "uniform random pixels without replacement",
-        }
-    )
-    return validate_samples(ds)
 
 
 def pixels_as_samples(
@@ -438,5 +451,13 @@ def pixels_as_samples(
         target = scene["target"].transpose("y", "x").values[rows, cols].astype(np.float64)
     else:
         target = np.full(rows.size, np.nan)
-    ds = _pixels_dataset(scene, rows, cols, target, window, block_size_m, covariates)
-    return validate_samples(ds) if np.all(np.isfinite(target)) else ds
+    return _pixels_dataset(
+        scene,
+        rows,
+        cols,
+        target,
+        window,
+        block_size_m,
+        covariates,
+        validate=bool(np.all(np.isfinite(target))),
+    )

@@ -114,10 +114,26 @@ def _check_groups(ds: xr.Dataset, coord: str, dim: str) -> None:
         )
 
 
+def _check_no_infinity(ds: xr.Dataset) -> None:
+    """An infinite value is a broken cell (NaN may mean missing in inputs; inf never does)."""
+    for name in _VARIABLE_DIMS:
+        if name in ds.data_vars:
+            bad = np.isinf(np.asarray(ds[name].values, dtype=float))
+            if bad.any():
+                first = np.argwhere(bad)[0].tolist()
+                _fail(
+                    f"'{name}' holds {int(bad.sum())} infinite value(s), the first at "
+                    f"{dict(zip(ds[name].dims, first, strict=True))}",
+                    "finite numbers (NaN where a value is missing)",
+                    "fix or drop those samples",
+                )
+
+
 def validate_samples(ds: xr.Dataset) -> xr.Dataset:
     """Check that ``ds`` is a sample set in the soilbook schema and return it unchanged.
 
-    Raises :class:`SchemaError` naming the first missing or malformed piece.
+    Raises :class:`SchemaError` naming the first missing or malformed piece (a missing
+    variable, coordinate or attribute, wrong dims, a NaN target, an infinite value).
     """
     if not isinstance(ds, xr.Dataset):
         _fail(f"got a {type(ds).__name__}", "an xarray.Dataset", "wrap your arrays in a Dataset")
@@ -156,38 +172,152 @@ def validate_samples(ds: xr.Dataset) -> xr.Dataset:
             "a measured value for every sample",
             "drop unlabelled samples first",
         )
+    _check_no_infinity(ds)
     _check_attrs(ds, "sample set")
     return ds
+
+
+#: What the ``features`` and ``layers`` arguments of :func:`sample_set` accept: a mapping of
+#: name to group, or (name, group) pairs in column order.
+NamedGroups = Mapping[str, str] | Sequence[tuple[str, str]]
+
+
+def _names_groups(pairs: NamedGroups | None) -> tuple[list[str], list[str]]:
+    items = list(pairs.items()) if isinstance(pairs, Mapping) else list(pairs or [])
+    return [str(n) for n, _ in items], [str(g) for _, g in items]
+
+
+def _check_length(what: str, names: Sequence[Any], size: int, axis: str) -> None:
+    """``names`` must label every entry of an axis of length ``size``."""
+    if len(names) != size:
+        _fail(
+            f"{len(names)} {what} were given for the {size} {axis}",
+            f"one entry of {what} per entry of that axis",
+            f"give exactly {size} {what}",
+        )
+
+
+def _var_attrs(units: str, long_name: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {"units": units, "long_name": long_name, **dict(extra or {})}
+
+
+def _group_values(groups: Any) -> np.ndarray:
+    """Integer groups (e.g. pedon keys) and text stay as they are; anything else becomes text."""
+    values = np.asarray(groups)
+    if values.dtype.kind in "iuU":
+        return values
+    if values.dtype.kind == "O" and all(isinstance(v, str) for v in values.ravel()):
+        return values
+    return values.astype(str)
+
+
+def _reflectance_part(
+    reflectance: Any,
+    dates: Sequence[Any] | None,
+    bands: Sequence[str] | None,
+    wavelengths_nm: Sequence[float] | None,
+    attrs: dict[str, Any],
+) -> tuple[tuple, dict[str, Any]]:
+    """The ``reflectance`` variable (sample, date, band) and its coordinates."""
+    if dates is None or bands is None:
+        _fail(
+            "reflectance was given without its dates and bands",
+            "dates=[...] and bands=[...] matching reflectance's (n, date, band) shape",
+            "pass the acquisition dates and the band names",
+        )
+    values = np.asarray(reflectance)
+    if values.ndim != 3:
+        _fail(
+            f"reflectance has shape {values.shape}",
+            "an array (sample, date, band)",
+            "add the missing axis (e.g. reflectance[:, None, :] for one date)",
+        )
+    _check_length("dates", dates, values.shape[1], "dates of reflectance")
+    _check_length("band names", bands, values.shape[2], "bands of reflectance")
+    coords: dict[str, Any] = {"date": np.asarray(dates), "band": np.asarray(bands)}
+    if wavelengths_nm is not None:
+        _check_length("wavelengths", wavelengths_nm, values.shape[2], "bands of reflectance")
+        coords["wavelength"] = ("band", np.asarray(wavelengths_nm, dtype=float), {"units": "nm"})
+    return ((SAMPLE, "date", "band"), values, attrs), coords
+
+
+def _covariate_part(
+    covariates: Any,
+    features: NamedGroups | None,
+    feature_units: Sequence[str] | None,
+    attrs: dict[str, Any],
+) -> tuple[tuple, dict[str, Any]]:
+    """The ``covariates`` variable (sample, feature) and its coordinates."""
+    values = np.asarray(covariates)
+    names, groups = _names_groups(features)
+    if values.ndim != 2:
+        _fail(
+            f"covariates have shape {values.shape}",
+            "an array (sample, feature)",
+            "stack the covariates as columns",
+        )
+    _check_length("feature names", names, values.shape[1], "columns of covariates")
+    coords: dict[str, Any] = {
+        "feature": np.asarray(names),
+        "feature_group": ("feature", np.asarray(groups)),
+    }
+    if feature_units is not None:
+        _check_length("feature units", feature_units, values.shape[1], "columns of covariates")
+        coords["feature_units"] = ("feature", np.asarray(feature_units))
+    return ((SAMPLE, "feature"), values, attrs), coords
+
+
+def _patch_part(
+    patches: Any, layers: NamedGroups | None, attrs: dict[str, Any]
+) -> tuple[tuple, dict[str, Any]]:
+    """The ``patches`` variable (sample, layer, y, x) and its layer coordinates."""
+    values = np.asarray(patches)
+    names, groups = _names_groups(layers)
+    if values.ndim != 4:
+        _fail(
+            f"patches have shape {values.shape}",
+            "an array (sample, layer, y, x)",
+            "stack the windows as (sample, layer, y, x)",
+        )
+    _check_length("layer names", names, values.shape[1], "layers of patches")
+    coords = {"layer": np.asarray(names), "layer_group": ("layer", np.asarray(groups))}
+    return ((SAMPLE, "layer", "y", "x"), values, attrs), coords
 
 
 def sample_set(
     target: Any,
     *,
     groups: Any,
-    target_units: str,
-    target_long_name: str,
     source: str,
     licence: str,
     citation: str,
     simulated: bool,
+    target_units: str | None = None,
+    target_long_name: str | None = None,
+    target_attrs: Mapping[str, Any] | None = None,
     reflectance: Any = None,
     dates: Sequence[Any] | None = None,
     bands: Sequence[str] | None = None,
     wavelengths_nm: Sequence[float] | None = None,
     reflectance_long_name: str = "surface reflectance",
+    reflectance_attrs: Mapping[str, Any] | None = None,
     covariates: Any = None,
-    features: Mapping[str, str] | None = None,
+    features: NamedGroups | None = None,
     feature_units: Sequence[str] | None = None,
     covariate_units: str = "mixed, see feature_units",
     covariate_long_name: str = "covariates",
+    covariate_attrs: Mapping[str, Any] | None = None,
     patches: Any = None,
-    layers: Mapping[str, str] | None = None,
+    layers: NamedGroups | None = None,
     patch_units: str = "mixed",
+    patch_long_name: str = "patches of environmental layers",
+    patch_attrs: Mapping[str, Any] | None = None,
     lat: Any = None,
     lon: Any = None,
     sample_ids: Any = None,
     group_long_name: str | None = None,
     coords: Mapping[str, Any] | None = None,
+    validate: bool = True,
     **attrs: Any,
 ) -> xr.Dataset:
     """Build a sample set in the schema from plain arrays, and validate it.
@@ -197,64 +327,74 @@ def sample_set(
 
     Parameters
     ----------
-    target : (n,) the soil property, in ``target_units``
-    groups : (n,) the unit of grouped / spatial-block cross-validation (stored as text)
+    target : (n,) the soil property, in ``target_units`` (stored as float64); ``None`` for an
+        unlabelled set (no ``target`` variable; pass ``validate=False``, since the schema
+        requires a target)
+    groups : (n,) the unit of grouped / spatial-block cross-validation; integer ids (e.g. pedon
+        keys) and text are kept as they are, anything else (floats, mixed objects) becomes text
+    target_units, target_long_name : the target's ``units`` and ``long_name`` (required with a
+        target)
     reflectance : (n, date, band) surface reflectance, unitless 0–1; needs ``dates`` and
-        ``bands`` (and optionally ``wavelengths_nm``, one per band)
+        ``bands`` (and optionally ``wavelengths_nm``, one per band, nm)
     covariates : (n, feature); ``features`` maps each name to its group in :data:`FEATURE_GROUPS`
-        (in column order); ``feature_units`` gives one unit per feature
+        (a mapping, or (name, group) pairs, in column order); ``feature_units`` gives one unit
+        per feature
     patches : (n, layer, y, x) windows centred on the samples; ``layers`` maps each layer name
-        to its group
-    lat, lon : (n,) WGS84 degrees, when known
-    sample_ids : (n,) the ``sample`` coordinate (default: positions)
-    coords : further coordinates, as ``xarray`` accepts them
-    source, licence, citation, simulated, attrs : the dataset's attributes
+        to its group (as ``features``); pixel-offset ``y`` / ``x`` coordinates go in ``coords``
+    target_attrs, reflectance_attrs, covariate_attrs, patch_attrs : further attributes of
+        that variable, added after (and overriding) its ``units`` and ``long_name``
+    lat, lon : (n,) WGS84 degrees, when known (stored as float64)
+    sample_ids : (n,) the ``sample`` coordinate (default: none, i.e. positions)
+    group_long_name : the ``long_name`` of ``group`` (default: no attributes)
+    coords : further coordinates, as ``xarray`` accepts them (they override the ones above)
+    validate : check the result with :func:`validate_samples` (default True)
+    source, licence, citation, simulated, attrs : the dataset's attributes, in this order
 
-    Raises :class:`SchemaError` (from :func:`validate_samples`) when the pieces do not fit.
+    Arrays keep their dtype (pass float32 to store float32), except ``target``, ``lat`` and
+    ``lon`` (float64) and ``groups`` (see above).
+
+    Raises :class:`SchemaError` when the pieces do not fit (a name list whose length does not
+    match its axis, reflectance without dates and bands, a target without units) and, with
+    ``validate``, from :func:`validate_samples`.
     """
-    target = np.asarray(target, dtype=np.float64)
-    data_vars: dict[str, Any] = {
-        "target": ((SAMPLE,), target, {"units": target_units, "long_name": target_long_name}),
-    }
+    data_vars: dict[str, Any] = {}
+    if target is not None:
+        if target_units is None or target_long_name is None:
+            _fail(
+                "the target was given without target_units or target_long_name",
+                "both, e.g. target_units='g/kg', target_long_name='salt content'",
+                "say what the target is and in which unit",
+            )
+        data_vars["target"] = (
+            (SAMPLE,),
+            np.asarray(target, dtype=np.float64),
+            _var_attrs(target_units, target_long_name, target_attrs),
+        )
     out_coords: dict[str, Any] = {} if sample_ids is None else {SAMPLE: np.asarray(sample_ids)}
     if reflectance is not None:
-        if dates is None or bands is None:
-            _fail(
-                "reflectance was given without its dates and bands",
-                "dates=[...] and bands=[...] matching reflectance's (n, date, band) shape",
-                "pass the acquisition dates and the band names",
-            )
-        data_vars["reflectance"] = (
-            (SAMPLE, "date", "band"),
-            np.asarray(reflectance),
-            {"units": "1", "long_name": reflectance_long_name},
+        data_vars["reflectance"], part = _reflectance_part(
+            reflectance,
+            dates,
+            bands,
+            wavelengths_nm,
+            _var_attrs("1", reflectance_long_name, reflectance_attrs),
         )
-        out_coords |= {"date": list(dates), "band": list(bands)}
-        if wavelengths_nm is not None:
-            out_coords["wavelength"] = ("band", list(wavelengths_nm), {"units": "nm"})
+        out_coords |= part
     if covariates is not None:
-        features = dict(features or {})
-        data_vars["covariates"] = (
-            (SAMPLE, "feature"),
-            np.asarray(covariates),
-            {"units": covariate_units, "long_name": covariate_long_name},
+        data_vars["covariates"], part = _covariate_part(
+            covariates,
+            features,
+            feature_units,
+            _var_attrs(covariate_units, covariate_long_name, covariate_attrs),
         )
-        out_coords |= {
-            "feature": list(features),
-            "feature_group": ("feature", list(features.values())),
-        }
-        if feature_units is not None:
-            out_coords["feature_units"] = ("feature", list(feature_units))
+        out_coords |= part
     if patches is not None:
-        layers = dict(layers or {})
-        data_vars["patches"] = (
-            (SAMPLE, "layer", "y", "x"),
-            np.asarray(patches),
-            {"units": patch_units, "long_name": "patches of environmental layers"},
+        data_vars["patches"], part = _patch_part(
+            patches, layers, _var_attrs(patch_units, patch_long_name, patch_attrs)
         )
-        out_coords |= {"layer": list(layers), "layer_group": ("layer", list(layers.values()))}
+        out_coords |= part
     group_attrs = {} if group_long_name is None else {"long_name": group_long_name}
-    out_coords["group"] = (SAMPLE, np.asarray(groups).astype(str), group_attrs)
+    out_coords["group"] = (SAMPLE, _group_values(groups), group_attrs)
     if lat is not None and lon is not None:
         out_coords["lat"] = (SAMPLE, np.asarray(lat, dtype=float), {"units": "degrees_north"})
         out_coords["lon"] = (SAMPLE, np.asarray(lon, dtype=float), {"units": "degrees_east"})
@@ -270,7 +410,7 @@ def sample_set(
             **attrs,
         },
     )
-    return validate_samples(ds)
+    return validate_samples(ds) if validate else ds
 
 
 def validate_scene(scene: xr.Dataset) -> xr.Dataset:

@@ -46,40 +46,26 @@ import pandas as pd
 import xarray as xr
 
 from soilbook import geo
-from soilbook.data.schema import validate_samples
+from soilbook.data.schema import sample_set
+from soilbook.data.spectra import sentinel2_centres_nm
+from soilbook.data.targets import LIMESODA_TARGETS, describe, resolve_target
 from soilbook.errors import ParameterError
 
 #: LimeSoDa datasets with a Sentinel-2 bare-soil image (at least 10 of the bands B02...B12).
 SENTINEL2_DATASETS = ("B.204", "BB.250", "BB.72", "G.104", "G.150", "MG.112", "MGS.101")
-#: The targets every LimeSoDa dataset carries (case-insensitive on input).
-TARGETS = ("SOC", "pH", "Clay")
+#: The targets every LimeSoDa dataset carries (case-insensitive on input; units and long names
+#: in :data:`soilbook.data.targets.PROPERTIES`).
+TARGETS = LIMESODA_TARGETS
 
-#: Sentinel-2A central wavelengths (nm), ESA S2-SRF v3.0.
+#: Sentinel-2A central wavelengths (nm), ESA S2-SRF v3.0, under LimeSoDa's band names
+#: (``B01`` ... ``B12``, ``B8A``), from the packaged table (:func:`spectra.sentinel2_centres_nm`).
 S2_CENTRES_NM = {
-    "B01": 442.7,
-    "B02": 492.7,
-    "B03": 559.8,
-    "B04": 664.6,
-    "B05": 704.1,
-    "B06": 740.5,
-    "B07": 782.8,
-    "B08": 832.8,
-    "B8A": 864.7,
-    "B09": 945.1,
-    "B10": 1373.5,
-    "B11": 1613.7,
-    "B12": 2202.4,
+    re.sub(r"^B(\d)$", r"B0\1", band): nm for band, nm in sentinel2_centres_nm("A").items()
 }
 #: Candidate spatial-block sides, largest first (metres).
 #: Block sides tried for LimeSoDa's field- and farm-scale sets, metres (at most 2 km).
 BLOCK_SIDES_M = tuple(s for s in geo.BLOCK_SIDES_M if s <= 2000)
 
-_UNITS = {"SOC": "%", "pH": "1", "Clay": "%"}
-_LONG = {
-    "SOC": "soil organic carbon (g per 100 g)",
-    "pH": "soil pH",
-    "Clay": "clay content (mass %)",
-}
 _FEATURE_UNITS = {
     "Altitude": "m",
     "Slope": "degree",
@@ -122,13 +108,7 @@ def _import_limesoda() -> Any:
 
 def normalise_target(target: str) -> str:
     """``"soc"`` → ``"SOC"``; raises :class:`ParameterError` listing :data:`TARGETS`."""
-    for t in TARGETS:
-        if str(target).lower() == t.lower():
-            return t
-    raise ParameterError(
-        f"target={target!r} is not available for LimeSoDa; allowed: {list(TARGETS)} "
-        "(case-insensitive)."
-    )
+    return resolve_target(target, TARGETS, where="LimeSoDa")
 
 
 def check_dataset_id(dataset_id: str) -> str:
@@ -170,6 +150,44 @@ def _feature_group(name: str) -> str:
     return "other"
 
 
+def _target_column(df: pd.DataFrame, dataset_id: str, target: str) -> str:
+    """The ``<target>_target`` column, or a :class:`ParameterError` naming the ones there are."""
+    col = f"{target}_target"
+    if col not in df.columns:
+        have = [c for c in df.columns if c.endswith("_target")]
+        extra = (
+            " It reports SOM (organic matter), not SOC; this loader does not convert."
+            if (target == "SOC" and "SOM_target" in have)
+            else ""
+        )
+        raise ParameterError(
+            f"LimeSoDa {dataset_id} has no '{col}' column (targets: {have}).{extra}"
+        )
+    return col
+
+
+def _reflectance(df: pd.DataFrame, dataset_id: str) -> tuple[list[str], np.ndarray, float]:
+    """The Sentinel-2 band columns, their reflectance (sample, band; 0-1) and the divisor."""
+    bands = [b for b in S2_CENTRES_NM if b in df.columns]
+    if len(bands) < 10:  # pragma: no cover - guarded by SENTINEL2_DATASETS
+        raise ParameterError(f"LimeSoDa {dataset_id} has only the S2 bands {bands}.")
+    dn = df[bands].to_numpy(dtype=float)
+    if not np.isfinite(dn).all():  # pragma: no cover - the packaged sets are complete
+        raise ParameterError(f"LimeSoDa {dataset_id} has missing or infinite band values.")
+    scale = 10000.0 if np.max(dn) > 1.5 else 1.0
+    return bands, (dn / scale).astype(np.float32), scale
+
+
+def _projected(coords: Any, dataset_id: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Projected x, y (m) and the EPSG code taken from the coordinate column names."""
+    if not isinstance(coords, pd.DataFrame):  # pragma: no cover - all seven have coordinates
+        raise ParameterError(f"LimeSoDa {dataset_id} has no coordinates; spatial blocks need them.")
+    xcol = next(c for c in coords.columns if c.startswith("x_"))
+    ycol = next(c for c in coords.columns if c.startswith("y_"))
+    epsg = int(re.sub(r"\D", "", xcol))
+    return coords[xcol].to_numpy(float), coords[ycol].to_numpy(float), epsg
+
+
 def load_limesoda(
     dataset_id: str = "BB.250", target: str = "SOC", *, min_blocks: int = 10
 ) -> xr.Dataset:
@@ -195,110 +213,61 @@ def load_limesoda(
     target = normalise_target(target)
     raw = _import_limesoda().load_dataset(dataset_id)
     df: pd.DataFrame = raw["Dataset"].reset_index(drop=True)
-    coords: pd.DataFrame = raw["Coordinates"]
     folds = np.asarray(raw["Folds"]).astype(int)
-
-    col = f"{target}_target"
-    if col not in df.columns:
-        have = [c for c in df.columns if c.endswith("_target")]
-        extra = (
-            " It reports SOM (organic matter), not SOC; this loader does not convert."
-            if (target == "SOC" and "SOM_target" in have)
-            else ""
-        )
-        raise ParameterError(
-            f"LimeSoDa {dataset_id} has no '{col}' column (targets: {have}).{extra}"
-        )
-
-    bands = [b for b in S2_CENTRES_NM if b in df.columns]
-    if len(bands) < 10:  # pragma: no cover - guarded by SENTINEL2_DATASETS
-        raise ParameterError(f"LimeSoDa {dataset_id} has only the S2 bands {bands}.")
-    dn = df[bands].to_numpy(dtype=float)
-    scale = 10000.0 if np.nanmax(dn) > 1.5 else 1.0
-    refl = (dn / scale).astype(np.float32)
-
+    col = _target_column(df, dataset_id, target)
+    bands, refl, scale = _reflectance(df, dataset_id)
     targets = [c for c in df.columns if c.endswith("_target")]
     feats = [c for c in df.columns if c not in targets and c not in bands]
-    cov = df[feats].to_numpy(dtype=np.float32)
 
-    if not isinstance(coords, pd.DataFrame):  # pragma: no cover - all seven have coordinates
-        raise ParameterError(f"LimeSoDa {dataset_id} has no coordinates; spatial blocks need them.")
-    xcol = next(c for c in coords.columns if c.startswith("x_"))
-    ycol = next(c for c in coords.columns if c.startswith("y_"))
-    epsg = int(re.sub(r"\D", "", xcol))
-    x = coords[xcol].to_numpy(float)
-    y = coords[ycol].to_numpy(float)
+    x, y, epsg = _projected(raw["Coordinates"], dataset_id)
     lon, lat = to_lonlat(x, y, epsg)
     side = geo.choose_block_side(x, y, min_blocks=min_blocks, sides=BLOCK_SIDES_M)
-    group = geo.spatial_blocks(x, y, side)
-
     meta = _META[dataset_id]
-    n = len(df)
-    y_target = df[col].to_numpy(dtype=np.float64)
-    ds = xr.Dataset(
-        data_vars={
-            "target": (
-                ("sample",),
-                y_target,
-                {"units": _UNITS[target], "long_name": _LONG[target]},
-            ),
-            "reflectance": (
-                ("sample", "date", "band"),
-                refl[:, None, :],
-                {
-                    "units": "1",
-                    "long_name": "surface reflectance (Sentinel-2 L2A bare-soil image)",
-                    "scale_applied": f"stored value / {scale:g}",
-                },
-            ),
-            "covariates": (
-                ("sample", "feature"),
-                cov,
-                {
-                    "units": "mixed, see feature_units",
-                    "long_name": "terrain, proximal sensing and vegetation covariates",
-                },
-            ),
-        },
+    prop = describe(target)
+    crs = {"units": "m", "crs": f"EPSG:{epsg}"}
+    return sample_set(
+        df[col].to_numpy(dtype=np.float64),
+        groups=geo.spatial_blocks(x, y, side),
+        group_long_name=f"spatial block ({side:g} m)",
+        target_units=prop.units,
+        target_long_name=prop.long_name,
+        reflectance=refl[:, None, :],
+        dates=[meta["s2"]],
+        bands=bands,
+        wavelengths_nm=[S2_CENTRES_NM[b] for b in bands],
+        reflectance_long_name="surface reflectance (Sentinel-2 L2A bare-soil image)",
+        reflectance_attrs={"scale_applied": f"stored value / {scale:g}"},
+        covariates=df[feats].to_numpy(dtype=np.float32),
+        features={f: _feature_group(f) for f in feats},
+        feature_units=[_FEATURE_UNITS.get(f, "1") for f in feats],
+        covariate_long_name="terrain, proximal sensing and vegetation covariates",
+        sample_ids=np.arange(len(df)),
+        lat=lat,
+        lon=lon,
         coords={
-            "sample": np.arange(n),
-            "date": [meta["s2"]],
-            "band": bands,
-            "wavelength": ("band", [S2_CENTRES_NM[b] for b in bands], {"units": "nm"}),
-            "feature": feats,
-            "feature_group": ("feature", [_feature_group(f) for f in feats]),
-            "feature_units": ("feature", [_FEATURE_UNITS.get(f, "1") for f in feats]),
-            "group": ("sample", group, {"long_name": f"spatial block ({side:g} m)"}),
             "limesoda_fold": (
                 "sample",
                 folds,
                 {"long_name": "LimeSoDa's predefined random 10-fold id"},
             ),
-            "lat": ("sample", lat, {"units": "degrees_north"}),
-            "lon": ("sample", lon, {"units": "degrees_east"}),
-            "x": ("sample", x, {"units": "m", "crs": f"EPSG:{epsg}"}),
-            "y": ("sample", y, {"units": "m", "crs": f"EPSG:{epsg}"}),
+            "x": ("sample", x, dict(crs)),
+            "y": ("sample", y, dict(crs)),
         },
-        attrs={
-            "source": f"LimeSoDa {dataset_id}",
-            "licence": LICENCE,
-            "citation": CITATION,
-            "simulated": False,
-            "target_name": target,
-            "dataset_id": dataset_id,
-            "location": meta["where"],
-            "group_kind": "spatial block",
-            "block_size_m": side,
-            "crs": f"EPSG:{epsg}",
-            "s2_acquisition": meta["s2"],
-            "reflectance_scale": f"stored value / {scale:g}",
-            "target_method": {"SOC": meta["soc"], "pH": meta["ph"], "Clay": "sieve-pipette"}[
-                target
-            ],
-            "sampling_depth": meta["depth"],
-        },
+        source=f"LimeSoDa {dataset_id}",
+        licence=LICENCE,
+        citation=CITATION,
+        simulated=False,
+        target_name=target,
+        dataset_id=dataset_id,
+        location=meta["where"],
+        group_kind="spatial block",
+        block_size_m=side,
+        crs=f"EPSG:{epsg}",
+        s2_acquisition=meta["s2"],
+        reflectance_scale=f"stored value / {scale:g}",
+        target_method={"SOC": meta["soc"], "pH": meta["ph"], "Clay": "sieve-pipette"}[target],
+        sampling_depth=meta["depth"],
     )
-    return validate_samples(ds)
 
 
 __all__ = [

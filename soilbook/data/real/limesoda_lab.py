@@ -59,26 +59,21 @@ import pandas as pd
 import xarray as xr
 
 from soilbook.data.real.limesoda import CITATION, LICENCE, _import_limesoda, to_lonlat
-from soilbook.data.schema import validate_samples
+from soilbook.data.schema import sample_set
 from soilbook.data.spectra import interpolation_matrix
+from soilbook.data.tables import to_reflectance
+from soilbook.data.targets import LIMESODA_LAB_TARGETS, describe, resolve_target
 from soilbook.errors import ParameterError
 
 #: LimeSoDa sets with vis-NIR reflectance spectra in nm (``wl_<nm>`` columns).
 LAB_VNIR_DATASETS = ("CV.98", "SC.93", "SSP.460", "SP.231", "MG.44", "SSP.58", "SL.125", "UL.120")
 #: Of these, the sets scanned in the field (not dried and sieved in a laboratory).
 IN_SITU_DATASETS = ("CV.98", "SP.231")
-#: Targets this loader pools (case-insensitive on input).
-LAB_TARGETS = ("SOC", "SOM", "pH", "Clay")
+#: Targets this loader pools (case-insensitive on input), each in the unit of
+#: :data:`soilbook.data.targets.PROPERTIES`.
+LAB_TARGETS = LIMESODA_LAB_TARGETS
 #: The default common grid (nm).
 DEFAULT_GRID_NM = np.arange(400.0, 2451.0, 10.0)
-
-_POOLED_UNITS = {"SOC": "%", "SOM": "%", "pH": "1", "Clay": "%"}
-_LONG = {
-    "SOC": "soil organic carbon (g per 100 g)",
-    "SOM": "soil organic matter (g per 100 g)",
-    "pH": "soil pH",
-    "Clay": "clay content (mass %)",
-}
 _WB = "Walkley & Black titration"
 _LOI = "loss on ignition"
 # From LimeSoDa's dataset pages (docs/source/datasets/*.rst, R man/*.Rd).
@@ -167,30 +162,12 @@ def detect_scale(wavelengths_nm: np.ndarray, spectra: np.ndarray) -> Scale:
     )
 
 
-def to_reflectance(spectra: np.ndarray, scale: Scale) -> np.ndarray:
-    """Convert spectra in ``scale`` to reflectance 0-1 (float64)."""
-    x = np.asarray(spectra, float)
-    if scale == "percent":
-        return x / 100.0
-    if scale == "fraction":
-        return x.copy()
-    if scale == "absorbance":
-        return 10.0 ** (-x)
-    raise ValueError(f"scale={scale!r}; expected 'percent', 'fraction' or 'absorbance'")
-
-
 # -- helpers -----------------------------------------------------------------------------------
 
 
 def normalise_lab_target(target: str) -> str:
     """``"soc"`` → ``"SOC"``; raises :class:`ParameterError` listing :data:`LAB_TARGETS`."""
-    for t in LAB_TARGETS:
-        if str(target).lower() == t.lower():
-            return t
-    raise ParameterError(
-        f"target={target!r} is not available for the LimeSoDa vis-NIR sets; allowed: "
-        f"{list(LAB_TARGETS)} (case-insensitive)."
-    )
+    return resolve_target(target, LAB_TARGETS, where="the LimeSoDa vis-NIR sets")
 
 
 def _spectral_columns(df: pd.DataFrame) -> tuple[list[str], np.ndarray]:
@@ -211,9 +188,10 @@ def _target_problem(dataset_id: str, target: str, columns: list[str]) -> str | N
     if target not in units or f"{target}_target" not in columns:
         have = sorted(t for t in units if t != "pH")
         return f"it reports {'/'.join(have)}, not {target}"
-    if units[target] != _POOLED_UNITS[target]:
+    pooled = describe(target).units
+    if units[target] != pooled:
         return (
-            f"its {target} is in {units[target]}, not {_POOLED_UNITS[target]} (without bulk "
+            f"its {target} is in {units[target]}, not {pooled} (without bulk "
             "densities it cannot be pooled)"
         )
     return None
@@ -229,7 +207,148 @@ def _coverage_problem(wl: np.ndarray, grid: np.ndarray) -> str | None:
     return None
 
 
-# -- the loader --------------------------------------------------------------------------------
+# -- the loader, step by step ------------------------------------------------------------------
+
+
+def _check_grid(wavelengths_nm: np.ndarray | list[float] | None) -> np.ndarray:
+    grid = DEFAULT_GRID_NM if wavelengths_nm is None else np.asarray(wavelengths_nm, float)
+    if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) <= 0):
+        raise ParameterError("wavelengths_nm must be a 1-D, strictly increasing grid in nm.")
+    return grid
+
+
+def _check_ids(dataset_ids: list[str] | tuple[str, ...] | str | None) -> list[str]:
+    if isinstance(dataset_ids, str):
+        dataset_ids = [dataset_ids]
+    ids = list(LAB_VNIR_DATASETS if dataset_ids is None else dataset_ids)
+    unknown = [d for d in ids if d not in LAB_VNIR_DATASETS]
+    if unknown:
+        raise ParameterError(
+            f"dataset_ids {unknown} are not LimeSoDa vis-NIR sets in nm. Allowed: "
+            f"{list(LAB_VNIR_DATASETS)} (MIR sets in wavenumbers and the field-NIR sets "
+            "RP.62/SA.112 are not)."
+        )
+    if not ids:
+        raise ParameterError("dataset_ids is empty; name at least one set or pass None.")
+    return ids
+
+
+def _sets_with_target(
+    ids: list[str], raw: dict, target: str, explicit: bool, skipped: dict[str, str]
+) -> list[str]:
+    """The sets that report ``target`` in the pooled unit (the others go to ``skipped``)."""
+    candidates: list[str] = []
+    for d in ids:
+        reason = _target_problem(d, target, list(raw[d]["Dataset"].columns))
+        if reason is None:
+            candidates.append(d)
+        elif explicit:
+            raise ParameterError(f"LimeSoDa {d} cannot serve target={target!r}: {reason}.")
+        else:
+            skipped[d] = reason
+    if not candidates:
+        raise ParameterError(
+            f"no LimeSoDa vis-NIR set reports {target!r} in the pooled unit: {skipped}"
+        )
+    return candidates
+
+
+def _shared_grid(grid: np.ndarray, candidates: list[str], spectral: dict) -> np.ndarray:
+    """The points of ``grid`` inside the range every candidate set covers (``truncate=True``)."""
+    lo = max(spectral[d][1].min() for d in candidates)
+    hi = min(spectral[d][1].max() for d in candidates)
+    kept = grid[(grid >= lo) & (grid <= hi)]
+    if kept.size < 2:
+        raise ParameterError(
+            f"the sets {candidates} share only {lo:g}-{hi:g} nm, which holds fewer than two "
+            "points of the grid; choose other sets or a finer grid."
+        )
+    return kept
+
+
+def _sets_covering(
+    candidates: list[str],
+    spectral: dict,
+    grid: np.ndarray,
+    target: str,
+    explicit: bool,
+    skipped: dict[str, str],
+) -> list[str]:
+    """The candidate sets whose spectra cover ``grid`` (the others go to ``skipped``)."""
+    use: list[str] = []
+    for d in candidates:
+        reason = _coverage_problem(spectral[d][1], grid)
+        if reason is None:
+            use.append(d)
+        elif explicit:
+            raise ParameterError(
+                f"LimeSoDa {d} cannot serve this grid: {reason}. Pass truncate=True to narrow "
+                "the grid to the range all chosen sets cover, or a grid inside that range."
+            )
+        else:
+            skipped[d] = reason
+    if not use:
+        raise ParameterError(
+            f"no LimeSoDa vis-NIR set covers {grid.min():g}-{grid.max():g} nm for "
+            f"target={target!r}: {skipped}. Pass truncate=True or a narrower grid."
+        )
+    return use
+
+
+def _lonlat(coords: object, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """WGS84 lat, lon of a set's samples from its UTM columns; NaN when none or dummy."""
+    lat = np.full(n, np.nan)
+    lon = np.full(n, np.nan)
+    if isinstance(coords, pd.DataFrame):
+        xcol = next((c for c in coords.columns if str(c).startswith("x_")), None)
+        ycol = next((c for c in coords.columns if str(c).startswith("y_")), None)
+        if xcol and ycol and "dummy" not in xcol:
+            epsg = int(re.sub(r"\D", "", xcol))
+            lon, lat = to_lonlat(coords[xcol].to_numpy(float), coords[ycol].to_numpy(float), epsg)
+    return np.asarray(lat, float), np.asarray(lon, float)
+
+
+def _one_set(d: str, raw: dict, spectral: tuple, grid: np.ndarray, target: str, location: str):
+    """One set's arrays: reflectance on ``grid`` (0-1), target and per-sample descriptions."""
+    df = raw["Dataset"].reset_index(drop=True)
+    cols, wl = spectral
+    values = df[cols].to_numpy(dtype=float)
+    scale = detect_scale(wl, values)
+    n = len(df)
+    lat, lon = _lonlat(raw["Coordinates"], n)
+    return {
+        "refl": to_reflectance(values, scale) @ interpolation_matrix(wl, grid).T,
+        "y": df[f"{target}_target"].to_numpy(float),
+        "group": np.full(n, d, dtype=object),
+        "country": np.full(n, location.rsplit(",", 1)[-1].strip(), dtype=object),
+        "location": np.full(n, location, dtype=object),
+        "measurement": np.full(n, _META[d]["measurement"], dtype=object),
+        "method": np.full(n, _META[d]["methods"][target], dtype=object),
+        "scale": np.full(n, scale, dtype=object),
+        "fold": np.asarray(raw["Folds"]).astype(int),
+        "sid": np.array([f"{d}#{i}" for i in range(n)], dtype=object),
+        "lat": lat,
+        "lon": lon,
+    }
+
+
+def _pooled(use: list[str], raw: dict, spectral: dict, grid: np.ndarray, target: str):
+    """The chosen sets concatenated, without samples that lack a value; and how many lacked one."""
+    overview = _overview()
+    parts = [
+        _one_set(
+            d,
+            raw[d],
+            spectral[d],
+            grid,
+            target,
+            str(overview.loc[d, "Location"]) if d in overview.index else "",
+        )
+        for d in use
+    ]
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    finite = np.isfinite(cat["y"]) & np.all(np.isfinite(cat["refl"]), axis=1)
+    return {k: v[finite] for k, v in cat.items()}, int((~finite).sum())
 
 
 def load_limesoda_lab(
@@ -267,150 +386,51 @@ def load_limesoda_lab(
         ``group_kind`` "dataset", ``dataset_ids``, ``skipped``.
     """
     target = normalise_lab_target(target)
-    grid = DEFAULT_GRID_NM if wavelengths_nm is None else np.asarray(wavelengths_nm, float)
-    if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) <= 0):
-        raise ParameterError("wavelengths_nm must be a 1-D, strictly increasing grid in nm.")
+    grid = _check_grid(wavelengths_nm)
     explicit = dataset_ids is not None
-    if isinstance(dataset_ids, str):
-        dataset_ids = [dataset_ids]
-    ids = list(LAB_VNIR_DATASETS if dataset_ids is None else dataset_ids)
-    unknown = [d for d in ids if d not in LAB_VNIR_DATASETS]
-    if unknown:
-        raise ParameterError(
-            f"dataset_ids {unknown} are not LimeSoDa vis-NIR sets in nm. Allowed: "
-            f"{list(LAB_VNIR_DATASETS)} (MIR sets in wavenumbers and the field-NIR sets "
-            "RP.62/SA.112 are not)."
-        )
-    if not ids:
-        raise ParameterError("dataset_ids is empty; name at least one set or pass None.")
+    ids = _check_ids(dataset_ids)
 
     limesoda = _import_limesoda()
     raw = {d: limesoda.load_dataset(d) for d in ids}
     spectral = {d: _spectral_columns(raw[d]["Dataset"]) for d in ids}
-
     skipped: dict[str, str] = {}
-    candidates: list[str] = []
-    for d in ids:
-        reason = _target_problem(d, target, list(raw[d]["Dataset"].columns))
-        if reason is None:
-            candidates.append(d)
-        elif explicit:
-            raise ParameterError(f"LimeSoDa {d} cannot serve target={target!r}: {reason}.")
-        else:
-            skipped[d] = reason
-    if not candidates:
-        raise ParameterError(
-            f"no LimeSoDa vis-NIR set reports {target!r} in the pooled unit: {skipped}"
-        )
-
+    candidates = _sets_with_target(ids, raw, target, explicit, skipped)
     truncated = False
     if truncate:
-        lo = max(spectral[d][1].min() for d in candidates)
-        hi = min(spectral[d][1].max() for d in candidates)
-        kept = grid[(grid >= lo) & (grid <= hi)]
-        if kept.size < 2:
-            raise ParameterError(
-                f"the sets {candidates} share only {lo:g}-{hi:g} nm, which holds fewer than two "
-                "points of the grid; choose other sets or a finer grid."
-            )
-        truncated = kept.size < grid.size
-        grid = kept
+        kept = _shared_grid(grid, candidates, spectral)
+        truncated, grid = kept.size < grid.size, kept
+    use = _sets_covering(candidates, spectral, grid, target, explicit, skipped)
+    cat, n_dropped = _pooled(use, raw, spectral, grid, target)
 
-    use: list[str] = []
-    for d in candidates:
-        reason = _coverage_problem(spectral[d][1], grid)
-        if reason is None:
-            use.append(d)
-        elif explicit:
-            raise ParameterError(
-                f"LimeSoDa {d} cannot serve this grid: {reason}. Pass truncate=True to narrow "
-                "the grid to the range all chosen sets cover, or a grid inside that range."
-            )
-        else:
-            skipped[d] = reason
-    if not use:
-        raise ParameterError(
-            f"no LimeSoDa vis-NIR set covers {grid.min():g}-{grid.max():g} nm for "
-            f"target={target!r}: {skipped}. Pass truncate=True or a narrower grid."
-        )
-
-    overview = _overview()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "refl", "y", "group", "country", "location", "measurement", "method", "scale", "fold",
-        "sid", "lat", "lon",
-    )}  # fmt: skip
-    for d in use:
-        df = raw[d]["Dataset"].reset_index(drop=True)
-        cols, wl = spectral[d]
-        values = df[cols].to_numpy(dtype=float)
-        scale = detect_scale(wl, values)
-        refl = to_reflectance(values, scale) @ interpolation_matrix(wl, grid).T
-        n = len(df)
-        location = str(overview.loc[d, "Location"]) if d in overview.index else ""
-        lat = np.full(n, np.nan)
-        lon = np.full(n, np.nan)
-        coords = raw[d]["Coordinates"]
-        if isinstance(coords, pd.DataFrame):
-            xcol = next((c for c in coords.columns if str(c).startswith("x_")), None)
-            ycol = next((c for c in coords.columns if str(c).startswith("y_")), None)
-            if xcol and ycol and "dummy" not in xcol:
-                epsg = int(re.sub(r"\D", "", xcol))
-                lon, lat = to_lonlat(
-                    coords[xcol].to_numpy(float), coords[ycol].to_numpy(float), epsg
-                )
-        parts["refl"].append(refl)
-        parts["y"].append(df[f"{target}_target"].to_numpy(float))
-        parts["group"].append(np.full(n, d, dtype=object))
-        parts["country"].append(np.full(n, location.rsplit(",", 1)[-1].strip(), dtype=object))
-        parts["location"].append(np.full(n, location, dtype=object))
-        parts["measurement"].append(np.full(n, _META[d]["measurement"], dtype=object))
-        parts["method"].append(np.full(n, _META[d]["methods"][target], dtype=object))
-        parts["scale"].append(np.full(n, scale, dtype=object))
-        parts["fold"].append(np.asarray(raw[d]["Folds"]).astype(int))
-        parts["sid"].append(np.array([f"{d}#{i}" for i in range(n)], dtype=object))
-        parts["lat"].append(np.asarray(lat, float))
-        parts["lon"].append(np.asarray(lon, float))
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
-    finite = np.isfinite(cat["y"]) & np.all(np.isfinite(cat["refl"]), axis=1)
-    n_dropped = int((~finite).sum())
-    cat = {k: v[finite] for k, v in cat.items()}
-    n = int(finite.sum())
-
-    as_str = {k: cat[k].astype(str) for k in (
+    text = {k: cat[k].astype(str) for k in (
         "group", "country", "location", "measurement", "method", "scale", "sid",
     )}  # fmt: skip
-    ds = xr.Dataset(
-        data_vars={
-            "target": (
-                ("sample",),
-                cat["y"],
-                {"units": _POOLED_UNITS[target], "long_name": _LONG[target]},
-            ),
-            "reflectance": (
-                ("sample", "date", "band"),
-                cat["refl"].astype(np.float32)[:, None, :],
-                {
-                    "units": "1",
-                    "long_name": "soil reflectance (vis-NIR spectrometer, resampled)",
-                    "resampling": "linear interpolation onto the grid",
-                },
-            ),
-        },
+    prop = describe(target)
+    return sample_set(
+        cat["y"],
+        groups=text["group"],
+        group_long_name="LimeSoDa dataset",
+        target_units=prop.units,
+        target_long_name=prop.long_name,
+        reflectance=cat["refl"].astype(np.float32)[:, None, :],
+        dates=["lab"],
+        bands=[f"wl_{w:g}" for w in grid],
+        wavelengths_nm=grid,
+        reflectance_long_name="soil reflectance (vis-NIR spectrometer, resampled)",
+        reflectance_attrs={"resampling": "linear interpolation onto the grid"},
+        sample_ids=np.arange(cat["y"].size),
+        lat=cat["lat"],
+        lon=cat["lon"],
         coords={
-            "sample": np.arange(n),
-            "date": ["lab"],
-            "band": [f"wl_{w:g}" for w in grid],
-            "wavelength": ("band", grid, {"units": "nm"}),
-            "group": ("sample", as_str["group"], {"long_name": "LimeSoDa dataset"}),
-            "dataset_id": ("sample", as_str["group"]),
-            "sample_id": ("sample", as_str["sid"]),
-            "country": ("sample", as_str["country"]),
-            "location": ("sample", as_str["location"]),
-            "measurement": ("sample", as_str["measurement"]),
-            "target_method": ("sample", as_str["method"]),
+            "dataset_id": ("sample", text["group"]),
+            "sample_id": ("sample", text["sid"]),
+            "country": ("sample", text["country"]),
+            "location": ("sample", text["location"]),
+            "measurement": ("sample", text["measurement"]),
+            "target_method": ("sample", text["method"]),
             "reflectance_scale": (
                 "sample",
-                as_str["scale"],
+                text["scale"],
                 {"long_name": "scale of the stored spectra before conversion to 0-1"},
             ),
             "limesoda_fold": (
@@ -418,28 +438,23 @@ def load_limesoda_lab(
                 cat["fold"],
                 {"long_name": "LimeSoDa's predefined random 10-fold id (within its dataset)"},
             ),
-            "lat": ("sample", cat["lat"], {"units": "degrees_north"}),
-            "lon": ("sample", cat["lon"], {"units": "degrees_east"}),
         },
-        attrs={
-            "source": f"LimeSoDa vis-NIR spectra ({', '.join(use)})",
-            "licence": LICENCE,
-            "citation": CITATION,
-            "simulated": False,
-            "target_name": target,
-            "group_kind": "dataset",
-            "dataset_ids": list(use),
-            "skipped": "; ".join(f"{k}: {v}" for k, v in skipped.items()),
-            "grid_nm": f"{grid.min():g}-{grid.max():g} nm, {grid.size} points",
-            "grid_truncated": bool(truncated),
-            "n_dropped_nan": n_dropped,
-            "coordinates_note": (
-                "lat/lon from the UTM coordinates of SC.93, SP.231, MG.44; NaN for sets without "
-                "coordinates and for the dummy (privacy) coordinates of SL.125/UL.120"
-            ),
-        },
+        source=f"LimeSoDa vis-NIR spectra ({', '.join(use)})",
+        licence=LICENCE,
+        citation=CITATION,
+        simulated=False,
+        target_name=target,
+        group_kind="dataset",
+        dataset_ids=list(use),
+        skipped="; ".join(f"{k}: {v}" for k, v in skipped.items()),
+        grid_nm=f"{grid.min():g}-{grid.max():g} nm, {grid.size} points",
+        grid_truncated=bool(truncated),
+        n_dropped_nan=n_dropped,
+        coordinates_note=(
+            "lat/lon from the UTM coordinates of SC.93, SP.231, MG.44; NaN for sets without "
+            "coordinates and for the dummy (privacy) coordinates of SL.125/UL.120"
+        ),
     )
-    return validate_samples(ds)
 
 
 __all__ = [

@@ -37,9 +37,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilbook.data.real.limesoda_lab import DEFAULT_GRID_NM, to_reflectance
-from soilbook.data.schema import validate_samples
+from soilbook.data.real.limesoda_lab import DEFAULT_GRID_NM
+from soilbook.data.schema import sample_set
 from soilbook.data.spectra import interpolation_matrix
+from soilbook.data.tables import to_reflectance
+from soilbook.data.targets import resolve_target
 from soilbook.errors import ParameterError
 from soilbook.geo import geographic_clusters
 
@@ -77,16 +79,17 @@ PathLike = str | os.PathLike[str]
 
 
 def _resolve_target(target: str) -> tuple[str, str, str]:
-    key = str(target).lower()
-    if key in OSSL_TARGETS:
-        return OSSL_TARGETS[key]
+    """(column, units, long name) of a short name of :data:`OSSL_TARGETS` or a raw column."""
     if "_" in str(target) and "." in str(target):  # a raw OSSL column name
         suffix = str(target).rsplit("_", 1)[-1]
         return str(target), _SUFFIX_UNITS.get(suffix, suffix), str(target)
-    raise ParameterError(
-        f"target={target!r} is not known; use one of {sorted(OSSL_TARGETS)} or an OSSL soil lab "
-        "column name such as 'ec_usda.a364_ds.m'."
+    key = resolve_target(
+        target,
+        tuple(OSSL_TARGETS),
+        where="OSSL",
+        hint="Or give an OSSL soil lab column name such as 'ec_usda.a364_ds.m'.",
     )
+    return OSSL_TARGETS[key]
 
 
 def _header(path: PathLike) -> list[str]:
@@ -170,6 +173,94 @@ def _read_spectra(
     return spectra, counts
 
 
+def _check_args(wavelengths_nm, group: str, chunksize: int) -> np.ndarray:
+    grid = DEFAULT_GRID_NM if wavelengths_nm is None else np.asarray(wavelengths_nm, float)
+    if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) <= 0):
+        raise ParameterError("wavelengths_nm must be a 1-D, strictly increasing grid in nm.")
+    if group not in ("cluster", "dataset"):
+        raise ParameterError(f"group={group!r}; expected 'cluster' or 'dataset'.")
+    if chunksize < 1:
+        raise ParameterError(f"chunksize={chunksize}; expected a positive number of rows.")
+    return grid
+
+
+def _layouts(
+    paths: tuple[PathLike, PathLike, PathLike], column: str, grid: np.ndarray, depth: bool
+) -> tuple[list[str], np.ndarray, list[str]]:
+    """Check every table's header before reading anything big.
+
+    Returns the VNIR columns the grid needs, their wavelengths, and the site columns to read.
+    """
+    visnir_path, soillab_path, soilsite_path = paths
+    vn_cols = _header(visnir_path)
+    _require(vn_cols, [ID], visnir_path, "VisNIR")
+    try:
+        needed, needed_wl = visnir_columns(vn_cols, grid)
+    except ValueError as err:
+        raise ValueError(f"the OSSL VisNIR file {Path(visnir_path).name}: {err}") from None
+    _require(_header(soillab_path), [ID, column], soillab_path, "soil lab")
+    site_cols = _header(soilsite_path)
+    site_needed = [ID, LON, LAT, DATASET] + ([DEPTH_TOP] if depth else [])
+    _require(site_cols, site_needed, soilsite_path, "soil site")
+    site_read = site_needed + [
+        c for c in (DEPTH_TOP, DEPTH_BOTTOM) if c in site_cols and c not in site_needed
+    ]
+    return needed, needed_wl, site_read
+
+
+def _lab_values(soillab_path: PathLike, column: str) -> tuple[pd.Series, int]:
+    """Mean target per layer id (layers without a value dropped) and the table's row count."""
+    lab = pd.read_csv(soillab_path, usecols=[ID, column], dtype={ID: str})
+    lab[column] = pd.to_numeric(lab[column], errors="coerce")
+    n_lab = len(lab)
+    return lab.dropna(subset=[ID, column]).groupby(ID, sort=False)[column].mean(), n_lab
+
+
+def _located(
+    table: pd.DataFrame, max_upper_depth_cm: float | None, require_location: bool
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
+    """Keep the layers within the depth (and, if required, with valid coordinates)."""
+    n_depth_dropped = 0
+    if max_upper_depth_cm is not None:
+        top = pd.to_numeric(table[DEPTH_TOP], errors="coerce")
+        ok = top <= max_upper_depth_cm
+        n_depth_dropped = int((~ok).sum())
+        table = table[ok]
+    lat = pd.to_numeric(table[LAT], errors="coerce").to_numpy(float)
+    lon = pd.to_numeric(table[LON], errors="coerce").to_numpy(float)
+    located = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    n_unlocated = int((~located).sum())
+    if require_location:
+        table, lat, lon, located = table[located], lat[located], lon[located], located[located]
+    lat = np.where(located, lat, np.nan)
+    lon = np.where(located, lon, np.nan)
+    counts = {"layers_outside_depth": n_depth_dropped, "layers_without_location": n_unlocated}
+    return table, lat, lon, located, counts
+
+
+def _groups(
+    codes: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    located: np.ndarray,
+    group: str,
+    n_clusters: int,
+    seed: int,
+) -> tuple[np.ndarray, str]:
+    """CV groups (dataset codes or k-means regions) and their description."""
+    if group == "dataset":
+        return codes, "OSSL dataset code"
+    groups = np.full(codes.size, "unlocated", dtype=object)
+    if located.any():
+        groups[located] = geographic_clusters(
+            lat[located], lon[located], n_clusters=n_clusters, seed=seed
+        )
+    return (
+        groups.astype(str),
+        f"k-means region of the coordinates ({n_clusters} clusters, seed {seed})",
+    )
+
+
 def read_ossl(
     visnir_path: PathLike,
     soillab_path: PathLike,
@@ -217,97 +308,38 @@ def read_ossl(
         table has them); attrs with licence, citation and the row counts of every filter.
     """
     column, units, long_name = _resolve_target(target)
-    grid = DEFAULT_GRID_NM if wavelengths_nm is None else np.asarray(wavelengths_nm, float)
-    if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) <= 0):
-        raise ParameterError("wavelengths_nm must be a 1-D, strictly increasing grid in nm.")
-    if group not in ("cluster", "dataset"):
-        raise ParameterError(f"group={group!r}; expected 'cluster' or 'dataset'.")
-    if chunksize < 1:
-        raise ParameterError(f"chunksize={chunksize}; expected a positive number of rows.")
-
-    # -- check every table's layout before reading anything big
-    vn_cols = _header(visnir_path)
-    _require(vn_cols, [ID], visnir_path, "VisNIR")
-    try:
-        needed, needed_wl = visnir_columns(vn_cols, grid)
-    except ValueError as err:
-        raise ValueError(f"the OSSL VisNIR file {Path(visnir_path).name}: {err}") from None
-    lab_cols = _header(soillab_path)
-    _require(lab_cols, [ID, column], soillab_path, "soil lab")
-    site_cols = _header(soilsite_path)
-    site_needed = [ID, LON, LAT, DATASET]
-    if max_upper_depth_cm is not None:
-        site_needed.append(DEPTH_TOP)
-    _require(site_cols, site_needed, soilsite_path, "soil site")
-    site_read = site_needed + [
-        c for c in (DEPTH_TOP, DEPTH_BOTTOM) if c in site_cols and c not in site_needed
-    ]
+    grid = _check_args(wavelengths_nm, group, chunksize)
+    paths = (visnir_path, soillab_path, soilsite_path)
+    needed, needed_wl, site_read = _layouts(paths, column, grid, max_upper_depth_cm is not None)
 
     # -- target, then spectra of the layers that have one
-    lab = pd.read_csv(soillab_path, usecols=[ID, column], dtype={ID: str})
-    lab[column] = pd.to_numeric(lab[column], errors="coerce")
-    n_lab = len(lab)
-    lab = lab.dropna(subset=[ID, column]).groupby(ID, sort=False)[column].mean()
+    lab, n_lab = _lab_values(soillab_path, column)
     spectra, counts = _read_spectra(visnir_path, set(lab.index), needed, chunksize)
     n_missing_spectrum = int((~lab.index.isin(spectra.index)).sum())
-
     site = pd.read_csv(soilsite_path, usecols=site_read, dtype={ID: str, DATASET: str})
     site = site.drop_duplicates(subset=ID).set_index(ID)
     table = spectra.join(lab.rename("target"), how="inner").join(site, how="left")
-
-    n_depth_dropped = 0
-    if max_upper_depth_cm is not None:
-        top = pd.to_numeric(table[DEPTH_TOP], errors="coerce")
-        ok = top <= max_upper_depth_cm
-        n_depth_dropped = int((~ok).sum())
-        table = table[ok]
-    lat = pd.to_numeric(table[LAT], errors="coerce").to_numpy(float)
-    lon = pd.to_numeric(table[LON], errors="coerce").to_numpy(float)
-    located = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
-    n_unlocated = int((~located).sum())
-    if require_location:
-        table, lat, lon, located = table[located], lat[located], lon[located], located[located]
-    lat = np.where(located, lat, np.nan)
-    lon = np.where(located, lon, np.nan)
-    n = len(table)
-    if n == 0:
+    table, lat, lon, located, kept = _located(table, max_upper_depth_cm, require_location)
+    if len(table) == 0:
         raise ValueError(
             f"no OSSL layer has a complete spectrum over {grid.min():g}-{grid.max():g} nm, a "
             f"'{column}' value{' and a location' if require_location else ''} (counts: "
             f"{counts}, layers with the target: {len(lab)}, without a spectrum: "
-            f"{n_missing_spectrum}, unlocated: {n_unlocated})."
+            f"{n_missing_spectrum}, unlocated: {kept['layers_without_location']})."
         )
 
     values = table[needed].to_numpy(float)
     # the OSSL manual: reflectance as a fraction; accept a table in percent, never guess more
     scale = "percent" if np.nanmedian(values) > 1.5 else "fraction"
     refl = to_reflectance(values, scale) @ interpolation_matrix(needed_wl, grid).T
-
     codes = table[DATASET].fillna("unknown").astype(str).to_numpy()
-    if group == "dataset":
-        groups = codes
-        group_long = "OSSL dataset code"
-    else:
-        groups = np.full(n, "unlocated", dtype=object)
-        if located.any():
-            groups[located] = geographic_clusters(
-                lat[located], lon[located], n_clusters=n_clusters, seed=seed
-            )
-        groups = groups.astype(str)
-        group_long = f"k-means region of the coordinates ({n_clusters} clusters, seed {seed})"
+    groups, group_long = _groups(codes, lat, lon, located, group, n_clusters, seed)
 
     from soilbook.data.registry import get  # the citation lives with the registered files
 
     coords: dict[str, object] = {
-        "sample": np.arange(n),
-        "date": ["lab"],
-        "band": [f"wl_{w:g}" for w in grid],
-        "wavelength": ("band", grid, {"units": "nm"}),
-        "group": ("sample", groups, {"long_name": group_long}),
         "layer_id": ("sample", table.index.to_numpy().astype(str), {"long_name": ID}),
         "dataset_code": ("sample", codes),
-        "lat": ("sample", lat, {"units": "degrees_north"}),
-        "lon": ("sample", lon, {"units": "degrees_east"}),
     }
     for col, name in ((DEPTH_TOP, "depth_top_cm"), (DEPTH_BOTTOM, "depth_bottom_cm")):
         if col in table.columns:
@@ -316,44 +348,40 @@ def read_ossl(
                 pd.to_numeric(table[col], errors="coerce").to_numpy(float),
                 {"units": "cm"},
             )
-    ds = xr.Dataset(
-        data_vars={
-            "target": (
-                ("sample",),
-                table["target"].to_numpy(float),
-                {"units": units, "long_name": long_name},
-            ),
-            "reflectance": (
-                ("sample", "date", "band"),
-                refl.astype(np.float32)[:, None, :],
-                {
-                    "units": "1",
-                    "long_name": "soil reflectance (OSSL VisNIR, lab)",
-                    "resampling": "linear interpolation onto the grid; repeated scans averaged",
-                },
-            ),
+    return sample_set(
+        table["target"].to_numpy(float),
+        groups=groups,
+        group_long_name=group_long,
+        target_units=units,
+        target_long_name=long_name,
+        reflectance=refl.astype(np.float32)[:, None, :],
+        dates=["lab"],
+        bands=[f"wl_{w:g}" for w in grid],
+        wavelengths_nm=grid,
+        reflectance_long_name="soil reflectance (OSSL VisNIR, lab)",
+        reflectance_attrs={
+            "resampling": "linear interpolation onto the grid; repeated scans averaged"
         },
+        sample_ids=np.arange(len(table)),
+        lat=lat,
+        lon=lon,
         coords=coords,
-        attrs={
-            "source": SOURCE,
-            "licence": LICENCE,
-            "citation": get("ossl_visnir").citation,
-            "simulated": False,
-            "target_name": str(target),
-            "target_column": column,
-            "group_kind": "geographic cluster" if group == "cluster" else "dataset",
-            "reflectance_scale": scale,
-            "grid_nm": f"{grid.min():g}-{grid.max():g} nm, {grid.size} points",
-            "soillab_rows": n_lab,
-            "layers_with_target": len(lab),
-            "layers_with_target_without_spectrum": n_missing_spectrum,
-            "layers_outside_depth": n_depth_dropped,
-            "layers_without_location": n_unlocated,
-            "locations_required": bool(require_location),
-            **counts,
-        },
+        source=SOURCE,
+        licence=LICENCE,
+        citation=get("ossl_visnir").citation,
+        simulated=False,
+        target_name=str(target),
+        target_column=column,
+        group_kind="geographic cluster" if group == "cluster" else "dataset",
+        reflectance_scale=scale,
+        grid_nm=f"{grid.min():g}-{grid.max():g} nm, {grid.size} points",
+        soillab_rows=n_lab,
+        layers_with_target=len(lab),
+        layers_with_target_without_spectrum=n_missing_spectrum,
+        **kept,
+        locations_required=bool(require_location),
+        **counts,
     )
-    return validate_samples(ds)
 
 
 def load_ossl(

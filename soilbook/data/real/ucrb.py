@@ -47,12 +47,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from soilbook.data.schema import validate_samples
+from soilbook.data.schema import sample_set
+from soilbook.data.targets import UCRB_TARGETS, resolve_target
 from soilbook.errors import ParameterError
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("ec",)
+TARGETS = UCRB_TARGETS
 DEPTHS = ("all", "surface")
 
 SPECTRAL = ("redblue", "redgreen", "redswir1", "swir1nir", "swir1swir2")
@@ -99,6 +100,32 @@ def read_table(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     return pd.read_csv(Path(path), sep="\t")
 
 
+def _select_rows(df: pd.DataFrame, depth: str, groups: dict[str, str]) -> tuple[pd.DataFrame, str]:
+    """The horizons of ``depth`` with a target and every covariate, and a summary of the drops."""
+    n0 = len(df)
+    notes = []
+    bad_depth = ~(df["depth_b"] > df["depth_t"])
+    if depth == "surface":
+        keep = (df["depth_t"] <= 0) & (df["depth_b"] > 0)
+        notes.append(f"kept {int(keep.sum())} surface horizons (depth_t <= 0 < depth_b) of {n0}")
+    else:
+        keep = ~bad_depth
+        notes.append(f"dropped {int(bad_depth.sum())} horizons with depth_b <= depth_t")
+    df = df[keep].copy()
+    df["depth_mid_cm"] = (df["depth_t"] + df["depth_b"]) / 2.0
+    na = df[["ec_12pre", *groups]].isna().any(axis=1)
+    notes.append(f"dropped {int(na.sum())} rows with a missing target or covariate")
+    df = df[~na].reset_index(drop=True)
+    summary = "; ".join(notes) + f"; {len(df)} samples from {df['Pedon_key'].nunique()} pedons"
+    return df, summary
+
+
+def _feature_units(name: str) -> str:
+    if name == "depth_mid_cm":
+        return "cm"
+    return "code" if name in CATEGORICAL else "as published (scaled)"
+
+
 def load_ucrb(
     target: str = "ec", depth: str = "all", path: str | os.PathLike[str] | None = None
 ) -> xr.Dataset:
@@ -120,10 +147,7 @@ def load_ucrb(
         ``feature_kind`` and ``feature_units``; coords ``group`` (Pedon_key), ``lat``/``lon``,
         ``x``/``y`` (EPSG:5070, m), ``depth_top_cm``/``depth_bottom_cm``, ``sample_id``.
     """
-    if str(target).lower() not in TARGETS:
-        raise ParameterError(
-            f"target={target!r} is not available for 'ucrb'; allowed: {list(TARGETS)}."
-        )
+    target = resolve_target(target, TARGETS, where="'ucrb'")
     if depth not in DEPTHS:
         raise ParameterError(f"depth={depth!r} is not allowed; allowed: {list(DEPTHS)}.")
     df = read_table(path)
@@ -136,91 +160,52 @@ def load_ucrb(
             f"The UCRB table lacks the column(s) {missing}; is it the file registered as "
             "'ucrb_salinity' (cop_ncss17_ec12_2D_covarsc.txt)?"
         )
-    n0 = len(df)
-    notes = []
-    bad_depth = ~(df["depth_b"] > df["depth_t"])
-    if depth == "surface":
-        keep = (df["depth_t"] <= 0) & (df["depth_b"] > 0)
-        notes.append(f"kept {int(keep.sum())} surface horizons (depth_t <= 0 < depth_b) of {n0}")
-    else:
-        keep = ~bad_depth
-        notes.append(f"dropped {int(bad_depth.sum())} horizons with depth_b <= depth_t")
-    df = df[keep].copy()
-    df["depth_mid_cm"] = (df["depth_t"] + df["depth_b"]) / 2.0
-    na = df[["ec_12pre", *groups]].isna().any(axis=1)
-    notes.append(f"dropped {int(na.sum())} rows with a missing target or covariate")
-    df = df[~na].reset_index(drop=True)
-    summary = "; ".join(notes) + f"; {len(df)} samples from {df['Pedon_key'].nunique()} pedons"
+    df, summary = _select_rows(df, depth, groups)
     log.info("UCRB: %s", summary)
 
     feats = list(groups)
-    x = df["coords.x1"].to_numpy(float) if "coords.x1" in df.columns else np.full(len(df), np.nan)
-    y = df["coords.x2"].to_numpy(float) if "coords.x2" in df.columns else np.full(len(df), np.nan)
-    ds = xr.Dataset(
-        data_vars={
-            "target": (
-                ("sample",),
-                df["ec_12pre"].to_numpy(np.float64),
-                {
-                    "units": "dS/m",
-                    "long_name": "electrical conductivity of a 1:2 soil:water extract",
-                },
-            ),
-            "covariates": (
-                ("sample", "feature"),
-                df[feats].to_numpy(np.float32),
-                {
-                    "units": "mixed, see feature_units",
-                    "long_name": "Landsat-8 ratios, terrain, hydrology, climate, land cover, depth",
-                },
-            ),
-        },
+    n = len(df)
+    x = df["coords.x1"].to_numpy(float) if "coords.x1" in df.columns else np.full(n, np.nan)
+    y = df["coords.x2"].to_numpy(float) if "coords.x2" in df.columns else np.full(n, np.nan)
+    sample_id = (
+        df["Sample_ID"].astype(str).to_numpy() if "Sample_ID" in df else np.arange(n).astype(str)
+    )
+    crs = {"units": "m", "crs": "EPSG:5070"}
+    return sample_set(
+        df["ec_12pre"].to_numpy(np.float64),
+        groups=df["Pedon_key"].to_numpy(int),
+        group_long_name="NCSS pedon key",
+        target_units="dS/m",
+        target_long_name="electrical conductivity of a 1:2 soil:water extract",
+        covariates=df[feats].to_numpy(np.float32),
+        features=groups,
+        feature_units=[_feature_units(f) for f in feats],
+        covariate_long_name="Landsat-8 ratios, terrain, hydrology, climate, land cover, depth",
+        sample_ids=np.arange(n),
+        lat=df["LAT_dec"].to_numpy(float),
+        lon=df["LONG_dec"].to_numpy(float),
         coords={
-            "sample": np.arange(len(df)),
-            "feature": feats,
-            "feature_group": ("feature", [groups[f] for f in feats]),
             "feature_kind": (
                 "feature",
                 ["categorical code" if f in CATEGORICAL else "continuous" for f in feats],
             ),
-            "feature_units": (
-                "feature",
-                [
-                    "cm"
-                    if f == "depth_mid_cm"
-                    else "code"
-                    if f in CATEGORICAL
-                    else "as published (scaled)"
-                    for f in feats
-                ],
-            ),
-            "group": ("sample", df["Pedon_key"].to_numpy(int), {"long_name": "NCSS pedon key"}),
-            "lat": ("sample", df["LAT_dec"].to_numpy(float), {"units": "degrees_north"}),
-            "lon": ("sample", df["LONG_dec"].to_numpy(float), {"units": "degrees_east"}),
-            "x": ("sample", x, {"units": "m", "crs": "EPSG:5070"}),
-            "y": ("sample", y, {"units": "m", "crs": "EPSG:5070"}),
+            "x": ("sample", x, dict(crs)),
+            "y": ("sample", y, dict(crs)),
             "depth_top_cm": ("sample", df["depth_t"].to_numpy(float), {"units": "cm"}),
             "depth_bottom_cm": ("sample", df["depth_b"].to_numpy(float), {"units": "cm"}),
-            "sample_id": (
-                "sample",
-                df["Sample_ID"].astype(str).to_numpy()
-                if "Sample_ID" in df
-                else np.arange(len(df)).astype(str),
-            ),
+            "sample_id": ("sample", sample_id),
         },
-        attrs={
-            "source": "USGS Upper Colorado River Basin salinity (NCSS pedons), cop_ncss17_ec12_2D_covarsc.txt",
-            "licence": LICENCE,
-            "citation": CITATION,
-            "simulated": False,
-            "target_name": "ec",
-            "depth": depth,
-            "group_kind": "pedon",
-            "preprocessing": summary,
-            "target_transform_hint": "the source study fitted a quantile random forest to log(EC)",
-        },
+        source="USGS Upper Colorado River Basin salinity (NCSS pedons), "
+        "cop_ncss17_ec12_2D_covarsc.txt",
+        licence=LICENCE,
+        citation=CITATION,
+        simulated=False,
+        target_name=target,
+        depth=depth,
+        group_kind="pedon",
+        preprocessing=summary,
+        target_transform_hint="the source study fitted a quantile random forest to log(EC)",
     )
-    return validate_samples(ds)
 
 
 __all__ = ["DEPTHS", "TARGETS", "feature_groups", "load_ucrb", "read_table"]

@@ -26,6 +26,14 @@ CSV layout (one row per field sample)
 - ``sample_id`` (optional) is kept as a coordinate. Any other text column is an error (encode
   categories as numbers first). Rows with a missing covariate or reflectance are dropped (with a
   warning).
+- Refused with a :class:`~soilbook.errors.SchemaError` that names the problem, because each
+  would otherwise pass silently: a header that names a column twice (pandas would read the copy
+  as ``target.1``, a predictor that leaks the target), two columns that give the same feature
+  name (``slope`` and ``terrain:slope``), and an infinite value (``inf``, ``1e999``) in the
+  target, a feature or lat/lon — named by line and column, since one of them would make the
+  whole table look like reflectance × 10 000. An empty file, a file that is not UTF-8 or a
+  folder get a message too (see :mod:`soilbook.data.tables`, which both chapters read
+  users' files with).
 
 NetCDF (``.nc``) and Zarr (``.zarr``) files must already follow :mod:`soilbook.data.schema`; a
 missing ``group`` is made from ``lat``/``lon`` as above, ``simulated`` stored as 0/1 or text is
@@ -36,7 +44,6 @@ Zarr needs the optional ``zarr`` package (``pip install zarr``).
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from pathlib import Path
 
@@ -45,9 +52,18 @@ import pandas as pd
 import xarray as xr
 
 from soilbook import geo
-from soilbook.data.real.limesoda import S2_CENTRES_NM
-from soilbook.data.schema import FEATURE_GROUPS, SchemaError, validate_samples
-from soilbook.errors import ParameterError
+from soilbook.data.schema import FEATURE_GROUPS, SchemaError, sample_set, validate_samples
+from soilbook.data.tables import (
+    BandColumns,
+    check_finite,
+    check_path,
+    parse_band_columns,
+    read_array_file,
+    read_csv,
+    read_netcdf,
+    to_unit_reflectance,
+)
+from soilbook.data.targets import column_name
 
 #: File types :func:`load_user_file` reads.
 SUPPORTED_EXTENSIONS = (".csv", ".nc", ".nc4", ".zarr")
@@ -60,51 +76,6 @@ EXPECTED_LAYOUT = (
     "refl_<nm> (optionally '@<date>'), covariates as '<group>:<name>' or plain names; e.g. "
     "'sample_id,lat,lon,target,B04,B08,terrain:slope'. See help(soilbook.data.real.userfile)."
 )
-
-_BAND = re.compile(
-    r"^(?P<band>B(?:0[1-9]|1[0-2]|8A)|refl_(?P<nm>\d+(?:\.\d+)?))(?:@(?P<date>.+))?$"
-)
-
-
-def read_netcdf(path: Path) -> xr.Dataset:
-    """Load a NetCDF file into memory, with a clear message when no NetCDF-4 engine is installed."""
-    try:
-        with xr.open_dataset(path) as opened:
-            return opened.load()
-    except ImportError as err:
-        raise ImportError(
-            f"Reading {path.name} (NetCDF-4/HDF5) needs h5py for the h5netcdf engine (pip "
-            f"install h5py) or the netCDF4 package. Original error: {err}"
-        ) from err
-
-
-def check_path(
-    data_path: str | os.PathLike[str] | None,
-    *,
-    extensions: tuple[str, ...],
-    missing_message: str,
-    extension_hint: str = "",
-) -> Path:
-    """Cheap checks of a user's ``data_path``: given, exists, one of ``extensions``.
-
-    Raises :class:`ParameterError`: ``missing_message`` when no path is given, otherwise a
-    message naming the resolved path or the extension (plus ``extension_hint``).
-    """
-    if data_path is None or not str(data_path).strip():
-        raise ParameterError(missing_message)
-    path = Path(data_path).expanduser()
-    if not path.exists():
-        raise ParameterError(
-            f"data_path={str(data_path)!r} does not exist (resolved to {path.resolve()}). Paths "
-            "in a notebook are relative to notebooks/; give an absolute path to be safe."
-        )
-    suffix = path.suffix.lower()
-    if suffix not in extensions:
-        raise ParameterError(
-            f"data_path={str(data_path)!r} has the unsupported extension {suffix or '(none)'!r}; "
-            f"supported: {list(extensions)}.{extension_hint}"
-        )
-    return path
 
 
 def check_user_path(data_path: str | os.PathLike[str]) -> Path:
@@ -130,45 +101,24 @@ def _lonlat_blocks(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, float]
     return geo.spatial_blocks(x, y, side), side
 
 
-def _parse_bands(
-    columns: list[str],
-) -> tuple[list[str], list[str], list[float], dict[tuple[str, str], str]]:
-    """(dates, bands, wavelengths, {(date, band): column}) of the reflectance columns."""
-    found: dict[tuple[str, str], str] = {}
-    wl: dict[str, float] = {}
-    for col in columns:
-        m = _BAND.match(col)
-        if not m:
-            continue
-        band = m["band"]
-        found[(m["date"] or "", band)] = col
-        wl[band] = float(m["nm"]) if m["nm"] else S2_CENTRES_NM[band]
-    dates = sorted({d for d, _ in found})
-    bands = sorted(wl, key=lambda b: wl[b])
-    return dates, bands, [wl[b] for b in bands], found
-
-
-def _load_csv(
-    path: Path, target: str, target_units: str, licence: str, citation: str
-) -> xr.Dataset:
-    df = pd.read_csv(path)
-    df.columns = [str(c).strip() for c in df.columns]
+def _labelled_rows(path: Path, df: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Check the target and group columns; drop the rows without a target (with a warning)."""
     if target not in df.columns:
         _fail(path, f"no target column {target!r} (columns: {list(df.columns)[:20]})")
-    has_group = "group" in df.columns
-    has_ll = "lat" in df.columns and "lon" in df.columns
-    if not (has_group or has_ll):
+    if "group" not in df.columns and not ("lat" in df.columns and "lon" in df.columns):
         _fail(path, "neither a 'group' column nor 'lat' and 'lon' columns")
-
     n0 = len(df)
     df = df[df[target].notna()]
     if len(df) < n0:
         warnings.warn(
-            f"{path.name}: dropped {n0 - len(df)} rows without a {target!r} value.", stacklevel=3
+            f"{path.name}: dropped {n0 - len(df)} rows without a {target!r} value.", stacklevel=4
         )
+    return df
 
-    dates, bands, wavelengths, band_cols = _parse_bands(list(df.columns))
-    used = {target, *RESERVED, *band_cols.values()}
+
+def _feature_columns(path: Path, df: pd.DataFrame, target: str, bands: BandColumns) -> list[str]:
+    """The covariate columns (every other column), checked: numeric, known group, unique name."""
+    used = {target, *RESERVED, *bands.columns.values()}
     feat_cols = [c for c in df.columns if c not in used]
     text = [c for c in feat_cols if not pd.api.types.is_numeric_dtype(df[c])]
     if text:
@@ -179,87 +129,119 @@ def _load_csv(
             path,
             f"unknown feature group prefix(es) {bad_groups}; use one of {list(FEATURE_GROUPS)}",
         )
-    if dates:
-        missing = [(d, b) for d in dates for b in bands if (d, b) not in band_cols]
+    names = [c.split(":", 1)[-1] for c in feat_cols]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        _fail(
+            path,
+            f"the feature name(s) {twice} come from more than one column (a '<group>:' prefix "
+            "is not part of the name); rename one of each",
+        )
+    if bands.dates:
+        missing = [(d, b) for d in bands.dates for b in bands.bands if (d, b) not in bands.columns]
         if missing:
             _fail(
                 path,
-                f"reflectance columns missing for (date, band) {missing[:5]}; every date needs the same bands",
+                f"reflectance columns missing for (date, band) {missing[:5]}; every date needs "
+                "the same bands",
             )
-    if not band_cols and not feat_cols:
+    if not bands.columns and not feat_cols:
         _fail(path, "no feature columns")
+    return feat_cols
 
-    value_cols = list(band_cols.values()) + feat_cols
+
+def _complete_rows(path: Path, df: pd.DataFrame, value_cols: list[str]) -> pd.DataFrame:
+    """Drop the rows with a missing feature value (with a warning); at least two must remain."""
     na = df[value_cols].isna().any(axis=1)
     if na.any():
         warnings.warn(
-            f"{path.name}: dropped {int(na.sum())} rows with missing feature values.", stacklevel=3
+            f"{path.name}: dropped {int(na.sum())} rows with missing feature values.", stacklevel=4
         )
         df = df[~na]
     df = df.reset_index(drop=True)
     if len(df) < 2:
         _fail(path, f"only {len(df)} usable row(s)")
+    return df
 
-    n = len(df)
-    data_vars: dict[str, tuple] = {
-        "target": (
-            ("sample",),
-            df[target].to_numpy(np.float64),
-            {"units": target_units, "long_name": target},
-        ),
+
+def _reflectance_args(path: Path, df: pd.DataFrame, bands: BandColumns) -> dict:
+    """:func:`~soilbook.data.schema.sample_set` arguments for the reflectance columns."""
+    if not bands.columns:
+        return {}
+    cube = np.stack(
+        [
+            df[[bands.columns[(d, b)] for b in bands.bands]].to_numpy(np.float64)
+            for d in bands.dates
+        ],
+        axis=1,
+    )
+    cube, note = to_unit_reflectance(cube, name=path.name, large="dn", stacklevel=4)
+    return {
+        "reflectance": cube.astype(np.float32),
+        "dates": [d or "date-1" for d in bands.dates],
+        "bands": bands.bands,
+        "wavelengths_nm": bands.wavelengths_nm,
+        "note": note,
     }
-    coords: dict[str, object] = {"sample": np.arange(n)}
-    attrs: dict[str, object] = {
-        "source": f"user file {path.name}",
-        "licence": licence,
-        "citation": citation,
-        "simulated": False,
-        "target_name": target,
-    }
-    if band_cols:
-        cube = np.stack(
-            [df[[band_cols[(d, b)] for b in bands]].to_numpy(np.float64) for d in dates], axis=1
-        )
-        if np.nanmax(cube) > 1.5:
-            warnings.warn(
-                f"{path.name}: reflectance values up to {np.nanmax(cube):g} look like reflectance "
-                "x 10000; dividing by 10000.",
-                stacklevel=3,
-            )
-            cube = cube / 10000.0
-            attrs["reflectance_scale"] = "stored value / 10000"
-        data_vars["reflectance"] = (
-            ("sample", "date", "band"),
-            cube.astype(np.float32),
-            {"units": "1", "long_name": "surface reflectance"},
-        )
-        coords.update(
-            date=[d or "date-1" for d in dates],
-            band=bands,
-            wavelength=("band", wavelengths, {"units": "nm"}),
-        )
-    if feat_cols:
-        names = [c.split(":", 1)[1] if ":" in c else c for c in feat_cols]
-        groups = [c.split(":", 1)[0] if ":" in c else "other" for c in feat_cols]
-        data_vars["covariates"] = (
-            ("sample", "feature"),
-            df[feat_cols].to_numpy(np.float32),
-            {"units": "as in the file", "long_name": "covariates"},
-        )
-        coords.update(feature=names, feature_group=("feature", groups))
-    if has_ll:
-        coords["lat"] = ("sample", df["lat"].to_numpy(float), {"units": "degrees_north"})
-        coords["lon"] = ("sample", df["lon"].to_numpy(float), {"units": "degrees_east"})
-    if has_group:
-        coords["group"] = ("sample", df["group"].astype(str).to_numpy())
+
+
+def _load_csv(
+    path: Path, target: str, target_units: str, licence: str, citation: str
+) -> xr.Dataset:
+    df = _labelled_rows(path, read_csv(path, layout=EXPECTED_LAYOUT), target)
+    bands = parse_band_columns(list(df.columns))
+    feat_cols = _feature_columns(path, df, target, bands)
+    value_cols = list(bands.columns.values()) + feat_cols
+    has_ll = "lat" in df.columns and "lon" in df.columns
+    check_finite(path, df, [target, *value_cols, *(["lat", "lon"] if has_ll else [])])
+    df = _complete_rows(path, df, value_cols)
+
+    attrs: dict[str, object] = {"target_name": target}
+    refl = _reflectance_args(path, df, bands)
+    if refl.pop("note", None):
+        attrs["reflectance_scale"] = "stored value / 10000"
+    coords: dict[str, object] = {}
+    if "group" in df.columns:
+        groups = df["group"].astype(str).to_numpy()
+        group_long_name = None
         attrs["group_kind"] = "from the file's 'group' column"
     else:
-        ids, side = _lonlat_blocks(df["lat"].to_numpy(float), df["lon"].to_numpy(float))
-        coords["group"] = ("sample", ids, {"long_name": f"spatial block ({side:g} m)"})
+        groups, side = _lonlat_blocks(df["lat"].to_numpy(float), df["lon"].to_numpy(float))
+        group_long_name = f"spatial block ({side:g} m)"
         attrs.update(group_kind="spatial block", block_size_m=side)
     if "sample_id" in df.columns:
         coords["sample_id"] = ("sample", df["sample_id"].astype(str).to_numpy())
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    covariates = {}
+    if feat_cols:
+        covariates = {
+            "covariates": df[feat_cols].to_numpy(np.float32),
+            "features": [
+                (c.split(":", 1)[1], c.split(":", 1)[0]) if ":" in c else (c, "other")
+                for c in feat_cols
+            ],
+            "covariate_units": "as in the file",
+        }
+    try:
+        return sample_set(
+            df[target].to_numpy(np.float64),
+            groups=groups,
+            group_long_name=group_long_name,
+            target_units=target_units,
+            target_long_name=target,
+            **refl,
+            **covariates,
+            sample_ids=np.arange(len(df)),
+            lat=df["lat"].to_numpy(float) if has_ll else None,
+            lon=df["lon"].to_numpy(float) if has_ll else None,
+            coords=coords,
+            source=f"user file {path.name}",
+            licence=licence,
+            citation=citation,
+            simulated=False,
+            **attrs,
+        )
+    except SchemaError as err:
+        raise SchemaError(f"{path.name}: {err}") from None
 
 
 def _as_bool(value: object) -> bool:
@@ -269,17 +251,7 @@ def _as_bool(value: object) -> bool:
 
 
 def _load_array_file(path: Path, target: str) -> xr.Dataset:
-    if path.suffix.lower() == ".zarr":
-        try:
-            import zarr  # noqa: F401
-        except ImportError as err:
-            raise ImportError(
-                f"Reading {path.name} needs the optional 'zarr' package: pip install zarr "
-                "(or pip install 'soilbook[zarr]'), or save the dataset as NetCDF (.nc)."
-            ) from err
-        ds = xr.open_zarr(path).load()
-    else:
-        ds = read_netcdf(path)
+    ds = read_array_file(path)
     if target != "target":
         if target not in ds.data_vars:
             _fail(path, f"no data variable {target!r} (variables: {list(ds.data_vars)})")
@@ -324,15 +296,21 @@ def load_user_file(
         A required column / variable is missing; the message shows the expected layout.
     """
     p = check_user_path(path)
-    name = "target" if target in (None, "", "auto") else str(target)
+    name = column_name(target)
     if p.suffix.lower() == ".csv":
-        ds = _load_csv(p, name, target_units, licence, citation or f"user data from {p.name}")
-    else:
-        ds = _load_array_file(p, name)
+        return _load_csv(p, name, target_units, licence, citation or f"user data from {p.name}")
+    ds = _load_array_file(p, name)
     try:
         return validate_samples(ds)
     except SchemaError as err:
         raise SchemaError(f"{p.name}: {err}") from None
 
 
-__all__ = ["EXPECTED_LAYOUT", "SUPPORTED_EXTENSIONS", "check_user_path", "load_user_file"]
+__all__ = [
+    "EXPECTED_LAYOUT",
+    "SUPPORTED_EXTENSIONS",
+    "check_path",
+    "check_user_path",
+    "load_user_file",
+    "read_netcdf",
+]

@@ -1,0 +1,83 @@
+"""The one sample-set builder (soilbook.data.schema.sample_set) and the schema's validator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from soilbook.data.schema import SchemaError, sample_set, validate_samples
+
+ATTRS = {"source": "unit test", "licence": "CC0", "citation": "none", "simulated": True}
+
+
+def _args(n: int = 6) -> dict:
+    rng = np.random.default_rng(0)
+    return {
+        "target": rng.uniform(1, 5, n),
+        "groups": np.arange(n) % 3,
+        "target_units": "g/kg",
+        "target_long_name": "salt content",
+        "reflectance": rng.uniform(0, 0.5, (n, 1, 2)).astype(np.float32),
+        "dates": ["2021-05"],
+        "bands": ["B04", "B08"],
+        "wavelengths_nm": [664.6, 832.8],
+        **ATTRS,
+    }
+
+
+def test_builder_keeps_dtypes_attrs_and_integer_groups():
+    ds = sample_set(
+        **_args(),
+        target_attrs={"measurement": "lab"},
+        reflectance_attrs={"scale_applied": "none"},
+        covariates=np.ones((6, 2)),
+        features=[("slope", "terrain"), ("slope_2", "terrain")],
+        feature_units=["degree", "degree"],
+        group_long_name="pedon",
+        coords={"x": ("sample", np.arange(6.0), {"units": "m"})},
+        target_name="salt",
+    )
+    assert ds["target"].dtype == np.float64 and ds["reflectance"].dtype == np.float32
+    assert ds["target"].attrs == {
+        "units": "g/kg",
+        "long_name": "salt content",
+        "measurement": "lab",
+    }
+    assert ds["reflectance"].attrs["units"] == "1" and ds["reflectance"].attrs["scale_applied"]
+    assert ds["group"].dtype.kind == "i" and ds["group"].attrs == {"long_name": "pedon"}
+    assert list(ds.attrs)[:5] == ["source", "licence", "citation", "simulated", "target_name"]
+    assert ds["wavelength"].attrs == {"units": "nm"} and ds["x"].attrs == {"units": "m"}
+    mixed = sample_set(**{**_args(), "groups": np.array([1.0, 2, 3, 1, 2, 3])})
+    assert mixed["group"].values[0] == "1.0"  # floats become text
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"bands": ["B04"]}, r"1 band names were given for the 2 bands"),
+        ({"wavelengths_nm": [665.0]}, r"1 wavelengths were given"),
+        ({"dates": None}, "without its dates and bands"),
+        ({"target_units": None}, "without target_units"),
+        ({"covariates": np.ones((6, 3)), "features": {"a": "other"}}, "1 feature names"),
+        ({"reflectance": np.ones((6, 2))}, r"reflectance has shape \(6, 2\)"),
+    ],
+)
+def test_pieces_that_do_not_fit_are_named(change, match):
+    with pytest.raises(SchemaError, match=match):
+        sample_set(**{**_args(), **change})
+
+
+def test_unlabelled_set_is_built_without_validation():
+    ds = sample_set(**{**_args(), "target": None}, validate=False)
+    assert "target" not in ds.data_vars and ds.sizes["sample"] == 6
+    with pytest.raises(SchemaError, match="no 'target'"):
+        validate_samples(ds)
+
+
+def test_infinite_inputs_are_refused():
+    args = _args()
+    args["reflectance"][3, 0, 1] = np.inf
+    with pytest.raises(SchemaError, match=r"'reflectance' holds 1 infinite.*'sample': 3"):
+        sample_set(**args)
+    with pytest.raises(SchemaError, match="'target' holds 1 infinite"):
+        sample_set(**{**_args(), "target": [1, 2, np.inf, 4, 5, 6]})
