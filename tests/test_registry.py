@@ -1,4 +1,5 @@
-"""The data registry: checksums, the local mirror, atomic copies and corrupted caches."""
+"""The data registry: checksums, the local mirror, atomic copies, corrupted caches, downloads
+from a local HTTP server and what happens without a network."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import hashlib
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
+from local_http import serve
 
 from soilbook.data import registry
 from soilbook.data.registry import ChecksumError, RemoteFile, UnknownDatasetError
+from soilbook.errors import DataUnavailableError
 
 
 def _sha(data: bytes) -> str:
@@ -178,35 +182,144 @@ def test_unknown_checksum_is_recorded_then_enforced(
     assert registry.fetch("demo_table").read_bytes() == b"second version\n"
 
 
-def test_download_path_verifies_and_moves_atomically(
-    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def server(cache_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A local HTTP server (routes editable), no mirror, and a registry entry served from it."""
     monkeypatch.delenv("SOILBOOK_DATA_MIRROR", raising=False)
-    payload = {"bytes": b"downloaded\n"}
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    routes: dict[str, tuple[int, bytes, str]] = {}
+    with serve(routes) as base:
+        yield base, routes
+
+
+def _served(monkeypatch, base: str, data: bytes | None, name: str = "remote.txt") -> RemoteFile:
     remote = RemoteFile(
         name="demo_remote",
-        url="https://example.invalid/x/remote.txt",
-        sha256=_sha(b"downloaded\n"),
+        url=f"{base}/x/{name}",
+        sha256=_sha(data) if data is not None else None,
         licence="CC0",
         citation="a test",
-        description="served by a fake downloader",
+        description="served by a local HTTP server",
     )
     monkeypatch.setitem(registry.DATASETS, remote.name, remote)
-    import pooch
+    return remote
 
-    def fake_retrieve(url, known_hash=None, fname=None, path=None, progressbar=False):
-        target = Path(path) / fname
-        target.write_bytes(payload["bytes"])
-        return str(target)
 
-    monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_download_path_verifies_and_moves_atomically(server, cache_dir, monkeypatch, capfd):
+    base, routes = server
+    routes["/x/remote.txt"] = (200, b"downloaded\n", "text/plain")
+    _served(monkeypatch, base, b"downloaded\n")
     path = registry.fetch("demo_remote")
     assert path.read_bytes() == b"downloaded\n" and path.name == "remote.txt"
+    assert _files(cache_dir) == [path]
+    assert os.stat(path).st_mode & 0o044  # readable by others, like an ordinary download
+    # pooch's "Downloading data from ..." lines (and any progress bar) must not be printed:
+    # they would land in an executed notebook
+    out, err = capfd.readouterr()
+    assert "Downloading" not in out + err and "demo_remote" not in out + err
     path.unlink()
-    payload["bytes"] = b"tampered\n"
+    routes["/x/remote.txt"] = (200, b"tampered\n", "text/plain")
     with pytest.raises(ChecksumError, match="demo_remote"):
         registry.fetch("demo_remote")
-    assert [p for p in cache_dir.rglob("*") if p.is_file()] == []
+    assert _files(cache_dir) == []
+
+
+def test_offline_fetch_raises_one_clear_error(cache_dir, monkeypatch, capfd):
+    """No network (every connection refused): DataUnavailableError saying what and how."""
+    import socket
+
+    monkeypatch.delenv("SOILBOOK_DATA_MIRROR", raising=False)
+
+    def no_network(*args, **kwargs):
+        raise OSError("network is unreachable (test)")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    remote = registry.get("enmap_srf")
+    with pytest.raises(DataUnavailableError) as err:
+        registry.fetch("enmap_srf")
+    msg = str(err.value)
+    dest = cache_dir / remote.relpath
+    assert "'enmap_srf'" in msg and remote.url in msg  # which file, from where
+    assert "SOILBOOK_DATA_MIRROR" in msg and remote.mirror_path in msg  # the mirror way
+    assert str(dest) in msg and remote.sha256 in msg and "SOILBOOK_CACHE" in msg  # the cache way
+    assert "soilbook data verify enmap_srf" in msg
+    assert isinstance(err.value, ConnectionError)  # callers catching ConnectionError still work
+    assert err.value.__suppress_context__  # one message, not requests' chained traceback
+    assert _files(cache_dir) == []  # no temporary file left behind
+    out, errs = capfd.readouterr()
+    assert "Downloading" not in out + errs
+
+
+@pytest.mark.parametrize(("status", "text"), [(404, "HTTP 404"), (500, "HTTP 500")])
+def test_http_errors_raise_data_unavailable(server, cache_dir, monkeypatch, status, text):
+    base, routes = server
+    routes["/x/remote.txt"] = (status, b"<html>error</html>", "text/html")
+    remote = _served(monkeypatch, base, b"never served\n")
+    with pytest.raises(DataUnavailableError, match=text) as err:
+        registry.fetch("demo_remote")
+    assert remote.url in str(err.value) and str(cache_dir / remote.relpath) in str(err.value)
+    assert _files(cache_dir) == []
+
+
+def test_an_interrupted_download_leaves_no_temporary_file(server, cache_dir, monkeypatch):
+    import pooch
+
+    base, routes = server
+    routes["/x/remote.txt"] = (200, b"0123456789" * 100, "text/plain")
+    _served(monkeypatch, base, b"0123456789" * 100)
+
+    def interrupted(self, url, output_file, pooch_, check_only=False):
+        output_file.write(b"01234")  # part of the file has arrived ...
+        raise KeyboardInterrupt  # ... when the user presses Ctrl-C
+
+    monkeypatch.setattr(pooch.HTTPDownloader, "__call__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        registry.fetch("demo_remote")
+    assert _files(cache_dir) == []
+
+
+def test_stale_temporary_files_are_swept(tmp_mirror, cache_dir, monkeypatch):
+    """A killed process (kill -9) cannot clean up: the next fetch removes its leftovers."""
+    _register_tmp(monkeypatch, tmp_mirror, b"x,y\n1,2\n")
+    folder = cache_dir / "demo"
+    folder.mkdir(parents=True)
+    old = time.time() - registry.STALE_TEMPORARY_S - 60
+    stale = [
+        folder / ".table.csv.k1ll3d.part",  # this version's temporary name
+        folder / ".table.csv.4242.download",  # an older version's download
+        folder / "table.csv.sha256.4242.tmp",  # an older version's sidecar
+    ]
+    for path in stale:
+        path.write_bytes(b"partial")
+        os.utime(path, (old, old))
+    live = folder / ".table.csv.wr1t1ng.part"  # another process is writing it right now
+    live.write_bytes(b"partial")
+    other = folder / ".other.csv.k1ll3d.part"  # some other file's: not ours to judge here
+    other.write_bytes(b"partial")
+    os.utime(other, (old, old))
+    path = registry.fetch("demo_table")
+    assert path.read_bytes() == b"x,y\n1,2\n"
+    assert not any(p.exists() for p in stale)
+    assert live.exists() and other.exists()
+    assert registry.sweep_stale_temporaries(folder / "other.csv") == [other]
+
+
+def test_quiet_downloads_draw_no_progress_bar(server, cache_dir, monkeypatch, capfd):
+    base, routes = server
+    routes["/x/remote.txt"] = (200, b"a" * 5000, "text/plain")
+    _served(monkeypatch, base, b"a" * 5000)
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    monkeypatch.setenv("SOILBOOK_QUIET_DOWNLOADS", "1")  # what `soilbook run` sets for a kernel
+    registry.fetch("demo_remote", progress=True)
+    out, err = capfd.readouterr()
+    assert out + err == ""
 
 
 def test_derived_long_table_is_rebuilt_from_its_parent(

@@ -127,3 +127,117 @@ def test_esa_srf_agrees_with_gaussian(data_mirror, cache_dir):
     soil = spectra.load_library("soil").isel(spectrum=slice(0, 200))
     diff = np.abs(spectra.resample(soil, esa).values - spectra.resample(soil, gauss).values)
     assert diff.max() < 0.01, "ESA and Gaussian S2 responses differ by more than 0.01 reflectance"
+
+
+# -- packaged band tables (soilbook/data/sensors): offline, and equal to their sources ----------
+
+#: SENTINEL2 as it was written in spectra.py before the table moved into a packaged CSV.
+S2_BEFORE = {
+    "centres": (492.4, 559.8, 664.6, 704.1, 740.5, 782.8, 832.8, 864.7, 1613.7, 2202.4),
+    "widths": (66.0, 36.0, 31.0, 15.0, 15.0, 20.0, 106.0, 21.0, 91.0, 175.0),
+    "resolution": (10.0, 10.0, 10.0, 20.0, 20.0, 20.0, 10.0, 20.0, 20.0, 20.0),
+}
+
+
+@pytest.fixture
+def no_registry(monkeypatch):
+    """Any registry fetch fails, and the cached EnMAP-Box archives are forgotten."""
+    from soilbook.data import registry
+
+    def refuse(name, **kwargs):
+        raise AssertionError(f"the registry was asked for {name!r}")
+
+    spectra._read_enmapbox.cache_clear()
+    monkeypatch.setattr(registry, "fetch", refuse)
+    yield
+    spectra._read_enmapbox.cache_clear()
+
+
+def test_sentinel2_sensor_is_unchanged():
+    s2 = spectra.SENTINEL2
+    assert s2.centres_nm == S2_BEFORE["centres"]
+    assert s2.widths_nm == S2_BEFORE["widths"]
+    assert s2.resolution_m == S2_BEFORE["resolution"]
+    assert spectra.sentinel2_centres_nm("A")["B1"] == 442.7
+    # the mean of 2A and 2B, half up: the table the Earth Engine loader uses
+    assert spectra.sentinel2_centres_nm("mean") == {
+        "B1": 442.5, "B2": 492.3, "B3": 559.4, "B4": 664.8, "B5": 704.0, "B6": 739.8,
+        "B7": 781.3, "B8": 832.9, "B8A": 864.4, "B9": 944.2, "B10": 1375.2, "B11": 1612.1,
+        "B12": 2194.1,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="'A', 'B' or 'mean'"):
+        spectra.sentinel2_centres_nm("C")  # type: ignore[arg-type]
+
+
+def test_limesoda_band_centres_come_from_the_same_table():
+    from soilbook.data.real.limesoda import S2_CENTRES_NM
+
+    assert list(S2_CENTRES_NM)[:3] == ["B01", "B02", "B03"] and "B8A" in S2_CENTRES_NM
+    assert S2_CENTRES_NM["B02"] == spectra.SENTINEL2.centres_nm[0] == 492.4
+    assert len(S2_CENTRES_NM) == 13
+
+
+def test_hyperspectral_defaults_need_no_download(no_registry):
+    enmap = spectra.enmap_sensor()
+    assert len(enmap.bands) == 224 and enmap.bands[0] == "B001"
+    srf = spectra.enmap_srf()  # the default: Gaussian from the packaged centres and FWHM
+    assert srf.sizes["band"] == 224 and srf.attrs["kind"] == "gaussian"
+    np.testing.assert_array_equal(srf["fwhm"].values, enmap.widths_nm)
+    assert srf.isel(band=spectra.usable_bands(srf)).sizes["band"] == 216
+    prisma = spectra.prisma_srf()
+    assert prisma.sizes["band"] == 233
+    with pytest.raises(AssertionError, match="enmap_srf"):
+        spectra.enmap_srf("table")  # the exact tables still come from the registry
+
+
+@pytest.mark.parametrize(
+    ("name", "table", "bands"),
+    [("enmap_srf", "enmap_l2a", 224), ("prisma_srf", "prisma", 233)],
+)
+def test_packaged_hyperspectral_tables_equal_the_enmapbox_archives(
+    data_mirror, cache_dir, name, table, bands
+):
+    """Number for number, so the Gaussian responses (and every result) are unchanged."""
+    from soilbook.data import registry
+    from soilbook.data.sensors import band_table
+
+    packaged = band_table(table)
+    with np.load(registry.fetch(name), allow_pickle=False) as z:
+        np.testing.assert_array_equal(packaged["centre_nm"], z["sensor_wl"])
+        np.testing.assert_array_equal(packaged["fwhm_nm"], z["sensor_fwhm"])
+    assert len(packaged.bands) == bands
+    assert "GPL-3.0" in packaged.meta["licence"] and "f9e8f486" in packaged.meta["source"]
+    # the Gaussian SRF from the packaged table equals the one built from the archive
+    z = spectra._read_enmapbox(name)
+    from_file = spectra.gaussian_srf(z["sensor_wl"], z["sensor_fwhm"])
+    srf = spectra.enmap_srf() if name == "enmap_srf" else spectra.prisma_srf()
+    np.testing.assert_array_equal(srf.values, from_file)
+
+
+@pytest.mark.parametrize("unit", ["A", "B"])
+def test_packaged_sentinel2_centres_are_the_esa_centroids(data_mirror, cache_dir, unit):
+    import pandas as pd
+
+    from soilbook.data import registry
+    from soilbook.data.sensors import band_table
+
+    esa = pd.read_csv(registry.fetch(f"sentinel2_srf_s2{unit.lower()}"))
+    grid = esa["SR_WL"].to_numpy(float)
+    packaged = spectra.sentinel2_centres_nm(unit)
+    assert list(packaged) == [c.rsplit("_", 1)[-1] for c in esa.columns[1:]]
+    for column in esa.columns[1:]:
+        response = np.clip(esa[column].to_numpy(float), 0.0, None)
+        centroid = (grid * response).sum() / response.sum()
+        assert abs(packaged[column.rsplit("_", 1)[-1]] - centroid) <= 0.05 + 1e-9, column
+    assert "ESA" in band_table("sentinel2_msi").meta["source"]
+
+
+def test_band_table_errors():
+    from soilbook.data.sensors import band_table
+
+    with pytest.raises(ValueError, match="enmap_l2a"):
+        band_table("landsat9")
+    with pytest.raises(KeyError, match="centre_nm"):
+        band_table("enmap_l2a")["centre"]
+    with pytest.raises(ValueError):
+        band_table("prisma")["fwhm_nm"][0] = 1.0  # read-only

@@ -11,10 +11,18 @@ local copy, from the first of:
    :func:`os.replace`) and verified;
 3. for a *derived* file (a table rebuilt byte for byte from another registered file), rebuilding
    it from that file;
-4. the public URL, downloaded with :mod:`pooch` (atomically: pooch writes a temporary file and
-   moves it into place) and verified.
+4. the public URL, downloaded with :mod:`pooch`'s HTTP downloader into a temporary file beside
+   the final one, checked, and moved into place (:func:`os.replace`).
 
 A mismatch after fetching raises :class:`ChecksumError` with the file, both hashes and what to do.
+A download that cannot reach the server (no network, DNS failure, time-out, an HTTP error)
+raises :class:`DataUnavailableError` with one message: which file, from which URL, and how to
+use a mirror (``$SOILBOOK_DATA_MIRROR``) or put the file into the cache by hand (the exact
+path). Nothing is logged while downloading (no "Downloading ..." lines in an executed
+notebook); a progress bar is drawn only when ``progress=True`` is asked for and
+``$SOILBOOK_QUIET_DOWNLOADS`` is not set. Temporary files (``.<name>.*.part``) are removed when
+a fetch fails, and ones that a killed process left behind are swept once they are older than
+:data:`STALE_TEMPORARY_S`.
 
 Files with an unknown checksum
 ------------------------------
@@ -25,15 +33,19 @@ recorded in a ``<file>.sha256`` sidecar next to the cached file ("trust on first
 :func:`fetch` or :func:`verify` checks the file against that recorded hash, and a re-download that
 differs from it raises :class:`ChecksumError` (the upstream file changed or the download was
 corrupted) instead of silently replacing the data. :func:`list_datasets` shows which files are
-pinned and which are only recorded.
+pinned and which are only recorded. Before a hash is recorded the content must be plausible:
+an empty file, an HTML/XML page (a proxy's or a server's error page) or a ``.gz`` file that is
+not gzip is refused with :class:`DataUnavailableError` and nothing is recorded.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,13 +57,18 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from soilbook.errors import ChecksumError, UnknownDatasetError
+from soilbook.errors import ChecksumError, DataUnavailableError, UnknownDatasetError
 from soilbook.progress import import_quietly
 
 log = logging.getLogger(__name__)
 
 ENV_CACHE = "SOILBOOK_CACHE"
 ENV_MIRROR = "SOILBOOK_DATA_MIRROR"
+#: Set (to anything but "" or "0") to draw no progress bar and log no cache paths while
+#: fetching; ``soilbook run`` sets it for the notebook kernel.
+ENV_QUIET = "SOILBOOK_QUIET_DOWNLOADS"
+#: A temporary file of a fetch untouched for this long (s) was left by a killed process.
+STALE_TEMPORARY_S = 3600.0
 _CHUNK = 1 << 20
 
 
@@ -397,10 +414,11 @@ def _expected(remote: RemoteFile, path: Path) -> str | None:
 
 
 def _record(path: Path, digest: str) -> None:
-    side = _sidecar(path)
-    tmp = side.with_name(side.name + f".{os.getpid()}.tmp")
-    tmp.write_text(f"{digest}  {path.name}\n")
-    os.replace(tmp, side)
+    _write_atomic(f"{digest}  {path.name}\n".encode(), _sidecar(path))
+
+
+def _quiet() -> bool:
+    return os.environ.get(ENV_QUIET, "") not in ("", "0")
 
 
 def _mirror_source(remote: RemoteFile) -> Path | None:
@@ -454,13 +472,19 @@ def _write_atomic(data: bytes, dest: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _write_via_temporary(dest: Path, write: Callable[[BinaryIO], object]) -> None:
-    """``write`` a temporary file beside ``dest``, sync it to disk, then move it to ``dest``.
+def _write_via_temporary(
+    dest: Path,
+    write: Callable[[BinaryIO], object],
+    check: Callable[[Path], object] | None = None,
+) -> None:
+    """``write`` a temporary file beside ``dest``, sync it, ``check`` it, then move it to ``dest``.
 
-    The temporary file is removed if anything fails, so an interrupted write never leaves a
-    partial file under the final name.
+    The temporary file (``.<dest name>.<random>.part``) is removed if anything fails — including
+    ``check`` raising, or Ctrl-C — so an interrupted write never leaves a partial file under the
+    final name; stale temporaries of ``dest`` left by a killed process are swept first.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temporaries(dest)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
@@ -468,10 +492,77 @@ def _write_via_temporary(dest: Path, write: Callable[[BinaryIO], object]) -> Non
             write(fout)
             fout.flush()
             os.fsync(fout.fileno())
+        if check is not None:
+            check(tmp)
         _publish(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def sweep_stale_temporaries(dest: Path, older_than_s: float = STALE_TEMPORARY_S) -> list[Path]:
+    """Delete temporary files of ``dest`` that no fetch has touched for ``older_than_s`` seconds.
+
+    A process killed while it downloads or copies (``kill -9``, a crash, a power cut) cannot
+    clean up after itself; its ``.<name>.*.part`` file (or, from older soilbook versions,
+    ``.<name>.*.download`` / ``<name>.*.tmp``) would stay in the cache forever. A live fetch
+    writes its temporary file continuously, so one older than ``older_than_s`` is dead.
+    Returns the deleted paths.
+    """
+    name = glob.escape(dest.name)
+    patterns = (f".{name}.*.part", f".{name}.*.download", f"{name}.*.tmp")
+    cutoff = time.time() - older_than_s
+    removed = []
+    for pattern in patterns:
+        for path in dest.parent.glob(pattern):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except OSError:  # another process removed it first, or no permission: leave it
+                continue
+    if removed:
+        log.info("removed %d stale temporary file(s) of %s", len(removed), dest)
+    return removed
+
+
+#: What the first bytes of a file with this suffix must be.
+_MAGIC = {".gz": (b"\x1f\x8b", "gzip data"), ".zip": (b"PK", "a zip archive")}
+_MARKUP = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
+
+
+def _implausible(remote: RemoteFile, path: Path) -> str | None:
+    """Why ``path`` cannot be the file ``remote`` (empty, an HTML/XML page, wrong magic), or None."""
+    size = path.stat().st_size
+    if size == 0:
+        return "it is empty (0 bytes)"
+    with open(path, "rb") as f:
+        head = f.read(512)
+    suffix = Path(urlparse(remote.url or "").path or remote.relpath).suffix.lower()
+    if suffix not in (".html", ".htm", ".xml") and head.lstrip().lower().startswith(_MARKUP):
+        start = head.lstrip()[:40].decode("utf-8", "replace")
+        return (
+            f"it is a web page ({size:,} bytes starting {start!r}), not the data: a proxy, a "
+            "captive portal or the server's error page answered instead of the file"
+        )
+    if suffix in _MAGIC and not head.startswith(_MAGIC[suffix][0]):
+        magic, what = _MAGIC[suffix]
+        return (
+            f"it is not {what} ({size:,} bytes; a {suffix} file starts with the bytes "
+            f"{magic.hex(' ')}, this one with {head[:2].hex(' ')})"
+        )
+    return None
+
+
+def _refuse_implausible(remote: RemoteFile, path: Path, where: str, dest: Path) -> None:
+    reason = _implausible(remote, path)
+    if reason is not None:
+        raise DataUnavailableError(
+            f"'{remote.name}' {where} is not the expected file: {reason}. Nothing was saved "
+            f"and no checksum was recorded. Check that {remote.url or 'the source'} opens in a "
+            f"browser, then run `soilbook data fetch {remote.name}` again, or put a good copy "
+            f"of the file at {dest}."
+        )
 
 
 def srf_long_csv(srf_path: str | os.PathLike[str]) -> bytes:
@@ -507,17 +598,63 @@ DERIVERS: dict[str, Callable[[Path], bytes]] = {
 }
 
 
-def _download(remote: RemoteFile, dest: Path, progress: bool) -> str:
-    """Download with pooch into a temporary name beside ``dest``, then move it into place."""
-    pooch = import_quietly("pooch")
+def _short_reason(err: BaseException) -> str:
+    """A one-line reason for a failed request (HTTP status, time-out, the innermost cause)."""
+    response = getattr(err, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        return f"HTTP {response.status_code} {getattr(response, 'reason', '') or ''}".strip()
+    # requests wraps urllib3's MaxRetryError, whose .reason is the real cause (DNS, refused, ...)
+    inner = err.args[0] if err.args and isinstance(err.args[0], BaseException) else err
+    inner = getattr(inner, "reason", None) or inner
+    text = " ".join(str(inner).split())
+    if text.startswith("HTTP") and "): " in text:  # "HTTPSConnection(host=..., port=443): ..."
+        text = text.split("): ", 1)[1]
+    return f"{type(inner).__name__}: {text[:200]}"
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name = f".{dest.name}.{os.getpid()}.download"
-    tmp = dest.parent / tmp_name
-    try:
-        pooch.retrieve(
-            remote.url, known_hash=None, fname=tmp_name, path=dest.parent, progressbar=progress
+
+def _unavailable(remote: RemoteFile, dest: Path, err: BaseException) -> DataUnavailableError:
+    """The one message for a download that could not reach (or was refused by) the server."""
+    ways = []
+    if remote.mirror_path:
+        ways.append(
+            f"set {ENV_MIRROR} to a folder that holds {remote.mirror_path} (a local mirror, "
+            "as the tests and CI use)"
         )
+    pin = f" (sha256 {remote.sha256})" if remote.sha256 else ""
+    ways.append(
+        f"download {remote.url} on a machine with internet access and put it at\n    {dest}"
+        f"{pin}\n    ({ENV_CACHE} chooses the cache folder, now {cache_dir()})"
+    )
+    return DataUnavailableError(
+        f"Could not download '{remote.name}' ({dest.name}) from {remote.url}: "
+        f"{_short_reason(err)}.\nIs this machine offline? To use the file without the network"
+        + (", either:\n" if len(ways) > 1 else ":\n")
+        + ", or\n".join(f"  - {w}" for w in ways)
+        + f".\nThen run again; `soilbook data verify {remote.name}` checks the copy."
+    )
+
+
+def _download(remote: RemoteFile, dest: Path, progress: bool) -> str:
+    """Download ``remote`` into a temporary file beside ``dest``, check it, move it into place.
+
+    pooch's HTTP downloader streams the bytes (no log lines; a progress bar only if
+    ``progress``). Network and HTTP failures become :class:`DataUnavailableError`; a web page
+    or an empty file instead of the data is refused before it reaches ``dest``.
+    """
+    pooch = import_quietly("pooch")
+    requests = import_quietly("requests")
+    downloader = pooch.HTTPDownloader(progressbar=bool(progress) and not _quiet())
+    digest = ""
+
+    def write(fout: BinaryIO) -> None:
+        try:
+            downloader(remote.url, fout, None)
+        except requests.exceptions.RequestException as err:
+            raise _unavailable(remote, dest, err) from None
+
+    def check(tmp: Path) -> None:
+        nonlocal digest
+        _refuse_implausible(remote, tmp, f"downloaded from {remote.url}", dest)
         digest = sha256sum(tmp)
         expected = _expected(remote, dest)
         if expected and digest != expected:
@@ -534,9 +671,8 @@ def _download(remote: RemoteFile, dest: Path, progress: bool) -> str:
                     else "."
                 ),
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    _write_via_temporary(dest, write, check)
     return digest
 
 
@@ -572,22 +708,31 @@ def fetch(name: str, *, progress: bool = False) -> Path:
     expected = _expected(remote, dest)
     if dest.is_file():
         actual = sha256sum(dest)
-        if expected is None:
+        bad = _implausible(remote, dest) if expected is None else None
+        if expected is None and bad is None:
             _record(dest, actual)  # cached before a hash was recorded: trust on first use
             return dest
         if actual == expected:
             return dest
         msg = (
-            f"The cached copy of '{name}' at {dest} is corrupted: expected sha256 {expected}, "
-            f"got {actual}. Deleting it and fetching it again."
+            f"The cached copy of '{name}' at {dest} is corrupted: "
+            + (bad if bad else f"expected sha256 {expected}, got {actual}")
+            + ". Deleting it and fetching it again."
         )
         warnings.warn(msg, UserWarning, stacklevel=2)
         log.warning(msg)
         dest.unlink()
     digest = _fetch_into(remote, dest, progress)
     if expected is None:
+        src = _mirror_source(remote)
+        where = f"copied from the mirror {src}" if src is not None else "as fetched"
+        try:
+            _refuse_implausible(remote, dest, where, dest)
+        except DataUnavailableError:
+            dest.unlink(missing_ok=True)
+            raise
         _record(dest, digest)
-        log.warning(
+        (log.info if _quiet() else log.warning)(
             "'%s' has no published checksum; recorded sha256 %s at first download (%s).",
             name,
             digest,
@@ -647,6 +792,7 @@ def clear_cache(name: str) -> None:
 __all__ = [
     "DATASETS",
     "ChecksumError",
+    "DataUnavailableError",
     "RemoteFile",
     "UnknownDatasetError",
     "cache_dir",
@@ -658,5 +804,6 @@ __all__ = [
     "register",
     "sha256sum",
     "srf_long_csv",
+    "sweep_stale_temporaries",
     "verify",
 ]

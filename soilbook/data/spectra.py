@@ -27,10 +27,13 @@ sizes), so that other sensors (EnMAP, Landsat) plug into the same :func:`gaussia
 :func:`resample` code. :data:`SENTINEL2` is the Sentinel-2A MSI table.
 
 Hyperspectral sensors: :func:`enmap_sensor` (224 bands) and :func:`prisma_sensor` (233) read
-their band tables from the EnMAP-Box response files in the registry; :func:`enmap_srf` /
-:func:`prisma_srf` give Gaussian or tabulated (:func:`srf_from_enmapbox`) response functions
-for :func:`resample`, and :func:`usable_bands` drops the water-vapour bands
-(:data:`WATER_VAPOUR_NM`) and bands outside the lab spectra's range.
+their band centres and FWHM from tables **packaged with soilbook**
+(:mod:`soilbook.data.sensors`, copied from the EnMAP-Box response files), so the default
+Gaussian responses need no download; :func:`enmap_srf` / :func:`prisma_srf` give those Gaussian
+or the exact tabulated (:func:`srf_from_enmapbox`, fetched through the registry) response
+functions for :func:`resample`, and :func:`usable_bands` drops the water-vapour bands
+(:data:`WATER_VAPOUR_NM`) and bands outside the lab spectra's range. The Sentinel-2 centres and
+bandwidths come from a packaged table too (:func:`sentinel2_centres_nm`).
 """
 
 from __future__ import annotations
@@ -39,12 +42,15 @@ import functools
 import importlib.util
 import re
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from soilbook.data.sensors import band_table
 
 LibraryKind = Literal["soil", "canopy", "npv"]
 
@@ -250,16 +256,47 @@ class Sensor:
         )
 
 
+def sentinel2_centres_nm(unit: Literal["A", "B", "mean"] = "A") -> dict[str, float]:
+    """Central wavelengths (nm) of the 13 Sentinel-2 MSI bands, ``{"B1": 442.7, ...}``.
+
+    From the packaged table ``sentinel2_msi`` (:mod:`soilbook.data.sensors`): the
+    response-weighted centroid of ESA's spectral response functions v3.0, rounded to 0.1 nm,
+    for Sentinel-2A (``"A"``) or 2B (``"B"``); ``"mean"`` is the mean of the two, rounded half
+    up to 0.1 nm (for products that mix both satellites).
+    """
+    if unit not in ("A", "B", "mean"):
+        raise ValueError(f"unit={unit!r}; expected 'A', 'B' or 'mean'")
+    table = band_table("sentinel2_msi")
+    if unit == "mean":
+        a, b = sentinel2_centres_nm("A"), sentinel2_centres_nm("B")
+        tenth = Decimal("0.1")
+        return {
+            k: float(
+                ((Decimal(repr(a[k])) + Decimal(repr(b[k]))) / 2).quantize(tenth, ROUND_HALF_UP)
+            )
+            for k in a
+        }
+    column = table[f"centre_s2{unit.lower()}_nm"]
+    return {band: float(v) for band, v in zip(table.bands, column, strict=True)}
+
+
+def _sentinel2_sensor(bands: tuple[str, ...]) -> Sensor:
+    table = band_table("sentinel2_msi")
+    idx = [table.bands.index(b) for b in bands]
+    return Sensor(
+        name="Sentinel-2A MSI",
+        bands=bands,
+        centres_nm=tuple(float(table["centre_s2a_nm"][i]) for i in idx),
+        widths_nm=tuple(float(table["bandwidth_s2a_nm"][i]) for i in idx),
+        resolution_m=tuple(float(table["resolution_m"][i]) for i in idx),
+    )
+
+
 #: Sentinel-2A MSI, the ten land bands used for surface-reflectance work (B1 aerosol, B9 water
-#: vapour and B10 cirrus are left out). Central wavelengths and bandwidths (nm) as published by
-#: ESA for S2A (Sentinel-2 User Handbook / MSI technical guide, spectral response v3.0).
-SENTINEL2 = Sensor(
-    name="Sentinel-2A MSI",
-    bands=("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12"),
-    centres_nm=(492.4, 559.8, 664.6, 704.1, 740.5, 782.8, 832.8, 864.7, 1613.7, 2202.4),
-    widths_nm=(66.0, 36.0, 31.0, 15.0, 15.0, 20.0, 106.0, 21.0, 91.0, 175.0),
-    resolution_m=(10.0, 10.0, 10.0, 20.0, 20.0, 20.0, 10.0, 20.0, 20.0, 20.0),
-)
+#: vapour and B10 cirrus are left out). Central wavelengths (the centroids of ESA's S2A
+#: response functions v3.0) and bandwidths (nm) as published by ESA for S2A, from the packaged
+#: table ``sentinel2_msi`` (:mod:`soilbook.data.sensors`).
+SENTINEL2 = _sentinel2_sensor(("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12"))
 #: The Sentinel-2 band table as a DataFrame (band, centre_nm, width_nm, resolution_m).
 SENTINEL2_BANDS = SENTINEL2.table()
 
@@ -452,7 +489,10 @@ def resample(spectra: xr.DataArray, srf: xr.DataArray | None = None) -> xr.DataA
 
 # -- hyperspectral sensors: EnMAP and PRISMA ---------------------------------------------------
 #
-# The band tables and response functions come from the EnMAP-Box's Spec2Sensor resources
+# The band centres and FWHM ship with the package (:mod:`soilbook.data.sensors`: ``enmap_l2a``,
+# ``prisma``, copied number for number from the EnMAP-Box archives' ``sensor_wl`` and
+# ``sensor_fwhm``), so the Gaussian responses need no download. The exact response functions
+# come from the EnMAP-Box's Spec2Sensor resources
 # (registry entries ``enmap_srf``, ``prisma_srf``, ``landsat8_srf``): numpy ``.npz`` archives
 # with ``sensor_wl`` (band centres, nm), ``sensor_fwhm`` (nm; absent for Landsat-8),
 # ``srf`` (points, band, 2) holding (wavelength in µm, relative response) padded with -999,
@@ -478,6 +518,8 @@ _ENMAPBOX_SENSORS = {
     "prisma_srf": "PRISMA",
     "landsat8_srf": "Landsat-8 OLI",
 }
+#: Registry response archive -> packaged band table with the same centres and FWHM.
+_PACKAGED_TABLES = {"enmap_srf": "enmap_l2a", "prisma_srf": "prisma"}
 
 
 @functools.lru_cache(maxsize=4)
@@ -514,16 +556,15 @@ def _band_names(n: int) -> tuple[str, ...]:
     return tuple(f"B{i:03d}" for i in range(1, n + 1))
 
 
-def _enmapbox_sensor(name: str) -> Sensor:
-    z = _read_enmapbox(name)
-    if "sensor_fwhm" not in z:
-        raise ValueError(f"{name} has no 'sensor_fwhm'; a Gaussian band table needs widths")
-    n = z["sensor_wl"].size
+def _packaged_sensor(name: str) -> Sensor:
+    """The :class:`Sensor` of registry archive ``name`` from its packaged band table (offline)."""
+    table = band_table(_PACKAGED_TABLES[name])
+    n = len(table.bands)
     return Sensor(
         name=_ENMAPBOX_SENSORS[name],
-        bands=_band_names(n),
-        centres_nm=tuple(float(v) for v in z["sensor_wl"]),
-        widths_nm=tuple(float(v) for v in z["sensor_fwhm"]),
+        bands=table.bands,
+        centres_nm=tuple(float(v) for v in table["centre_nm"]),
+        widths_nm=tuple(float(v) for v in table["fwhm_nm"]),
         resolution_m=(HYPERSPECTRAL_GSD_M,) * n,
     )
 
@@ -531,28 +572,30 @@ def _enmapbox_sensor(name: str) -> Sensor:
 def enmap_sensor() -> Sensor:
     """EnMAP's 224 hyperspectral bands (L2A) as a :class:`Sensor`.
 
-    Band centres and FWHM (nm) come from the EnMAP-Box generic EnMAP L2A table (registry entry
-    ``enmap_srf``, fetched on first use): 418-2446 nm, FWHM 5.8-11.4 nm, 30 m pixels. The table
+    Band centres and FWHM (nm) come from the EnMAP-Box generic EnMAP L2A table (``sensor_wl``,
+    ``sensor_fwhm`` of registry entry ``enmap_srf``), packaged with soilbook as the band table
+    ``enmap_l2a`` (no download): 418-2446 nm, FWHM 5.8-11.4 nm, 30 m pixels. The table
     lists the bands by **increasing wavelength**, so the VNIR and SWIR detectors' overlap at
     902-994 nm appears interleaved; bands are named ``B001`` ... ``B224`` in that order. The
     L2A product has no bands in 1391-1461 nm and 1760-1939 nm (strongest water vapour).
     Pair it with :func:`enmap_srf` for resampling and :func:`usable_bands` to drop the
     remaining water-vapour bands.
     """
-    return _enmapbox_sensor("enmap_srf")
+    return _packaged_sensor("enmap_srf")
 
 
 def prisma_sensor() -> Sensor:
     """PRISMA's 233 hyperspectral bands as a :class:`Sensor` (centres and FWHM in nm).
 
-    From the EnMAP-Box generic PRISMA table (registry entry ``prisma_srf``): 402-2497 nm, FWHM
+    From the EnMAP-Box generic PRISMA table (registry entry ``prisma_srf``; packaged with soilbook
+    as the band table ``prisma``, no download): 402-2497 nm, FWHM
     8.8-15.1 nm, 30 m pixels. The bands are in the table's order, VNIR (``B001``-``B063``,
     402-972 nm) then SWIR (``B064``-``B233``, 951-2497 nm), so centres are **not** monotonic
     across the detector overlap. (The EnMAP-Box's ``prisma.csv``, registry ``prisma_bands``,
     lists 234 bands whose centres differ by up to ~0.3 nm; the ``.srf`` table is used here so
     that centres and response functions agree.)
     """
-    return _enmapbox_sensor("prisma_srf")
+    return _packaged_sensor("prisma_srf")
 
 
 def srf_from_enmapbox(name: str, wavelengths_nm: np.ndarray | None = None) -> xr.DataArray:
@@ -612,10 +655,9 @@ def srf_from_enmapbox(name: str, wavelengths_nm: np.ndarray | None = None) -> xr
 
 def _hyperspectral_srf(name: str, source: str) -> xr.DataArray:
     if source == "gaussian":
-        srf = sensor_srf(_enmapbox_sensor(name))
-        return srf.assign_coords(
-            fwhm=("band", np.array(_read_enmapbox(name)["sensor_fwhm"], float), {"units": "nm"})
-        )
+        sensor = _packaged_sensor(name)
+        srf = sensor_srf(sensor)
+        return srf.assign_coords(fwhm=("band", np.array(sensor.widths_nm, float), {"units": "nm"}))
     if source == "table":
         return srf_from_enmapbox(name)
     raise ValueError(f"source={source!r}; expected 'gaussian' or 'table'")
@@ -624,9 +666,10 @@ def _hyperspectral_srf(name: str, source: str) -> xr.DataArray:
 def enmap_srf(source: Literal["gaussian", "table"] = "gaussian") -> xr.DataArray:
     """EnMAP's 224 response functions for :func:`resample` (dims ``band``, ``srf_wavelength``).
 
-    ``"gaussian"``: Gaussian curves from the centres and FWHM of :func:`enmap_sensor`;
-    ``"table"``: the tabulated responses of the EnMAP-Box (:func:`srf_from_enmapbox`).
-    Both need the registry's ``enmap_srf`` file (a 113 kB download, or the local mirror).
+    ``"gaussian"`` (the default): Gaussian curves from the centres and FWHM of
+    :func:`enmap_sensor` (packaged with soilbook; works offline). ``"table"``: the tabulated
+    responses of the EnMAP-Box (:func:`srf_from_enmapbox`), which need the registry's
+    ``enmap_srf`` file (a 113 kB download, or the local mirror).
     """
     return _hyperspectral_srf("enmap_srf", source)
 
