@@ -11,7 +11,7 @@ import pytest
 from soilbook.config import validate_params
 from soilbook.data import sources
 from soilbook.data.schema import validate_samples
-from soilbook.errors import ParameterError
+from soilbook.errors import ParameterError, SchemaError
 
 NB = "01_salinity_ss_soilnet"
 
@@ -56,16 +56,65 @@ def test_check_source_args_accepts_good_values(tmp_path: Path) -> None:
     sources.check_source_args("ucrb", dataset_id="", target="EC", data_path="")
     f = tmp_path / "x.csv"
     f.write_text("target,group,a\n1,1,2\n")
-    sources.check_source_args("file", dataset_id="", target="anything", data_path=str(f))
+    sources.check_source_args("file", dataset_id="", target="a", data_path=str(f))
 
 
-def test_validate_params_runs_the_source_checks() -> None:
+def test_validate_params_runs_the_source_checks(tmp_path: Path) -> None:
     with pytest.raises(ParameterError, match="Sentinel-2"):
         validate_params(NB, {"data_source": "limesoda", "dataset_id": "CV.98"}, partial=True)
     with pytest.raises(ParameterError, match="needs data_path"):
         validate_params(NB, {"data_source": "file"}, partial=True)
-    ok = validate_params(NB, {"data_source": "limesoda", "target": "Clay"}, partial=True)
+    ok = validate_params(
+        NB, {"data_source": "limesoda", "target": "Clay"}, partial=True, workdir=tmp_path
+    )
     assert ok["target"] == "Clay"
+
+
+def _csv(path: Path, text: str | bytes) -> str:
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "target", "error", "message"),
+    [
+        ("group,salt,B04\n1,2.5,0.1\n", "auto", SchemaError, r"no column\(s\) \['target'\]"),
+        ("group,salt,B04\n1,2.5,0.1\n", "salinity", SchemaError, r"\['salinity'\]"),
+        ("target,B04\n2.5,0.1\n", "auto", SchemaError, "neither a 'group' column nor 'lat'"),
+        ("", "auto", SchemaError, "is empty"),
+        (
+            b"group,target,B04\n" + b"1,2.5,0.1\n" * 3000 + b"caf\xe9,1,0.2\n",
+            "auto",
+            SchemaError,
+            r"not UTF-8 text: the byte 0xe9 .*\(line 3002\)",
+        ),
+        ("target;group;B04\n1;2;3\n", "auto", SchemaError, "separated by ';'"),
+    ],
+)
+def test_user_csv_is_refused_before_the_notebook_runs(
+    tmp_path: Path, content: str | bytes, target: str, error: type, message: str
+) -> None:
+    path = _csv(tmp_path / "mine.csv", content)
+    with pytest.raises(error, match=message):
+        validate_params(
+            NB, {"data_source": "file", "data_path": path, "target": target}, partial=True
+        )
+
+
+def test_user_file_folder_and_empty_netcdf_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "table.csv"
+    folder.mkdir()
+    with pytest.raises(ParameterError, match="is a folder"):
+        sources.check_source_args("file", data_path=str(folder))
+    empty = tmp_path / "set.nc"
+    empty.write_bytes(b"")
+    with pytest.raises(SchemaError, match=r"is empty \(0 bytes\)"):
+        sources.check_source_args("file", data_path=str(empty))
+
+
+def test_user_csv_header_check_accepts_a_good_file(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "ok.csv", "\ufefflat,lon,EC,B04\n37.1,118.2,2.5,0.1\n")
+    assert sources.check_user_csv(path, "EC") == ["lat", "lon", "EC", "B04"]
 
 
 def test_load_limesoda() -> None:

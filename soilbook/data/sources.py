@@ -21,20 +21,19 @@ source         what                                        targets (first = defa
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import NamedTuple
 
 import xarray as xr
 
+from soilbook.data import targets
 from soilbook.data.schema import validate_samples, validate_scene
-from soilbook.errors import ParameterError
+from soilbook.errors import ParameterError, SchemaError
 
 #: Targets per source; the first is the default ("auto"). "file" accepts any column name.
-SOURCE_TARGETS: dict[str, tuple[str, ...]] = {
-    "simulated": ("salinity",),
-    "limesoda": ("SOC", "pH", "Clay"),
-    "ucrb": ("ec",),
-    "file": ("target",),
-}
+#: Defined once, in :data:`soilbook.data.targets.SOURCE_TARGETS`.
+SOURCE_TARGETS: dict[str, tuple[str, ...]] = targets.SOURCE_TARGETS
 SOURCES = tuple(SOURCE_TARGETS)
 
 
@@ -48,17 +47,10 @@ class LoadedData(NamedTuple):
 def resolve_target(data_source: str, target: str) -> str:
     """The canonical target name for ``data_source`` (``"auto"`` → the default; any case)."""
     check_source(data_source)
-    allowed = SOURCE_TARGETS[data_source]
-    if target in ("auto", "", None):
-        return allowed[0]
     if data_source == "file":
-        return str(target)
-    for t in allowed:
-        if str(target).lower() == t.lower():
-            return t
-    raise ParameterError(
-        f"target={target!r} is not available for data_source={data_source!r}; allowed: "
-        f"{list(allowed)} or 'auto' (= {allowed[0]!r})."
+        return targets.column_name(target)
+    return targets.resolve_target(
+        target, SOURCE_TARGETS[data_source], where=f"data_source={data_source!r}"
     )
 
 
@@ -74,18 +66,50 @@ def check_source_args(
     """Cheap checks of the data arguments (nothing is loaded); raises :class:`ParameterError`.
 
     Unknown source, a LimeSoDa id without Sentinel-2 bands, a target the source does not have,
-    or (for ``"file"``) a missing path or an unsupported extension.
+    or (for ``"file"``) a missing path, an unsupported extension, a folder or an empty file, and
+    for a CSV (:func:`check_user_csv`) a header without the target column or without ``group``
+    / ``lat`` + ``lon``, or bytes that are not UTF-8. Raises :class:`ParameterError` or
+    :class:`~soilbook.errors.SchemaError` (the file's content).
     """
     check_source(data_source)
-    resolve_target(data_source, target)
+    tgt = resolve_target(data_source, target)
     if data_source == "limesoda":
         from soilbook.data.real.limesoda import check_dataset_id
 
         check_dataset_id(dataset_id)
     elif data_source == "file":
+        from soilbook.data.checks import check_file_content
         from soilbook.data.real.userfile import check_user_path
 
-        check_user_path(data_path)
+        path = check_file_content(check_user_path(data_path))
+        if path.suffix.lower() == ".csv":
+            check_user_csv(path, tgt)
+
+
+def check_user_csv(path: str | os.PathLike[str], target: str) -> list[str]:
+    """The header of a chapter-1 CSV, checked without reading its rows; returns the columns.
+
+    Refuses (:class:`~soilbook.errors.SchemaError`, with the expected layout): what
+    :func:`soilbook.data.tables.read_header` refuses (empty, column named twice, ``;``
+    separated), bytes that are not UTF-8 anywhere in the file, no ``target`` column, and
+    neither a ``group`` column nor ``lat`` and ``lon``. The rows are checked when
+    :func:`soilbook.data.real.userfile.load_user_file` reads them.
+    """
+    from soilbook.data import tables
+    from soilbook.data.checks import check_utf8_text
+    from soilbook.data.real.userfile import EXPECTED_LAYOUT
+
+    path = Path(path)
+    columns = tables.read_header(path, layout=EXPECTED_LAYOUT)
+    check_utf8_text(path)
+    tables.require_columns(path, columns, [target], layout=EXPECTED_LAYOUT)
+    if "group" not in columns and not {"lat", "lon"} <= set(columns):
+        raise SchemaError(
+            f"{path.name} has neither a 'group' column nor 'lat' and 'lon' columns, so no "
+            f"spatial groups can be made for cross-validation (file: {path}; columns: "
+            f"{columns[:12]}). Expected: {EXPECTED_LAYOUT}"
+        )
+    return columns
 
 
 def load(
@@ -154,6 +178,7 @@ __all__ = [
     "SOURCE_TARGETS",
     "LoadedData",
     "check_source_args",
+    "check_user_csv",
     "load",
     "resolve_target",
 ]
