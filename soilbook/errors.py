@@ -19,6 +19,8 @@ __all__ = [
     "DataUnavailableError",
     "DependencyNotFoundError",
     "EarthEngineSetupError",
+    "NotebookExecutionError",
+    "OutputDirError",
     "ParameterError",
     "SchemaError",
     "SoilbookError",
@@ -69,6 +71,14 @@ class TrainingDivergedError(SoilbookError, RuntimeError):
 
 class EarthEngineSetupError(SoilbookError, RuntimeError):
     """Earth Engine cannot be used here (package, credentials or project missing)."""
+
+
+class OutputDirError(SoilbookError, OSError):
+    """An output folder cannot be created or written (read-only, no permission, a file in the way)."""
+
+
+class NotebookExecutionError(SoilbookError, RuntimeError):
+    """A notebook failed while it ran, or the book build failed; the message says where to look."""
 
 
 class DependencyNotFoundError(SoilbookError, ModuleNotFoundError):

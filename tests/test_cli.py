@@ -1,116 +1,43 @@
-"""The command line: parameter merging and validation, data commands, papermill runs, staging."""
+"""The command line: exit codes and one-message failures of ``soilbook run|book|data|bench``.
+
+Every expected failure prints one ``error: ...`` message (no traceback) and exits 2, a failed
+notebook exits 1 naming its cell and the partial executed notebook, Ctrl-C exits 130.
+"""
 
 from __future__ import annotations
 
-import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-import nbformat
 import pytest
-import yaml
+from tinybook import NB, fake_papermill, tiny_notebook, tiny_repo
 
 from soilbook import cli
-
-NB = "01_salinity_ss_soilnet"
-
-
-def _tiny_notebook(path: Path, body: str = "y = x * 2") -> Path:
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('x = 1\noutput_dir = "out"')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [
-        params,
-        nbformat.v4.new_code_cell(body),
-        nbformat.v4.new_code_cell(
-            "import json, pathlib\n"
-            "p = pathlib.Path(output_dir); p.mkdir(parents=True, exist_ok=True)\n"
-            "(p / 'metrics.json').write_text(json.dumps({'y': y}))"
-        ),
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+from soilbook.errors import DataUnavailableError, SchemaError
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A minimal book: _toc.yml, _config.yml, book/intro.md, notebooks with a quick profile."""
-    root = tmp_path / "repo"
-    (root / "book").mkdir(parents=True)
-    (root / "book" / "intro.md").write_text("# Intro\n")
-    (root / "_config.yml").write_text("title: t\nexecute:\n  execute_notebooks: 'off'\n")
-    (root / "_toc.yml").write_text(
-        "format: jb-book\nroot: book/intro\nchapters:\n  - file: notebooks/01_salinity_ss_soilnet\n"
-    )
-    _tiny_notebook(root / "notebooks" / f"{NB}.ipynb")
-    prof = root / "notebooks" / "params" / NB
-    prof.mkdir(parents=True)
-    (prof / "quick.yaml").write_text("seed: 1\nepochs: 5\nrf_trees: 50\n")
-    (prof / "full.yaml").write_text("epochs: 150\n")
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tiny book, and the current folder inside it (as a user would run soilbook)."""
+    root = tiny_repo(tmp_path / "repo")
+    monkeypatch.chdir(root)
     return root
 
 
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [("3", 3), ("true", True), ("False", False), ("2e-3", 0.002), ("0.5", 0.5), ("cuda", "cuda"),
-     ("BB.250", "BB.250"), ("", "")],
-)  # fmt: skip
-def test_parse_value(text: str, value) -> None:
-    assert cli.parse_value(text) == value and type(cli.parse_value(text)) is type(value)
+def _one_message(err: str, *needles: str) -> None:
+    """``err`` is one ``error:``/``interrupted:`` message, no traceback, containing ``needles``."""
+    assert "Traceback" not in err
+    assert err.count("error:") + err.count("interrupted:") == 1, err
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in {err!r}"
 
 
-def test_merge_order_defaults_profile_files_overrides(repo: Path, tmp_path: Path) -> None:
-    f1 = tmp_path / "a.yaml"
-    f1.write_text("epochs: 7\nrf_trees: 10\n")
-    f2 = tmp_path / "b.yaml"
-    f2.write_text("rf_trees: 11\n")
-    merged, origin = cli.merge_params(
-        NB,
-        repo=repo,
-        profile="quick",
-        files=[f1, f2],
-        overrides=[("epochs", "9"), ("device", "cpu")],
-    )
-    assert merged["epochs"] == 9 and origin["epochs"] == "-p"  # -p beats -f beats profile
-    assert merged["rf_trees"] == 11 and origin["rf_trees"] == f"-f {f2}"  # later -f wins
-    assert merged["seed"] == 1 and origin["seed"] == "profile quick"
-    assert merged["window"] == 15 and origin["window"] == "default"
-    assert merged["profile"] == "quick"
-    full, _ = cli.merge_params(NB, repo=repo, profile="full")
-    assert full["epochs"] == 150 and full["profile"] == "full"
-    params = cli.build_params(NB, repo=repo, profile="quick", overrides=[("learning_rate", "1e-3")])
-    assert params["learning_rate"] == 0.001 and params["epochs"] == 5
-
-
-def test_string_parameters_stay_text_and_paths_become_absolute(repo: Path, tmp_path: Path) -> None:
-    merged, _ = cli.merge_params(
-        NB, repo=repo, overrides=[("dataset_id", "1"), ("data_path", "my.csv")], cwd=tmp_path
-    )
-    assert merged["dataset_id"] == "1"
-    assert merged["data_path"] == str((tmp_path / "my.csv").resolve())
-
-
-def test_missing_profile_is_an_error(repo: Path) -> None:
-    with pytest.raises(cli.CliError, match=r"No 'gpu' profile.*Available: \['full', 'quick'\]"):
-        cli.merge_params(NB, repo=repo, profile="gpu")
-
-
-def test_invalid_value_exits_2_before_papermill(
-    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import papermill
-
-    def boom(*a, **k):
-        raise AssertionError("papermill must not start")
-
-    monkeypatch.setattr(papermill, "execute_notebook", boom)
-    monkeypatch.chdir(repo)
+def test_invalid_value_exits_2_before_papermill(repo: Path, monkeypatch, capsys) -> None:
+    calls = fake_papermill(monkeypatch)
     assert cli.main(["run", "01", "-p", "epochs", "0"]) == 2
     err = capsys.readouterr().err
     assert "epochs" in err and "too small" in err
@@ -124,35 +51,151 @@ def test_invalid_value_exits_2_before_papermill(
     assert "Unknown parameter" in capsys.readouterr().err
     assert cli.main(["run", "nope"]) == 2
     assert "No notebook matches" in capsys.readouterr().err
-    assert not (repo / "_build").exists()
+    assert cli.main(["run", "01", "--profile", "gpu"]) == 2
+    _one_message(capsys.readouterr().err, "No 'gpu' profile")
+    assert calls == [] and not (repo / "_build").exists()
 
 
-def test_secret_looking_names_are_refused(repo: Path, monkeypatch, capsys, tmp_path: Path) -> None:
-    monkeypatch.chdir(repo)
+def test_secret_looking_names_are_refused(repo: Path, capsys, tmp_path: Path) -> None:
     assert cli.main(["run", "01", "-p", "ee_token", "abc"]) == 2
     assert "environment variables" in capsys.readouterr().err
     f = tmp_path / "s.yaml"
     f.write_text("api_key: x\n")
     assert cli.main(["run", "01", "-f", str(f)]) == 2
-    for name in ("password", "my_secret", "gcp_credentials", "key"):
-        with pytest.raises(cli.CliError):
-            cli.check_secret_names([name])
-    cli.check_secret_names(["dataset_id", "keep_going", "monkey"])  # not secrets
+    _one_message(capsys.readouterr().err, "api_key", "environment variables")
 
 
-def test_help_params(repo: Path, monkeypatch, capsys) -> None:
-    monkeypatch.chdir(repo)
+def test_a_bad_parameter_file_is_one_message(repo: Path, capsys, tmp_path: Path) -> None:
+    f = tmp_path / "latin1.yaml"
+    f.write_bytes(b"target_column: \xe9\n")
+    assert cli.main(["run", "01", "-f", str(f)]) == 2
+    _one_message(capsys.readouterr().err, str(f), "UTF-8")
+
+
+def test_any_soilbook_error_is_one_message_and_exit_2(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from soilbook import run as runner
+
+    def bad(*args, **kwargs):
+        raise SchemaError("lab file x.csv has no column 'ec'; columns are ['a', 'b'].")
+
+    monkeypatch.setattr(runner, "validate_params", bad)
+    assert cli.main(["run", "01"]) == 2
+    _one_message(capsys.readouterr().err, "no column 'ec'")
+
+
+def test_help_params(repo: Path, capsys) -> None:
     assert cli.main(["run", "01", "--help-params"]) == 0
     out = capsys.readouterr().out
     assert "data_source" in out and "simulated|limesoda|ucrb|file" in out and "quick" in out
 
 
-def test_resolve_notebook(repo: Path) -> None:
-    assert cli.resolve_notebook("01", repo).name == f"{NB}.ipynb"
-    assert cli.resolve_notebook(NB, repo).name == f"{NB}.ipynb"
-    _tiny_notebook(repo / "notebooks" / "01_other.ipynb")
-    with pytest.raises(cli.CliError, match="several"):
-        cli.resolve_notebook("01", repo)
+def test_unwritable_output_dir_is_one_message_before_papermill(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    calls = fake_papermill(monkeypatch)
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, where a folder should be")
+    assert cli.main(["run", "01", "--output-dir", str(blocker / "executed")]) == 2
+    _one_message(capsys.readouterr().err, str(blocker / "executed"), "--output-dir")
+    assert cli.main(["run", "01", "-p", "output_dir", str(blocker / "out")]) == 2
+    _one_message(capsys.readouterr().err, str(blocker / "out"), "output_dir")
+    assert calls == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_dir_is_one_message(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    calls = fake_papermill(monkeypatch)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert cli.main(["run", "01", "--output-dir", str(ro)]) == 2
+    finally:
+        ro.chmod(0o755)
+    _one_message(capsys.readouterr().err, str(ro), "Permission denied")
+    assert calls == []
+
+
+def test_empty_output_dir_is_refused_not_written_into_notebooks(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    calls = fake_papermill(monkeypatch)
+    before = sorted((repo / "notebooks").rglob("*"))
+    assert cli.main(["run", "01", "-p", "output_dir", ""]) == 2
+    _one_message(capsys.readouterr().err, "output_dir")
+    assert calls == [] and sorted((repo / "notebooks").rglob("*")) == before
+
+
+def test_relative_paths_are_read_against_the_callers_folder(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    calls = fake_papermill(monkeypatch)
+    monkeypatch.chdir(repo / "book")
+    assert cli.main(["run", "01", "--output-dir", "ex", "-p", "output_dir", "res"]) == 0
+    assert "ok in" in capsys.readouterr().out
+    assert Path(calls[0]["output"]) == repo / "book" / "ex" / f"{NB}.ipynb"
+    assert calls[0]["parameters"]["output_dir"] == str(repo / "book" / "res")
+    assert (repo / "book" / "ex" / f"{NB}.json").is_file()
+
+
+def test_a_failing_notebook_exits_1_naming_the_cell_and_the_partial_notebook(
+    repo: Path, capsys
+) -> None:
+    tiny_notebook(repo / "notebooks" / "99_bad.ipynb", body="y = x / 0")
+    assert cli.main(["run", "99", "-p", "output_dir", "o", "--timeout", "120"]) == 1
+    executed = repo / "_build" / "executed" / "99_bad.ipynb"
+    _one_message(
+        capsys.readouterr().err, "ZeroDivisionError: division by zero", "cell 3", str(executed)
+    )
+    assert executed.is_file()
+
+
+def test_ctrl_c_exits_130_saying_where_the_partial_outputs_are(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    fake_papermill(monkeypatch, KeyboardInterrupt())
+    assert cli.main(["run", "01"]) == 130
+    err = capsys.readouterr().err
+    _one_message(err, str(repo / "_build" / "executed" / f"{NB}.ipynb"), "resume")
+    assert str(repo / "_build" / "outputs" / NB) in err and len(err.strip().splitlines()) == 1
+    fake_papermill(monkeypatch, KeyboardInterrupt())
+    assert cli.main(["book"]) == 130
+    _one_message(capsys.readouterr().err, "interrupted", f"{NB}.ipynb")
+
+
+def test_ctrl_c_of_a_real_run_stops_cleanly(repo: Path) -> None:
+    """A SIGINT to ``python -m soilbook run`` while a cell runs: exit 130, one line, a record."""
+    marker = repo / "started"
+    tiny_notebook(
+        repo / "notebooks" / "99_slow.ipynb",
+        body=f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(60)\ny = 1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soilbook", "run", "99", "-p", "output_dir", "o"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    # one line: the kernel's own shutdown noise goes to its log, not to the terminal
+    assert err.startswith("interrupted: 99_slow") and len(err.strip().splitlines()) == 1, err
+    assert str(repo / "_build" / "executed" / "99_slow.ipynb") in err
+    assert (repo / "_build" / "executed" / "99_slow.json").read_text().count('"interrupted"') == 1
 
 
 def test_data_commands(data_mirror: Path, cache_dir: Path, capsys) -> None:
@@ -172,95 +215,24 @@ def test_data_commands(data_mirror: Path, cache_dir: Path, capsys) -> None:
     assert "Known:" in capsys.readouterr().err
 
 
-def test_execute_tiny_notebook_writes_notebook_and_json(tmp_path: Path) -> None:
-    nb = _tiny_notebook(tmp_path / "src" / "tiny.ipynb")
-    out = tmp_path / "executed"
-    rec = cli.execute_notebook(
-        nb,
-        out,
-        {"x": 5, "output_dir": "results"},
-        profile="quick",
-        cwd=tmp_path / "src",
-        timeout=120,
-    )
-    assert rec["status"] == "ok", rec["error"]
-    executed = nbformat.read(out / "tiny.ipynb", as_version=4)
-    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and "x = 5" in injected[0].source
-    saved = json.loads((out / "tiny.json").read_text())
-    assert saved["metrics"] == {"y": 10}
-    assert saved["parameters"] == {"x": 5, "output_dir": "results"}
-    assert saved["profile"] == "quick" and saved["wall_time_s"] > 0
-    assert saved["versions"]["soilbook"] and "cuda_available" in saved["device"]
-    assert (tmp_path / "src" / "results" / "metrics.json").is_file()
+@pytest.mark.parametrize(
+    "error",
+    [DataUnavailableError("ossl_visnir is not cached and https://x could not be reached."),
+     ConnectionError("Max retries exceeded with url: /ossl.csv.gz")],
+)  # fmt: skip
+def test_an_offline_fetch_is_one_message_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys, error: Exception
+) -> None:
+    from soilbook.data import registry
+
+    def offline(name, progress=False):
+        raise error
+
+    monkeypatch.setattr(registry, "fetch", offline)
+    assert cli.main(["data", "fetch", "ossl_visnir"]) == 2
+    _one_message(capsys.readouterr().err, str(error))
 
 
-def test_failing_notebook_is_recorded(tmp_path: Path) -> None:
-    nb = _tiny_notebook(tmp_path / "bad.ipynb", body="y = x / 0")
-    rec = cli.execute_notebook(nb, tmp_path / "executed", {"x": 1, "output_dir": "r"}, timeout=120)
-    assert rec["status"] == "failed" and "ZeroDivisionError" in rec["error"]
-    assert json.loads((tmp_path / "executed" / "bad.json").read_text())["metrics"] is None
-
-
-def test_run_resolves_merges_and_executes(repo: Path, tmp_path: Path) -> None:
-    _tiny_notebook(repo / "notebooks" / "99_tiny.ipynb")
-    rec = cli.run(
-        "99",
-        repo=repo,
-        profile=None,
-        overrides=[("x", "4"), ("output_dir", "out99")],
-        cwd=repo / "notebooks",
-    )
-    assert rec["status"] == "ok", rec["error"]
-    assert rec["metrics"] == {"y": 8}
-    record = repo / "_build" / "executed" / "99_tiny.json"
-    assert record.is_file()
-    src = repo / "notebooks" / "99_tiny.ipynb"
-    assert cli.is_up_to_date(record, src, rec["parameters"])
-    assert not cli.is_up_to_date(record, src, {**rec["parameters"], "x": 5})
-
-
-def test_stage_book_uses_executed_copies(repo: Path, tmp_path: Path) -> None:
-    executed = tmp_path / "executed"
-    executed.mkdir()
-    marker = _tiny_notebook(executed / f"{NB}.ipynb", body="y = 'EXECUTED COPY'")
-    site = repo / "_build" / "site_src"
-    missing = cli.stage_book(repo, executed, site)
-    assert missing == []
-    assert (site / "notebooks" / f"{NB}.ipynb").read_bytes() == marker.read_bytes()
-    assert (site / "book" / "intro.md").is_file() and (site / "_toc.yml").is_file()
-    assert (
-        yaml.safe_load((site / "_config.yml").read_text())["execute"]["execute_notebooks"] == "off"
-    )
-    # without an executed copy the source is staged and reported
-    assert cli.stage_book(repo, tmp_path / "none", site) == [NB]
-
-
-def test_stage_book_folds_papermill_injected_parameters(repo: Path, tmp_path: Path) -> None:
-    executed = tmp_path / "executed"
-    executed.mkdir()
-    path = _tiny_notebook(executed / f"{NB}.ipynb")
-    nb = json.loads(path.read_text())
-    injected = {
-        "cell_type": "code",
-        "execution_count": None,
-        "outputs": [],
-        "metadata": {"tags": ["injected-parameters"]},
-        "source": "x = 1",
-    }
-    nb["cells"].insert(1, injected)
-    path.write_text(json.dumps(nb))
-    site = repo / "_build" / "site_src"
-    cli.stage_book(repo, executed, site)
-    staged = json.loads((site / "notebooks" / f"{NB}.ipynb").read_text())
-    tags = [c["metadata"].get("tags", []) for c in staged["cells"]]
-    assert ["injected-parameters", "hide-input"] in tags
-
-
-def test_kernel_environment_captures_figures_and_restores(monkeypatch) -> None:
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("TQDM_DISABLE", "0")
-    with cli.kernel_environment():
-        assert os.environ["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
-        assert os.environ["TQDM_DISABLE"] == "0"  # the caller's choice wins
-    assert os.environ["MPLBACKEND"] == "Agg"
+def test_a_missing_benchmark_is_one_message(repo: Path, capsys) -> None:
+    assert cli.main(["bench", "maps"]) == 2
+    _one_message(capsys.readouterr().err, "bench_maps.py", "does not exist")
