@@ -49,7 +49,7 @@ import xarray as xr
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 
 from soilbook.data.schema import SAMPLE, subset, target_values
-from soilbook.errors import SplitError
+from soilbook.errors import ParameterError, SplitError
 
 __all__ = [
     "METRICS",
@@ -555,6 +555,171 @@ def _progress(total: int, enabled: bool, desc: str) -> Any:
     return progress_bar(total=total, desc=desc, leave=False)
 
 
+def _check_cv_args(estimators: Mapping[str, Any], target_transform: str) -> None:
+    if target_transform not in ("none", "log1p"):
+        raise ParameterError(f"target_transform = {target_transform!r}. Allowed: 'none', 'log1p'.")
+    if not estimators:
+        raise ParameterError(
+            "no estimators given. What to do: pass e.g. {'RF': RandomForestBaseline()}."
+        )
+
+
+def _check_splits(splits: Mapping[str, Sequence[tuple[Any, Any]]], n: int) -> None:
+    """Every fold of every split: non-empty, disjoint train/test rows within 0..n-1 (no fitting)."""
+    for label, folds in splits.items():
+        if len(folds) == 0:
+            raise SplitError(f"split {label!r} has no folds.")
+        for k, (tr, te) in enumerate(folds):
+            tr, te = np.asarray(tr, dtype=int), np.asarray(te, dtype=int)
+            if te.size == 0 or tr.size == 0:
+                raise SplitError(f"split {label!r} fold {k} has an empty training or test set.")
+            if tr.min() < 0 or te.min() < 0 or tr.max() >= n or te.max() >= n:
+                raise SplitError(f"split {label!r} fold {k} has indices outside 0..{n - 1}.")
+            if np.intersect1d(tr, te).size:
+                raise SplitError(
+                    f"split {label!r} fold {k}: {np.intersect1d(tr, te).size} samples are in both "
+                    "the training and the test set. What to do: make disjoint folds."
+                )
+
+
+@dataclass(frozen=True)
+class _FoldFit:
+    """One fold's fitted model, its held-out predictions (n_test,) and the seconds it took."""
+
+    model: Any
+    predicted: np.ndarray
+    fit_s: float
+    predict_s: float
+
+
+def _fit_predict_fold(
+    name: str,
+    est: Any,
+    ds: xr.Dataset,
+    train: np.ndarray,
+    test: np.ndarray,
+    target_transform: str,
+) -> _FoldFit:
+    """Clone ``est`` (wrapped in :class:`Log1pTarget` for ``"log1p"``), fit it on the ``train``
+    rows and predict the ``test`` rows, timing both (``time.perf_counter``, seconds)."""
+    model = clone(est)
+    if target_transform == "log1p":
+        model = Log1pTarget(model)
+    ds_train = subset(ds, train)
+    ds_test = subset(ds, test)
+    t0 = time.perf_counter()
+    model.fit(ds_train)
+    t1 = time.perf_counter()
+    pred = np.asarray(model.predict(ds_test), dtype=np.float64).ravel()
+    t2 = time.perf_counter()
+    if pred.size != test.size:
+        raise ValueError(
+            f"{name} predicted {pred.size} values for {test.size} test samples. "
+            "Expected: one prediction per sample, shape (n_sample,)."
+        )
+    return _FoldFit(model, pred, t1 - t0, t2 - t1)
+
+
+@dataclass
+class _CVTables:
+    """What the fold loop collects, row by row, into the tables of a :class:`CVResult`.
+
+    ``y`` (n_sample,) is the target in its unit and ``groups`` (n_sample,) the group labels.
+    """
+
+    y: np.ndarray
+    groups: np.ndarray
+    score_rows: list[dict[str, Any]] = field(default_factory=list)
+    pred_frames: list[pd.DataFrame] = field(default_factory=list)
+    timing_rows: list[dict[str, Any]] = field(default_factory=list)
+    fitted: dict[tuple[str, str], Any] = field(default_factory=dict)
+    test_index: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    def add_fold(self, name: str, label: str, k: int, test: np.ndarray, pred: np.ndarray) -> None:
+        """The metrics of fold ``k`` and its held-out predictions."""
+        y = self.y
+        for metric, value in metrics_table(y[test], pred).items():
+            self.score_rows.append(
+                {"model": name, "split": label, "fold": k, "metric": metric, "value": value}
+            )
+        self.pred_frames.append(
+            pd.DataFrame(
+                {
+                    "model": name,
+                    "split": label,
+                    "fold": k,
+                    "sample": test,
+                    "group": self.groups[test],
+                    "observed": y[test],
+                    "predicted": pred,
+                }
+            )
+        )
+
+    def to_result(self, meta: dict[str, Any]) -> CVResult:
+        return CVResult(
+            scores=pd.DataFrame(self.score_rows),
+            predictions=pd.concat(self.pred_frames, ignore_index=True),
+            timing_table=pd.DataFrame(self.timing_rows),
+            meta=meta,
+            fitted=self.fitted,
+            test_index=self.test_index,
+        )
+
+
+def _cross_validate_split(
+    name: str,
+    est: Any,
+    label: str,
+    folds: Sequence[tuple[Any, Any]],
+    ds: xr.Dataset,
+    target_transform: str,
+    tables: _CVTables,
+    bar: Any,
+) -> None:
+    """Every fold of one split for one estimator; keeps the last fold's model and test rows."""
+    fit_s = pred_s = 0.0
+    for k, (tr, te) in enumerate(folds):
+        tr, te = np.asarray(tr, dtype=int), np.asarray(te, dtype=int)
+        if bar is not None:
+            bar.set_postfix_str(f"{name} / {label} / fold {k + 1}/{len(folds)}")
+        fold = _fit_predict_fold(name, est, ds, tr, te, target_transform)
+        fit_s += fold.fit_s
+        pred_s += fold.predict_s
+        tables.add_fold(name, label, k, te, fold.predicted)
+        if k == len(folds) - 1:
+            tables.fitted[(name, label)] = fold.model
+            tables.test_index[(name, label)] = te
+        if bar is not None:
+            bar.update(1)
+    tables.timing_rows.append(
+        {"model": name, "split": label, "n_folds": len(folds), "fit_s": fit_s, "predict_s": pred_s}
+    )
+
+
+def _cv_meta(
+    ds: xr.Dataset,
+    estimators: Mapping[str, Any],
+    splits: Mapping[str, Sequence[tuple[Any, Any]]],
+    target_transform: str,
+) -> dict[str, Any]:
+    """Target name and unit, the data's provenance, the split descriptions and the models."""
+    descriptions = dict(getattr(splits, "descriptions", {}) or {})
+    return {
+        "target_name": str(
+            ds.attrs.get("target_name", ds["target"].attrs.get("long_name", "target"))
+        ),
+        "units": str(ds["target"].attrs.get("units", "")),
+        "simulated": bool(ds.attrs.get("simulated", False)),
+        "source": str(ds.attrs.get("source", "")),
+        "group_kind": str(ds.attrs.get("group_kind", "group")),
+        "n_samples": int(ds.sizes[SAMPLE]),
+        "target_transform": target_transform,
+        "split_descriptions": {k: descriptions.get(k, k) for k in splits},
+        "models": list(estimators),
+    }
+
+
 def cross_validate(
     estimators: Mapping[str, Any],
     ds: xr.Dataset,
@@ -582,127 +747,19 @@ def cross_validate(
     from soilbook.data.schema import validate_samples
 
     validate_samples(ds)
-    if target_transform not in ("none", "log1p"):
-        raise ValueError(f"target_transform = {target_transform!r}. Allowed: 'none', 'log1p'.")
-    if not estimators:
-        raise ValueError(
-            "no estimators given. What to do: pass e.g. {'RF': RandomForestBaseline()}."
-        )
-    n = ds.sizes[SAMPLE]
-    y = target_values(ds)
-    groups = np.asarray(ds["group"].values).astype(str)
-
-    # check the splits before any fitting
-    for label, folds in splits.items():
-        if len(folds) == 0:
-            raise SplitError(f"split {label!r} has no folds.")
-        for k, (tr, te) in enumerate(folds):
-            tr, te = np.asarray(tr, dtype=int), np.asarray(te, dtype=int)
-            if te.size == 0 or tr.size == 0:
-                raise SplitError(f"split {label!r} fold {k} has an empty training or test set.")
-            if tr.min() < 0 or te.min() < 0 or tr.max() >= n or te.max() >= n:
-                raise SplitError(f"split {label!r} fold {k} has indices outside 0..{n - 1}.")
-            if np.intersect1d(tr, te).size:
-                raise SplitError(
-                    f"split {label!r} fold {k}: {np.intersect1d(tr, te).size} samples are in both "
-                    "the training and the test set. What to do: make disjoint folds."
-                )
-
+    _check_cv_args(estimators, target_transform)
+    tables = _CVTables(y=target_values(ds), groups=np.asarray(ds["group"].values).astype(str))
+    _check_splits(splits, ds.sizes[SAMPLE])  # before any fitting
     total = len(estimators) * sum(len(f) for f in splits.values())
     bar = _progress(total, progress, "cross-validation")
-    score_rows: list[dict[str, Any]] = []
-    pred_frames: list[pd.DataFrame] = []
-    timing_rows: list[dict[str, Any]] = []
-    fitted: dict[tuple[str, str], Any] = {}
-    test_index: dict[tuple[str, str], np.ndarray] = {}
     try:
         for name, est in estimators.items():
             for label, folds in splits.items():
-                fit_s = pred_s = 0.0
-                for k, (tr, te) in enumerate(folds):
-                    tr, te = np.asarray(tr, dtype=int), np.asarray(te, dtype=int)
-                    model = clone(est)
-                    if target_transform == "log1p":
-                        model = Log1pTarget(model)
-                    ds_train = subset(ds, tr)
-                    ds_test = subset(ds, te)
-                    if bar is not None:
-                        bar.set_postfix_str(f"{name} / {label} / fold {k + 1}/{len(folds)}")
-                    t0 = time.perf_counter()
-                    model.fit(ds_train)
-                    t1 = time.perf_counter()
-                    pred = np.asarray(model.predict(ds_test), dtype=np.float64).ravel()
-                    t2 = time.perf_counter()
-                    fit_s += t1 - t0
-                    pred_s += t2 - t1
-                    if pred.size != te.size:
-                        raise ValueError(
-                            f"{name} predicted {pred.size} values for {te.size} test samples. "
-                            "Expected: one prediction per sample, shape (n_sample,)."
-                        )
-                    for metric, value in metrics_table(y[te], pred).items():
-                        score_rows.append(
-                            {
-                                "model": name,
-                                "split": label,
-                                "fold": k,
-                                "metric": metric,
-                                "value": value,
-                            }
-                        )
-                    pred_frames.append(
-                        pd.DataFrame(
-                            {
-                                "model": name,
-                                "split": label,
-                                "fold": k,
-                                "sample": te,
-                                "group": groups[te],
-                                "observed": y[te],
-                                "predicted": pred,
-                            }
-                        )
-                    )
-                    if k == len(folds) - 1:
-                        fitted[(name, label)] = model
-                        test_index[(name, label)] = te
-                    if bar is not None:
-                        bar.update(1)
-                timing_rows.append(
-                    {
-                        "model": name,
-                        "split": label,
-                        "n_folds": len(folds),
-                        "fit_s": fit_s,
-                        "predict_s": pred_s,
-                    }
-                )
+                _cross_validate_split(name, est, label, folds, ds, target_transform, tables, bar)
     finally:
         if bar is not None:
             bar.close()
-
-    descriptions = dict(getattr(splits, "descriptions", {}) or {})
-    meta = {
-        "target_name": str(
-            ds.attrs.get("target_name", ds["target"].attrs.get("long_name", "target"))
-        ),
-        "units": str(ds["target"].attrs.get("units", "")),
-        "simulated": bool(ds.attrs.get("simulated", False)),
-        "source": str(ds.attrs.get("source", "")),
-        "group_kind": str(ds.attrs.get("group_kind", "group")),
-        "n_samples": int(n),
-        "target_transform": target_transform,
-        "split_descriptions": {k: descriptions.get(k, k) for k in splits},
-        "models": list(estimators),
-    }
-    return CVResult(
-        scores=pd.DataFrame(score_rows),
-        predictions=pd.concat(pred_frames, ignore_index=True),
-        timing_table=pd.DataFrame(timing_rows),
-        meta=meta,
-        fitted=fitted,
-        test_index=test_index,
-    )
+    return tables.to_result(_cv_meta(ds, estimators, splits, target_transform))
 
 
 def paper_comparison(

@@ -345,6 +345,109 @@ def _target_standardisation(network: Any) -> tuple[float, float]:
     return float(raw_scale[0]), float(np.ravel(np.asarray(shift, dtype=np.float64))[0])
 
 
+def _check_network(network: Any) -> None:
+    for attr in ("module_", "to_tensors", "input_groups"):
+        if not hasattr(network, attr):
+            raise TypeError(
+                f"gradient_shap needs a fitted soilbook network with '{attr}', got "
+                f"{type(network).__name__}. What to do: fit the network first; for baselines use "
+                "tree_shap or kernel_shap."
+            )
+
+
+def _module_device(module: Any) -> Any:
+    """The torch device of the module's parameters (CPU for a module without any)."""
+    import torch
+
+    try:
+        return next(module.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def _network_inputs(
+    network: Any, ds: xr.Dataset, device: Any
+) -> tuple[list[Any], list[str] | None]:
+    """``network.to_tensors(ds)`` as float32 tensors on ``device``.
+
+    Returns the tensors (one per network input, samples first) and their names when
+    ``to_tensors`` returned a dict (else None).
+    """
+    import torch
+
+    tensors, names = _as_input_list(network.to_tensors(ds))
+    return [torch.as_tensor(t).float().to(device) for t in tensors], names
+
+
+def _input_names(network: Any, names: list[str] | None, n_inputs: int) -> list[str]:
+    """The names of the inputs: from ``to_tensors``, else ``network.input_names_``, else inputN."""
+    if names is not None:
+        return names
+    given = list(getattr(network, "input_names_", []) or [])
+    return given if len(given) == n_inputs else [f"input{i}" for i in range(n_inputs)]
+
+
+def _input_group_labels(
+    network: Any, ds_ex: xr.Dataset, ex: list[Any], names: list[str]
+) -> list[np.ndarray]:
+    """``network.input_groups(ds_ex)`` broadcast to each input's per-sample shape (object arrays).
+
+    A dict is matched to the inputs by name when it has every name, otherwise taken in order.
+    """
+    raw_groups = network.input_groups(ds_ex)
+    if isinstance(raw_groups, Mapping):
+        raw_groups = (
+            [raw_groups[k] for k in names]
+            if set(names) <= set(raw_groups)
+            else list(raw_groups.values())
+        )
+    if raw_groups is None or len(raw_groups) != len(ex):
+        raise ValueError(
+            f"network.input_groups returned {raw_groups!r} for {len(ex)} inputs. Expected: one "
+            "entry per input tensor."
+        )
+    return [
+        _expand_groups(g, tuple(t.shape[1:]), n)
+        for g, t, n in zip(raw_groups, ex, names, strict=True)
+    ]
+
+
+def _expected_gradients(
+    shap: Any,
+    wrapped: Any,
+    module: Any,
+    bg: list[Any],
+    ex: list[Any],
+    nsamples: int,
+    seed: int,
+    batch_size: int,
+) -> list[Any]:
+    """Raw shap.GradientExplainer values, one array per input (in standardised units).
+
+    shap reseeds numpy's global generator (``rseed``): its state is restored afterwards, and the
+    parameter gradients shap leaves on ``module`` are dropped.
+    """
+    explainer = shap.GradientExplainer(wrapped, bg if len(bg) > 1 else bg[0], batch_size=batch_size)
+    state = np.random.get_state()  # noqa: NPY002 - shap reseeds numpy's global generator
+    try:
+        raw = explainer.shap_values(ex if len(ex) > 1 else ex[0], nsamples=nsamples, rseed=seed)
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+        module.zero_grad(set_to_none=True)  # drop the parameter gradients shap left behind
+    return raw if isinstance(raw, list) else [raw]
+
+
+def _in_target_units(raw: list[Any], ex: list[Any], scale: float) -> list[np.ndarray]:
+    """Each input's values reshaped to the input's shape (n, *input_shape), × ``scale``."""
+    values = []
+    for v, t in zip(raw, ex, strict=True):
+        v = np.asarray(v, dtype=np.float64)
+        if v.ndim == t.ndim + 1 and v.shape[-1] == 1:
+            v = v[..., 0]
+        values.append(v.reshape(tuple(t.shape)) * scale)
+    return values
+
+
 def gradient_shap(
     network: Any,
     ds_background: xr.Dataset,
@@ -386,67 +489,26 @@ def gradient_shap(
     import torch
 
     shap = _import_shap()
-    for attr in ("module_", "to_tensors", "input_groups"):
-        if not hasattr(network, attr):
-            raise TypeError(
-                f"gradient_shap needs a fitted soilbook network with '{attr}', got "
-                f"{type(network).__name__}. What to do: fit the network first; for baselines use "
-                "tree_shap or kernel_shap."
-            )
+    _check_network(network)
     module = network.module_
     module.eval()
-    try:
-        device = next(module.parameters()).device
-    except StopIteration:
-        device = torch.device("cpu")
+    device = _module_device(module)
     bg_rows = _sample_rows(ds_background.sizes[SAMPLE], n_background, seed)
     ex_rows = _sample_rows(ds_explain.sizes[SAMPLE], max_samples, seed + 1)
     ds_bg = ds_background.isel({SAMPLE: bg_rows})
     ds_ex = ds_explain.isel({SAMPLE: ex_rows})
-    bg, names = _as_input_list(network.to_tensors(ds_bg))
-    ex, _ = _as_input_list(network.to_tensors(ds_ex))
-    bg = [torch.as_tensor(t).float().to(device) for t in bg]
-    ex = [torch.as_tensor(t).float().to(device) for t in ex]
-    if names is None:
-        given = list(getattr(network, "input_names_", []) or [])
-        names = given if len(given) == len(ex) else [f"input{i}" for i in range(len(ex))]
-    raw_groups = network.input_groups(ds_ex)
-    if isinstance(raw_groups, Mapping):
-        raw_groups = (
-            [raw_groups[k] for k in names]
-            if set(names) <= set(raw_groups)
-            else list(raw_groups.values())
-        )
-    if raw_groups is None or len(raw_groups) != len(ex):
-        raise ValueError(
-            f"network.input_groups returned {raw_groups!r} for {len(ex)} inputs. Expected: one "
-            "entry per input tensor."
-        )
-    groups = [
-        _expand_groups(g, tuple(t.shape[1:]), n)
-        for g, t, n in zip(raw_groups, ex, names, strict=True)
-    ]
+    bg, names = _network_inputs(network, ds_bg, device)
+    ex, _ = _network_inputs(network, ds_ex, device)
+    names = _input_names(network, names, len(ex))
+    groups = _input_group_labels(network, ds_ex, ex, names)
 
     wrapped = _column_output(module).to(device).eval()
     scale, shift = _target_standardisation(network)
-    explainer = shap.GradientExplainer(wrapped, bg if len(bg) > 1 else bg[0], batch_size=batch_size)
-    state = np.random.get_state()  # noqa: NPY002 - shap reseeds numpy's global generator
-    try:
-        raw = explainer.shap_values(ex if len(ex) > 1 else ex[0], nsamples=nsamples, rseed=seed)
-    finally:
-        np.random.set_state(state)  # noqa: NPY002
-        module.zero_grad(set_to_none=True)  # drop the parameter gradients shap left behind
-    raw = raw if isinstance(raw, list) else [raw]
-    values = []
-    for v, t in zip(raw, ex, strict=True):
-        v = np.asarray(v, dtype=np.float64)
-        if v.ndim == t.ndim + 1 and v.shape[-1] == 1:
-            v = v[..., 0]
-        values.append(v.reshape(tuple(t.shape)) * scale)
+    raw = _expected_gradients(shap, wrapped, module, bg, ex, nsamples, seed, batch_size)
     with torch.no_grad():
         base = float(wrapped(*bg).mean().cpu()) * scale + shift
     return Attribution(
-        values=values,
+        values=_in_target_units(raw, ex, scale),
         feature_names=names,
         feature_groups=groups,
         base_value=base,

@@ -10,6 +10,7 @@ from factories import random_sample_set
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.metrics import mean_absolute_error, r2_score
 
+from soilbook.errors import ParameterError
 from soilbook.evaluate import (
     METRICS,
     CVResult,
@@ -323,8 +324,10 @@ def test_log1p_round_trip() -> None:
     with pytest.raises(ValueError, match="log1p needs target > -1"):
         Log1pTarget(SpyRegressor()).fit(bad)
     assert clone(Log1pTarget(SpyRegressor(tag="z"))).estimator.tag == "z"
-    with pytest.raises(ValueError, match="target_transform"):
+    with pytest.raises(ParameterError, match="target_transform"):
         cross_validate({"spy": SpyRegressor()}, ds, splits, target_transform="sqrt")
+    with pytest.raises(ParameterError, match="no estimators given"):
+        cross_validate({}, ds, splits, progress=False)
 
 
 def test_cross_validate_rejects_leaky_splits() -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from soilbook.data.schema import validate_scene
 from soilbook.data.simulate.salinity import SalinityParams, random_field, simulate_scene
+from soilbook.errors import ParameterError
 
 SIZE = 64
 
@@ -104,6 +105,36 @@ def test_scene_size_pixel_size_and_srf_choices():
         simulate_scene(size=4)
     with pytest.raises(ValueError, match="n_dates"):
         simulate_scene(size=24, n_dates=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"size": 4}, "size=4"), ({"n_dates": 0}, "n_dates=0"), ({"pixel_size_m": 0.0}, "positive")],
+)
+def test_bad_arguments_raise_parameter_error(kwargs, match):
+    with pytest.raises(ParameterError, match=match):
+        simulate_scene(**{"size": 24, "n_dates": 1, **kwargs})
+
+
+def test_fingerprint_of_a_small_scene():
+    """Pins the scene a seed gives (values of the simulator before its steps were split out).
+
+    A change that reorders the random draws, or draws from another step's stream, changes these;
+    the tolerance only absorbs floating-point differences between machines.
+    """
+    ds = simulate_scene(size=32, n_dates=2, seed=5)
+    got = [
+        float(ds["target"].mean()),
+        float(ds["target"][3, 7]),
+        float(ds["reflectance"][1, :, 20, 11].sum()),
+        float(ds["layers"].sel(layer="lai_peak").mean()),
+        float(ds["layers"].sel(layer="twi")[5, 5]),
+        float(ds["soil_moisture"][0].mean()),
+    ]
+    expected = [4.152655601501465, 1.633409857749939, 2.7600882053375244, 0.7288919687271118]
+    expected += [9.160802841186523, 0.13254724442958832]
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert int(ds["crop"].sum()) == 798 and int(ds["parcel"].max()) == 6
 
 
 def test_params_change_the_scene():

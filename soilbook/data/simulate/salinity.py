@@ -33,13 +33,14 @@ import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import xarray as xr
 from scipy import ndimage
 
 from soilbook.data import spectra as spec
+from soilbook.errors import ParameterError
 
 #: Crops, in the order of the integer codes of the ``crop`` variable.
 CROPS = ("wheat_maize", "cotton", "fallow")
@@ -403,6 +404,7 @@ def _parcels(size: int, pixel: float, p: SalinityParams, rng: np.random.Generato
 
 
 def _acquisition_doys(n_dates: int, p: SalinityParams) -> np.ndarray:
+    """Days of year of the acquisitions, (date,) float64: evenly from first_doy to last_doy."""
     if n_dates == 1:
         return np.array([p.first_doy + 5.0])
     return np.round(np.linspace(p.first_doy, p.last_doy, n_dates))
@@ -489,6 +491,580 @@ def _lai_from_ndvi(ndvi: np.ndarray) -> np.ndarray:
     return (-np.log(ratio) / 0.6).astype(np.float32)
 
 
+# -- the scene: intermediate fields ------------------------------------------------------------
+
+
+class _Streams(NamedTuple):
+    """The scene's independent random streams, one per part of the model.
+
+    They are the children of ``np.random.SeedSequence(seed).spawn(16)`` in this field order (the
+    last two children are spare), so every step draws from its own stream and a step's draws do
+    not depend on how much any other step drew.
+    """
+
+    coast: np.random.Generator
+    terrain: np.random.Generator
+    dem: np.random.Generator
+    water: np.random.Generator
+    soil: np.random.Generator
+    parcel: np.random.Generator
+    salt: np.random.Generator
+    crop: np.random.Generator
+    vigour: np.random.Generator
+    surface: np.random.Generator
+    moisture: np.random.Generator
+    sensor: np.random.Generator
+    levee: np.random.Generator
+    endmembers: np.random.Generator
+
+    @classmethod
+    def from_seed(cls, seed: int) -> _Streams:
+        children = np.random.SeedSequence(seed).spawn(16)
+        return cls(*(np.random.default_rng(s) for s in children[: len(cls._fields)]))
+
+
+class _Terrain(NamedTuple):
+    """Step 2: the true surface and the observed DEM; every array (y, x) float32."""
+
+    levee: np.ndarray  #: levee profile, 0 (off the levee) to 1 (on its crest)
+    micro: np.ndarray  #: micro-relief, unit standard deviation (m = micro_relief_m × this)
+    elevation_true: np.ndarray  #: true elevation incl. micro-relief (m)
+    dem: np.ndarray  #: observed 30 m DEM with its error (m)
+    slope: np.ndarray  #: slope of the DEM (degree)
+    twi: np.ndarray  #: topographic wetness index ln(a / tan β) (1)
+
+
+class _Bands(NamedTuple):
+    """Step 4: the Sentinel-2 bands and how library spectra are resampled to them."""
+
+    srf: xr.DataArray  #: response functions (band, srf_wavelength)
+    rmat: np.ndarray  #: resampling matrix (band, library wavelength); spectrum @ rmat.T = bands
+    wavelength_nm: np.ndarray  #: the spectral library's wavelengths (nm)
+    names: list[str]  #: band names, e.g. "B2" … "B12"
+
+
+class _SoilOptics(NamedTuple):
+    """Step 4: soil units and their band reflectances (float32; 'unit' = soil-unit id)."""
+
+    unit: np.ndarray  #: soil-unit id per pixel (y, x) int32
+    texture: np.ndarray  #: texture index per unit (unit,) float64, unit sd; finer: larger
+    mix: np.ndarray  #: weight of each unit's second spectrum per pixel (y, x), 0–0.6
+    soil_a: np.ndarray  #: first soil spectrum of each unit (unit, band)
+    soil_b: np.ndarray  #: second soil spectrum of each unit (unit, band)
+    feature_a: np.ndarray  #: 2.2 µm feature depth of soil_a (unit, band)
+    feature_b: np.ndarray  #: 2.2 µm feature depth of soil_b (unit, band)
+    crust: np.ndarray  #: salt-crust reflectance (band,)
+    darkening: np.ndarray  #: band-averaged moisture-darkening coefficient (band,), per m³/m³
+
+
+class _Fields(NamedTuple):
+    """Step 5: field parcels, their crops, and the root-zone salt."""
+
+    parcel: np.ndarray  #: parcel id per pixel (y, x) int32
+    crop_of_parcel: np.ndarray  #: crop code per parcel (parcel,) int8, index into CROPS
+    crop: np.ndarray  #: crop code per pixel (y, x) int8
+    salt: np.ndarray  #: salt content of the 0–20 cm layer (y, x) float32, g/kg
+    ece: np.ndarray  #: saturated-paste EC (y, x) float32, dS/m
+
+    @property
+    def n_parcels(self) -> int:
+        return int(self.crop_of_parcel.size)
+
+
+class _Endmembers(NamedTuple):
+    """Step 6: the vegetation spectra each parcel is drawn from (band values float32)."""
+
+    canopy: np.ndarray  #: PROSAIL canopy library in bands (spectrum, band)
+    healthy: np.ndarray  #: per parcel, row of canopy of its healthy canopy (parcel,)
+    stressed: np.ndarray  #: per parcel, row of canopy of its stressed canopy (parcel,)
+    residue: np.ndarray  #: NPV library in bands (spectrum, band)
+    residue_index: np.ndarray  #: per parcel, row of residue of its crop residue (parcel,)
+    residue_cover: np.ndarray  #: per parcel, maximum residue cover of the soil (parcel,), 0–1
+
+
+class _Imagery(NamedTuple):
+    """Step 7: what the satellite saw and the surface state behind it (float32)."""
+
+    reflectance: np.ndarray  #: (date, band, y, x), 0–1
+    soil_moisture: np.ndarray  #: surface soil moisture (date, y, x), m³/m³
+    surface_salt: np.ndarray  #: salt content of the surface layer (date, y, x), g/kg
+
+
+# -- the scene: steps --------------------------------------------------------------------------
+
+
+def _check_scene_args(size: int, n_dates: int, pixel_size_m: float) -> None:
+    if size < 8:
+        raise ParameterError(f"size={size} is too small; use at least 8 pixels (e.g. 48 for tests)")
+    if n_dates < 1:
+        raise ParameterError(f"n_dates={n_dates}; expected at least 1")
+    if pixel_size_m <= 0:
+        raise ParameterError(f"pixel_size_m={pixel_size_m}; expected a positive size in metres")
+
+
+def _terrain(
+    dist_km: np.ndarray,
+    size: int,
+    px: float,
+    p: SalinityParams,
+    r_levee: np.random.Generator,
+    r_terrain: np.random.Generator,
+    r_dem: np.random.Generator,
+) -> _Terrain:
+    """Step 2: true elevation (coast rise, meso-relief, levee, micro-relief) and the 30 m DEM.
+
+    ``dist_km`` is the distance to the coast (y, x), km. The DEM is the true surface smoothed
+    to ``dem_resolution_m`` plus correlated and white DEM error; slope and a topographic wetness
+    index (flow-area proxy from the relief below a ``twi_scale_m`` neighbourhood) follow from it.
+    """
+    shape = (size, size)
+    levee = _levee(size, px, p, r_levee)
+    meso = random_field(shape, p.meso_length_m / px, r_terrain, nu=1.5)
+    micro = random_field(shape, p.micro_length_m / px, r_terrain, nu=1.0)
+    z_true = (
+        p.base_elevation_m
+        + p.inland_rise_m_per_km * dist_km
+        + p.meso_relief_m * meso
+        + p.levee_height_m * levee
+        + p.micro_relief_m * micro
+    ).astype(np.float32)
+    dem = _smooth(z_true, p.dem_resolution_m / px / 2.0)
+    dem = dem + p.dem_error_m * random_field(shape, p.dem_error_length_m / px, r_dem, nu=1.0)
+    dem = dem + p.dem_noise_m * random_field(shape, p.dem_resolution_m / px / 2.0, r_dem, nu=1.0)
+    dem = dem.astype(np.float32)
+    gy, gx = np.gradient(dem, px)
+    tan_b = np.hypot(gx, gy)
+    slope = np.degrees(np.arctan(tan_b)).astype(np.float32)
+    relief = dem - _smooth(dem, p.twi_scale_m / px)
+    area = px * np.exp(np.clip(-relief / p.twi_relief_m, -3.0, 9.0))
+    twi = np.log(area / np.maximum(tan_b, 1e-3)).astype(np.float32)
+    return _Terrain(levee, micro, z_true, dem, slope, twi)
+
+
+def _groundwater_depth(
+    z_true: np.ndarray, dist_km: np.ndarray, px: float, p: SalinityParams, rng: np.random.Generator
+) -> np.ndarray:
+    """Step 3: depth (m) of a smooth water table rising inland below the true surface, (y, x)."""
+    water_table = (
+        p.water_table_m
+        + p.water_table_rise_m_per_km * dist_km
+        + p.water_table_var_m * random_field(z_true.shape, p.water_table_length_m / px, rng, nu=2.0)
+    )
+    return np.maximum(z_true - water_table, p.min_depth_m).astype(np.float32)
+
+
+def _band_model(wavelength_nm: np.ndarray, srf: str) -> _Bands:
+    """Step 4: Sentinel-2 response functions (``srf`` kind) and the library → band matrix."""
+    srf_da = spec.sentinel2_srf(srf)
+    rmat = spec.resampling_matrix(wavelength_nm, srf_da)  # (band, wavelength)
+    return _Bands(srf_da, rmat, wavelength_nm, [str(b) for b in srf_da["band"].values])
+
+
+def _soil_pool(soil_all: np.ndarray, bands: _Bands, p: SalinityParams) -> np.ndarray:
+    """Rows of the soil library whose B4 reflectance and B4/B3 redness suit the delta, dark → bright."""
+    soil_b4 = soil_all @ bands.rmat[bands.names.index("B4")]
+    redness = soil_b4 / (soil_all @ bands.rmat[bands.names.index("B3")])
+    pool = np.flatnonzero(
+        (soil_b4 >= p.soil_pool_b4[0])
+        & (soil_b4 <= p.soil_pool_b4[1])
+        & (redness <= p.soil_pool_redness_max)
+    )
+    return pool[np.argsort(soil_b4[pool])]
+
+
+def _soil_optics(
+    soil_lib: xr.DataArray,
+    bands: _Bands,
+    size: int,
+    px: float,
+    p: SalinityParams,
+    rng: np.random.Generator,
+) -> _SoilOptics:
+    """Step 4: Voronoi soil units, each with two real soil spectra mixed in a smooth field.
+
+    A unit's first spectrum is chosen by its texture (finer: darker and, in step 5, saltier),
+    its second at random from the pool; the salt-crust spectrum and the moisture-darkening
+    coefficient (visible → SWIR) are resampled to the bands too.
+    """
+    soil_all = soil_lib.values.astype(np.float64)
+    wl = bands.wavelength_nm
+    rmat = bands.rmat
+    pool = _soil_pool(soil_all, bands, p)
+    unit = _soil_units(size, px, p, rng)
+    n_units = int(unit.max()) + 1
+    texture = rng.standard_normal(n_units)  # finer texture: saltier, darker
+    q = np.clip(0.5 - 0.25 * texture + rng.normal(0, 0.2, n_units), 0.0, 0.999)
+    spec_a = pool[(q * pool.size).astype(int)]
+    spec_b = pool[rng.integers(0, pool.size, n_units)]
+    mix = (0.5 + 0.5 * np.tanh(random_field((size, size), p.soil_mix_length_m / px, rng))).astype(
+        np.float32
+    ) * 0.6
+    depth_all = _feature_depth(soil_all, wl)
+    dark_coef = p.darkening_vis + (p.darkening_swir - p.darkening_vis) / (
+        1 + np.exp(-(wl - 1200.0) / 150.0)
+    )
+    return _SoilOptics(
+        unit=unit,
+        texture=texture,
+        mix=mix,
+        soil_a=(soil_all[spec_a] @ rmat.T).astype(np.float32),
+        soil_b=(soil_all[spec_b] @ rmat.T).astype(np.float32),
+        feature_a=(depth_all[spec_a] @ rmat.T).astype(np.float32),
+        feature_b=(depth_all[spec_b] @ rmat.T).astype(np.float32),
+        crust=(rmat @ _salt_crust_spectrum(wl)).astype(np.float32),
+        darkening=(rmat @ dark_coef).astype(np.float32),
+    )
+
+
+def _potential_log_salt(
+    dist_km: np.ndarray,
+    gw_depth: np.ndarray,
+    terrain: _Terrain,
+    soil: _SoilOptics,
+    px: float,
+    p: SalinityParams,
+    r_salt: np.random.Generator,
+) -> np.ndarray:
+    """Step 5: ln S (S in g/kg) before management, (y, x) float64.
+
+    Coastal term + capillary rise from shallow groundwater + salt on micro-highs + texture +
+    the drained levee + a correlated residual (``residual_length_m``).
+    """
+    return (
+        p.log_salt_mean
+        + p.coast_effect * np.exp(-dist_km / p.coast_decay_km)
+        + p.capillary_effect * np.exp(-gw_depth / p.critical_depth_m)
+        + p.micro_high_effect * terrain.micro
+        + p.texture_effect * soil.texture[soil.unit]
+        + p.levee_effect * terrain.levee
+        + p.residual_sd * random_field(gw_depth.shape, p.residual_length_m / px, r_salt, nu=0.5)
+    )
+
+
+def _choose_crops(
+    parcel: np.ndarray, log_s_pot: np.ndarray, p: SalinityParams, r_crop: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 5: each parcel's crop and leaching, ((parcel,) int8 crop codes, (parcel,) ln S).
+
+    Farmers choose by the parcel's mean potential salinity: a multinomial logit (Gumbel-max
+    draw) with ``crop_logit_base`` at 3 g/kg and ``crop_logit_salt`` per unit ln(S / 3 g/kg);
+    leaching is the crop's irrigation effect plus a management residual.
+    """
+    n_parcels = int(parcel.max()) + 1
+    counts = np.bincount(parcel.ravel(), minlength=n_parcels)
+    parcel_mean = np.bincount(
+        parcel.ravel(), weights=log_s_pot.ravel(), minlength=n_parcels
+    ) / np.maximum(counts, 1)
+    z_parcel = parcel_mean - np.log(3.0)  # farmers see absolute salinity
+    logits = (
+        np.array(p.crop_logit_base)[None, :]
+        + z_parcel[:, None] * np.array(p.crop_logit_salt)[None, :]
+    )
+    gumbel = -np.log(-np.log(r_crop.uniform(1e-12, 1.0, logits.shape)))
+    crop_of_parcel = np.argmax(logits + gumbel, axis=1).astype(np.int8)
+    leach = np.array([p.leaching[c] for c in CROPS])[crop_of_parcel] + r_crop.normal(
+        0.0, p.management_sd, n_parcels
+    )
+    return crop_of_parcel, leach
+
+
+def _salt_and_crops(
+    dist_km: np.ndarray,
+    gw_depth: np.ndarray,
+    terrain: _Terrain,
+    soil: _SoilOptics,
+    size: int,
+    px: float,
+    p: SalinityParams,
+    r_parcel: np.random.Generator,
+    r_salt: np.random.Generator,
+    r_crop: np.random.Generator,
+) -> _Fields:
+    """Step 5: parcels, crops chosen by salinity, and the root-zone salt after leaching.
+
+    ln S = potential ln S + the parcel's leaching + a short-range residual
+    (``fine_residual_length_m``); S is kept in ``salt_range`` by a soft floor and ceiling.
+    """
+    parcel = _parcels(size, px, p, r_parcel)
+    log_s_pot = _potential_log_salt(dist_km, gw_depth, terrain, soil, px, p, r_salt)
+    crop_of_parcel, leach = _choose_crops(parcel, log_s_pot, p, r_crop)
+    log_s = (
+        log_s_pot
+        + leach[parcel]
+        + p.fine_residual_sd
+        * random_field((size, size), p.fine_residual_length_m / px, r_salt, nu=0.5)
+    )
+    salt = _soft_range(np.exp(log_s), *p.salt_range).astype(np.float32)
+    return _Fields(
+        parcel=parcel,
+        crop_of_parcel=crop_of_parcel,
+        crop=crop_of_parcel[parcel],
+        salt=salt,
+        ece=salt * p.ece_per_gkg,
+    )
+
+
+def _iso_dates(doys: np.ndarray, year: int) -> list[str]:
+    """ISO dates (``YYYY-MM-DD``) of days of year ``doys`` in ``year``."""
+    return [(date(year, 1, 1) + timedelta(days=int(d) - 1)).isoformat() for d in doys]
+
+
+def _crop_lai(
+    doys: np.ndarray,
+    fields: _Fields,
+    px: float,
+    p: SalinityParams,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Step 6: true LAI (date, y, x) float32, m²/m².
+
+    Each crop's double-logistic phenology (shifted per parcel by ``sowing_jitter_days``) and
+    Maas–Hoffman salt response, times a vigour that varies between parcels (management) and
+    within them (~40 m).
+    """
+    parcel = fields.parcel
+    n_parcels = fields.n_parcels
+    shift_parcel = rng.normal(0.0, p.sowing_jitter_days, n_parcels)
+    vigour = np.exp(
+        rng.normal(0.0, p.management_vigour_sd, n_parcels)[parcel]
+        + p.within_field_vigour_sd * random_field(parcel.shape, 40.0 / px, rng, nu=1.0)
+    ).astype(np.float32)
+    lai = np.zeros((doys.size, *parcel.shape), np.float32)
+    for k, cname in enumerate(CROPS):
+        m = fields.crop == k
+        if m.any():
+            for t, d in enumerate(doys):
+                lai[t][m] = (
+                    _season_lai(cname, d, shift_parcel[parcel][m], fields.ece[m]) * vigour[m]
+                )
+    return lai
+
+
+def _vegetation_endmembers(
+    bands: _Bands, n_parcels: int, p: SalinityParams, rng: np.random.Generator
+) -> _Endmembers:
+    """Step 6: per parcel a healthy and a stressed canopy spectrum and a crop-residue spectrum.
+
+    Canopies are real PROSAIL spectra with LAI >= 3 (closed canopy), healthy with chlorophyll
+    >= 40 µg/cm², stressed with <= 25 µg/cm²; residue is earthlib's NPV litter.
+    """
+    lib_can = spec.load_library("canopy")
+    can_b = (lib_can.values.astype(np.float64) @ bands.rmat.T).astype(np.float32)
+    lai_lib, chl_lib = lib_can["lai"].values, lib_can["chl"].values
+    healthy = np.flatnonzero((lai_lib >= 3.0) & (chl_lib >= 40.0))
+    stressed = np.flatnonzero((lai_lib >= 3.0) & (chl_lib <= 25.0))
+    h_idx = healthy[rng.integers(0, healthy.size, n_parcels)]
+    s_idx = stressed[rng.integers(0, stressed.size, n_parcels)]
+    lib_npv = spec.load_library("npv")
+    litter = np.flatnonzero(lib_npv["level_3"].values == "litter")
+    npv_b = (lib_npv.values.astype(np.float64) @ bands.rmat.T).astype(np.float32)
+    n_idx = litter[rng.integers(0, litter.size, n_parcels)]
+    residue_parcel = rng.uniform(0.0, p.residue_max, n_parcels).astype(np.float32)
+    return _Endmembers(can_b, h_idx, s_idx, npv_b, n_idx, residue_parcel)
+
+
+def _bare_soil(
+    salt: np.ndarray,
+    rain: float,
+    capillary: np.ndarray,
+    soil0: np.ndarray,
+    feat0: np.ndarray,
+    soil: _SoilOptics,
+    px: float,
+    p: SalinityParams,
+    r_surface: np.random.Generator,
+    r_moist: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 7, one date: surface salt (g/kg), moisture (m³/m³) and bare-soil reflectance.
+
+    ``rain`` is the date's rainy-season weight (0–1), ``capillary`` the capillary-supply factor
+    exp(−D / critical depth) (y, x), ``soil0``/``feat0`` the pixels' mixed soil spectra and
+    2.2 µm feature depths (band, y, x). Surface salt brightens the soil with a crust and fills
+    the clay feature; moisture darkens it (Lobell & Asner). Returns ``(surface_salt (y, x)
+    float64, moisture (y, x) float32, soil reflectance (band, y, x))``.
+    """
+    shape = salt.shape
+    shift = p.spring_salt_shift * (1 - rain) + p.rain_leach_shift * rain
+    s_surf = salt * np.exp(
+        shift
+        + p.surface_salt_sd * random_field(shape, p.surface_salt_length_m / px, r_surface, nu=1.0)
+    )
+    ls = np.log(np.maximum(s_surf, 1.0))  # ln(S_surface / 1 g/kg), 0 below 1 g/kg
+    crust = np.minimum(p.crust_per_log_salt * ls, p.crust_max)
+    fill = np.minimum(p.feature_fill_per_log_salt * ls, 1.0)
+    theta = (
+        p.moisture_dry
+        + p.moisture_rain * rain
+        + p.moisture_capillary * capillary
+        + p.moisture_salt * ls
+        + p.moisture_sd * random_field(shape, 60.0 / px, r_moist, nu=1.0)
+    )
+    theta = np.clip(theta, 0.02, 0.45).astype(np.float32)
+    reflectance = (1 - crust)[None] * (soil0 + fill[None] * feat0) + crust[None] * soil.crust[
+        :, None, None
+    ]
+    reflectance *= np.exp(-soil.darkening[:, None, None] * theta[None])
+    return s_surf, theta, reflectance
+
+
+def _with_cover(
+    soil_r: np.ndarray,
+    doy: float,
+    lai: np.ndarray,
+    fields: _Fields,
+    endmembers: _Endmembers,
+    p: SalinityParams,
+) -> np.ndarray:
+    """Step 7, one date: bare soil → ground (crop residue) → pixel (canopy), (band, y, x).
+
+    Residue covers more of the soil after the wheat harvest (day 165); the canopy mixes the
+    healthy and stressed spectra by the salt stress of the season growing at ``doy`` and
+    covers the fraction ``1 − exp(−k LAI)`` (``lai`` (y, x)).
+    """
+    parcel = fields.parcel
+    e = endmembers
+    res_frac = e.residue_cover[parcel] * (0.4 + 0.6 * (doy > 165))
+    ground = (1 - res_frac)[None] * soil_r + res_frac[None] * e.residue[e.residue_index].T[
+        :, parcel
+    ]
+    stress = p.stress_chl_weight * (1.0 - _relative_vigour(fields.crop, doy, fields.ece))
+    canopy = (1 - stress)[None] * e.canopy[e.healthy].T[:, parcel] + stress[None] * e.canopy[
+        e.stressed
+    ].T[:, parcel]
+    fc = 1.0 - np.exp(-p.extinction_k * lai)
+    return fc[None] * canopy + (1 - fc)[None] * ground
+
+
+def _observe(
+    r: np.ndarray,
+    gain: np.ndarray,
+    haze_shape: np.ndarray,
+    bands: _Bands,
+    px: float,
+    p: SalinityParams,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Step 7, one date: the sensor's view of surface reflectance ``r`` (band, y, x).
+
+    Smooth residual haze (``haze_shape`` per band × a 2 km field), the date's calibration
+    ``gain`` (band,), the 20 m bands observed at 20 m, multiplicative and additive noise;
+    clipped to 0–1.
+    """
+    haze = p.haze_sd * random_field(r.shape[1:], 2000.0 / px, rng, nu=2.0)
+    r = r * gain[:, None, None] + haze_shape[:, None, None] * haze[None]
+    if p.aggregate_20m:
+        r = _aggregate_20m(r, bands.names, px)
+    r *= 1 + np.float32(p.noise_relative) * rng.standard_normal(r.shape, dtype=np.float32)
+    r += np.float32(p.noise_additive) * rng.standard_normal(r.shape, dtype=np.float32)
+    return np.clip(r, 0.0, 1.0)
+
+
+def _reflectance(
+    doys: np.ndarray,
+    soil: _SoilOptics,
+    fields: _Fields,
+    gw_depth: np.ndarray,
+    lai: np.ndarray,
+    endmembers: _Endmembers,
+    bands: _Bands,
+    px: float,
+    p: SalinityParams,
+    rng: _Streams,
+) -> _Imagery:
+    """Step 7: Sentinel-2 reflectance of every date, with the surface salt and moisture behind it.
+
+    Per date: :func:`_bare_soil` → :func:`_with_cover` → :func:`_observe`. Draws from the
+    streams ``rng.surface`` (surface salt), ``rng.moisture`` and ``rng.sensor`` only: the
+    per-date, per-band calibration gains first, then each date's haze and noise.
+    """
+    n_dates, nb = doys.size, len(bands.names)
+    shape = fields.salt.shape
+    rain = np.exp(-(((doys - p.rain_peak_doy) / p.rain_width_days) ** 2))
+    gains = (1.0 + p.gain_sd * rng.sensor.standard_normal((n_dates, nb))).astype(np.float32)
+    haze_shape = ((np.asarray(bands.srf["wavelength"].values) / 490.0) ** -1.5).astype(np.float32)
+    refl = np.empty((n_dates, nb, *shape), np.float32)
+    soil_moist = np.empty((n_dates, *shape), np.float32)
+    surface_salt = np.empty((n_dates, *shape), np.float32)
+    mix3 = soil.mix[None]
+    soil0 = (1 - mix3) * soil.soil_a.T[:, soil.unit] + mix3 * soil.soil_b.T[:, soil.unit]
+    feat0 = (1 - mix3) * soil.feature_a.T[:, soil.unit] + mix3 * soil.feature_b.T[:, soil.unit]
+    capillary = np.exp(-gw_depth / p.critical_depth_m)
+    for t in range(n_dates):
+        surface_salt[t], soil_moist[t], soil_r = _bare_soil(
+            fields.salt, rain[t], capillary, soil0, feat0, soil, px, p, rng.surface, rng.moisture
+        )
+        r = _with_cover(soil_r, doys[t], lai[t], fields, endmembers, p)
+        refl[t] = _observe(r, gains[t], haze_shape, bands, px, p, rng.sensor)
+    return _Imagery(refl, soil_moist, surface_salt)
+
+
+def _observed_layers(
+    terrain: _Terrain, dist_km: np.ndarray, refl: np.ndarray, bands: _Bands
+) -> dict[str, np.ndarray]:
+    """Step 8: the layers a user would have, in LAYER_GROUPS order, each (y, x).
+
+    Terrain from the DEM, the distance to the coast, and vegetation layers derived from the
+    imagery (NDVI maximum and amplitude over the dates, peak LAI retrieved from NDVI).
+    """
+    red, nir = refl[:, bands.names.index("B4")], refl[:, bands.names.index("B8")]
+    ndvi = _ndvi(red, nir)
+    return {
+        "elevation": terrain.dem,
+        "slope": terrain.slope,
+        "twi": terrain.twi,
+        "distance_to_coast": dist_km,
+        "lai_peak": _lai_from_ndvi(ndvi.max(axis=0)),
+        "ndvi_max": ndvi.max(axis=0),
+        "ndvi_amplitude": ndvi.max(axis=0) - ndvi.min(axis=0),
+    }
+
+
+def _latent_truth(
+    terrain: _Terrain,
+    gw_depth: np.ndarray,
+    lai: np.ndarray,
+    imagery: _Imagery,
+    fields: _Fields,
+    soil: _SoilOptics,
+) -> dict[str, tuple]:
+    """The truth a user would not have: ``{name: (dims, values, units, long_name)}``."""
+    return {
+        "groundwater_depth": (
+            ("y", "x"),
+            gw_depth,
+            "m",
+            "groundwater depth (latent: not observable)",
+        ),
+        "elevation_true": (
+            ("y", "x"),
+            terrain.elevation_true,
+            "m",
+            "true elevation incl. micro-relief (latent)",
+        ),
+        "lai": (("date", "y", "x"), lai, "m2/m2", "true leaf area index (latent)"),
+        "surface_salt": (
+            ("date", "y", "x"),
+            imagery.surface_salt,
+            "g/kg",
+            "salt content of the surface crust layer (latent)",
+        ),
+        "soil_moisture": (
+            ("date", "y", "x"),
+            imagery.soil_moisture,
+            "m3/m3",
+            "surface soil moisture (latent)",
+        ),
+        "parcel": (("y", "x"), fields.parcel, "1", "field parcel id"),
+        "crop": (
+            ("y", "x"),
+            fields.crop.astype(np.int8),
+            "1",
+            "crop: " + ", ".join(f"{i}={c}" for i, c in enumerate(CROPS)),
+        ),
+        "soil_unit": (("y", "x"), soil.unit, "1", "soil unit id"),
+    }
+
+
 # -- the scene ---------------------------------------------------------------------------------
 
 
@@ -529,238 +1105,31 @@ def simulate_scene(
         ``lai``, ``surface_salt``, ``soil_moisture``, ``parcel``, ``crop``, ``soil_unit``,
         ``elevation_true``). ``x``/``y`` are UTM 50N metres; ``lat``/``lon`` 2-D.
     """
+    _check_scene_args(size, n_dates, pixel_size_m)
     p = params or SalinityParams()
-    if size < 8:
-        raise ValueError(f"size={size} is too small; use at least 8 pixels (e.g. 48 for tests)")
-    if n_dates < 1:
-        raise ValueError(f"n_dates={n_dates}; expected at least 1")
-    if pixel_size_m <= 0:
-        raise ValueError(f"pixel_size_m={pixel_size_m}; expected a positive size in metres")
     px = float(pixel_size_m)
-    shape = (size, size)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(16)]
-    (
-        r_coast,
-        r_terrain,
-        r_dem,
-        r_water,
-        r_soil,
-        r_parcel,
-        r_salt,
-        r_crop,
-        r_vig,
-        r_surface,
-        r_moist,
-        r_sensor,
-        r_levee,
-        r_endm,
-        _,
-        _,
-    ) = streams
-
+    rng = _Streams.from_seed(seed)
     coords = _coordinates(size, px, p)
 
-    # 1. coast
-    dist_km = _distance_to_coast(size, px, p, r_coast)
-
-    # 2. terrain (true) and the observed DEM
-    levee = _levee(size, px, p, r_levee)
-    meso = random_field(shape, p.meso_length_m / px, r_terrain, nu=1.5)
-    micro = random_field(shape, p.micro_length_m / px, r_terrain, nu=1.0)
-    z_true = (
-        p.base_elevation_m
-        + p.inland_rise_m_per_km * dist_km
-        + p.meso_relief_m * meso
-        + p.levee_height_m * levee
-        + p.micro_relief_m * micro
-    ).astype(np.float32)
-    dem = _smooth(z_true, p.dem_resolution_m / px / 2.0)
-    dem = dem + p.dem_error_m * random_field(shape, p.dem_error_length_m / px, r_dem, nu=1.0)
-    dem = dem + p.dem_noise_m * random_field(shape, p.dem_resolution_m / px / 2.0, r_dem, nu=1.0)
-    dem = dem.astype(np.float32)
-    gy, gx = np.gradient(dem, px)
-    tan_b = np.hypot(gx, gy)
-    slope = np.degrees(np.arctan(tan_b)).astype(np.float32)
-    relief = dem - _smooth(dem, p.twi_scale_m / px)
-    area = px * np.exp(np.clip(-relief / p.twi_relief_m, -3.0, 9.0))
-    twi = np.log(area / np.maximum(tan_b, 1e-3)).astype(np.float32)
-
-    # 3. groundwater (latent)
-    water_table = (
-        p.water_table_m
-        + p.water_table_rise_m_per_km * dist_km
-        + p.water_table_var_m * random_field(shape, p.water_table_length_m / px, r_water, nu=2.0)
-    )
-    gw_depth = np.maximum(z_true - water_table, p.min_depth_m).astype(np.float32)
-
-    # 4. soil units with real soil spectra
-    lib_soil = spec.load_library("soil")
-    wl = lib_soil["wavelength"].values
-    srf_da = spec.sentinel2_srf(srf)
-    rmat = spec.resampling_matrix(wl, srf_da)  # (band, wavelength)
-    bands = [str(b) for b in srf_da["band"].values]
-    nb = len(bands)
-    soil_all = lib_soil.values.astype(np.float64)
-    soil_b4 = soil_all @ rmat[bands.index("B4")]
-    redness = soil_b4 / (soil_all @ rmat[bands.index("B3")])
-    pool = np.flatnonzero(
-        (soil_b4 >= p.soil_pool_b4[0])
-        & (soil_b4 <= p.soil_pool_b4[1])
-        & (redness <= p.soil_pool_redness_max)
-    )
-    pool = pool[np.argsort(soil_b4[pool])]  # dark -> bright
-    unit = _soil_units(size, px, p, r_soil)
-    n_units = int(unit.max()) + 1
-    texture = r_soil.standard_normal(n_units)  # finer texture: saltier, darker
-    q = np.clip(0.5 - 0.25 * texture + r_soil.normal(0, 0.2, n_units), 0.0, 0.999)
-    spec_a = pool[(q * pool.size).astype(int)]
-    spec_b = pool[r_soil.integers(0, pool.size, n_units)]
-    mix = (0.5 + 0.5 * np.tanh(random_field(shape, p.soil_mix_length_m / px, r_soil))).astype(
-        np.float32
-    ) * 0.6
-    depth_all = _feature_depth(soil_all, wl)
-    soil_a_b = (soil_all[spec_a] @ rmat.T).astype(np.float32)  # (unit, band)
-    soil_b_b = (soil_all[spec_b] @ rmat.T).astype(np.float32)
-    feat_a_b = (depth_all[spec_a] @ rmat.T).astype(np.float32)
-    feat_b_b = (depth_all[spec_b] @ rmat.T).astype(np.float32)
-    crust_b = (rmat @ _salt_crust_spectrum(wl)).astype(np.float32)
-    dark_coef = p.darkening_vis + (p.darkening_swir - p.darkening_vis) / (
-        1 + np.exp(-(wl - 1200.0) / 150.0)
-    )
-    dark_b = (rmat @ dark_coef).astype(np.float32)  # band-averaged darkening coefficient
-
+    # 1. coast; 2. terrain and the observed DEM; 3. groundwater (latent)
+    dist_km = _distance_to_coast(size, px, p, rng.coast)
+    terrain = _terrain(dist_km, size, px, p, rng.levee, rng.terrain, rng.dem)
+    gw_depth = _groundwater_depth(terrain.elevation_true, dist_km, px, p, rng.water)
+    # 4. soil units with real soil spectra, in Sentinel-2 bands
+    soil_lib = spec.load_library("soil")
+    bands = _band_model(soil_lib["wavelength"].values, srf)
+    soil = _soil_optics(soil_lib, bands, size, px, p, rng.soil)
     # 5. parcels, salt and crops
-    parcel = _parcels(size, px, p, r_parcel)
-    n_parcels = int(parcel.max()) + 1
-    tex_z = texture[unit]
-    log_s_pot = (
-        p.log_salt_mean
-        + p.coast_effect * np.exp(-dist_km / p.coast_decay_km)
-        + p.capillary_effect * np.exp(-gw_depth / p.critical_depth_m)
-        + p.micro_high_effect * micro
-        + p.texture_effect * tex_z
-        + p.levee_effect * levee
-        + p.residual_sd * random_field(shape, p.residual_length_m / px, r_salt, nu=0.5)
+    fields = _salt_and_crops(
+        dist_km, gw_depth, terrain, soil, size, px, p, rng.parcel, rng.salt, rng.crop
     )
-    counts = np.bincount(parcel.ravel(), minlength=n_parcels)
-    parcel_mean = np.bincount(
-        parcel.ravel(), weights=log_s_pot.ravel(), minlength=n_parcels
-    ) / np.maximum(counts, 1)
-    z_parcel = parcel_mean - np.log(3.0)  # farmers see absolute salinity
-    logits = (
-        np.array(p.crop_logit_base)[None, :]
-        + z_parcel[:, None] * np.array(p.crop_logit_salt)[None, :]
-    )
-    gumbel = -np.log(-np.log(r_crop.uniform(1e-12, 1.0, logits.shape)))
-    crop_of_parcel = np.argmax(logits + gumbel, axis=1).astype(np.int8)
-    leach = np.array([p.leaching[c] for c in CROPS])[crop_of_parcel] + r_crop.normal(
-        0.0, p.management_sd, n_parcels
-    )
-    log_s = (
-        log_s_pot
-        + leach[parcel]
-        + p.fine_residual_sd * random_field(shape, p.fine_residual_length_m / px, r_salt, nu=0.5)
-    )
-    salt = _soft_range(np.exp(log_s), *p.salt_range).astype(np.float32)
-    crop = crop_of_parcel[parcel]
-    ece = salt * p.ece_per_gkg
-
-    # 6. crop growth per date
+    # 6. crop growth per date, and the vegetation spectra of every parcel
     doys = _acquisition_doys(n_dates, p)
-    dates = [(date(p.year, 1, 1) + timedelta(days=int(d) - 1)).isoformat() for d in doys]
-    shift_parcel = r_vig.normal(0.0, p.sowing_jitter_days, n_parcels)
-    vigour = np.exp(
-        r_vig.normal(0.0, p.management_vigour_sd, n_parcels)[parcel]
-        + p.within_field_vigour_sd * random_field(shape, 40.0 / px, r_vig, nu=1.0)
-    ).astype(np.float32)
-    lai = np.zeros((n_dates, size, size), np.float32)
-    for k, cname in enumerate(CROPS):
-        m = crop == k
-        if m.any():
-            for t, d in enumerate(doys):
-                lai[t][m] = _season_lai(cname, d, shift_parcel[parcel][m], ece[m]) * vigour[m]
-
-    # canopy endmembers (real PROSAIL spectra, LAI >= 3 = closed canopy); per parcel a healthy
-    # (chlorophyll >= 40 µg/cm²) and a stressed (<= 25 µg/cm²) spectrum
-    lib_can = spec.load_library("canopy")
-    can_b = (lib_can.values.astype(np.float64) @ rmat.T).astype(np.float32)
-    lai_lib, chl_lib = lib_can["lai"].values, lib_can["chl"].values
-    healthy = np.flatnonzero((lai_lib >= 3.0) & (chl_lib >= 40.0))
-    stressed = np.flatnonzero((lai_lib >= 3.0) & (chl_lib <= 25.0))
-    h_idx = healthy[r_endm.integers(0, healthy.size, n_parcels)]
-    s_idx = stressed[r_endm.integers(0, stressed.size, n_parcels)]
-    lib_npv = spec.load_library("npv")
-    litter = np.flatnonzero(lib_npv["level_3"].values == "litter")
-    npv_b = (lib_npv.values.astype(np.float64) @ rmat.T).astype(np.float32)
-    n_idx = litter[r_endm.integers(0, litter.size, n_parcels)]
-    residue_parcel = r_endm.uniform(0.0, p.residue_max, n_parcels).astype(np.float32)
-
+    lai = _crop_lai(doys, fields, px, p, rng.vigour)
+    endmembers = _vegetation_endmembers(bands, fields.n_parcels, p, rng.endmembers)
     # 7. reflectance per date
-    rain = np.exp(-(((doys - p.rain_peak_doy) / p.rain_width_days) ** 2))
-    gains = (1.0 + p.gain_sd * r_sensor.standard_normal((n_dates, nb))).astype(np.float32)
-    haze_shape = ((np.asarray(srf_da["wavelength"].values) / 490.0) ** -1.5).astype(np.float32)
-    refl = np.empty((n_dates, nb, size, size), np.float32)
-    soil_moist = np.empty((n_dates, size, size), np.float32)
-    surface_salt = np.empty((n_dates, size, size), np.float32)
-    mix3 = mix[None]
-    soil0 = (1 - mix3) * soil_a_b.T[:, unit] + mix3 * soil_b_b.T[:, unit]  # (band, y, x)
-    feat0 = (1 - mix3) * feat_a_b.T[:, unit] + mix3 * feat_b_b.T[:, unit]
-    capillary = np.exp(-gw_depth / p.critical_depth_m)
-    for t in range(n_dates):
-        shift = p.spring_salt_shift * (1 - rain[t]) + p.rain_leach_shift * rain[t]
-        s_surf = salt * np.exp(
-            shift
-            + p.surface_salt_sd
-            * random_field(shape, p.surface_salt_length_m / px, r_surface, nu=1.0)
-        )
-        surface_salt[t] = s_surf
-        ls = np.log(np.maximum(s_surf, 1.0))  # ln(S_surface / 1 g/kg), 0 below 1 g/kg
-        crust = np.minimum(p.crust_per_log_salt * ls, p.crust_max)
-        fill = np.minimum(p.feature_fill_per_log_salt * ls, 1.0)
-        theta = (
-            p.moisture_dry
-            + p.moisture_rain * rain[t]
-            + p.moisture_capillary * capillary
-            + p.moisture_salt * ls
-            + p.moisture_sd * random_field(shape, 60.0 / px, r_moist, nu=1.0)
-        )
-        theta = np.clip(theta, 0.02, 0.45).astype(np.float32)
-        soil_moist[t] = theta
-        soil = (1 - crust)[None] * (soil0 + fill[None] * feat0) + crust[None] * crust_b[
-            :, None, None
-        ]
-        soil *= np.exp(-dark_b[:, None, None] * theta[None])
-        # crop residue on the soil: more after the wheat harvest and late in the season
-        res_frac = residue_parcel[parcel] * (0.4 + 0.6 * (doys[t] > 165))
-        ground = (1 - res_frac)[None] * soil + res_frac[None] * npv_b[n_idx].T[:, parcel]
-        stress = p.stress_chl_weight * (1.0 - _relative_vigour(crop, doys[t], ece))
-        canopy = (1 - stress)[None] * can_b[h_idx].T[:, parcel] + stress[None] * can_b[s_idx].T[
-            :, parcel
-        ]
-        fc = 1.0 - np.exp(-p.extinction_k * lai[t])
-        r = fc[None] * canopy + (1 - fc)[None] * ground
-        # sensor: residual haze (smooth), gain, 20 m bands, per-pixel noise
-        haze = p.haze_sd * random_field(shape, 2000.0 / px, r_sensor, nu=2.0)
-        r = r * gains[t][:, None, None] + haze_shape[:, None, None] * haze[None]
-        if p.aggregate_20m:
-            r = _aggregate_20m(r, bands, px)
-        r *= 1 + np.float32(p.noise_relative) * r_sensor.standard_normal(r.shape, dtype=np.float32)
-        r += np.float32(p.noise_additive) * r_sensor.standard_normal(r.shape, dtype=np.float32)
-        refl[t] = np.clip(r, 0.0, 1.0)
-
-    # 8. vegetation layers a user would derive from the imagery
-    red, nir = refl[:, bands.index("B4")], refl[:, bands.index("B8")]
-    ndvi = _ndvi(red, nir)
-    lai_peak = _lai_from_ndvi(ndvi.max(axis=0))
-    layers_np = {
-        "elevation": dem,
-        "slope": slope,
-        "twi": twi,
-        "distance_to_coast": dist_km,
-        "lai_peak": lai_peak,
-        "ndvi_max": ndvi.max(axis=0),
-        "ndvi_amplitude": ndvi.max(axis=0) - ndvi.min(axis=0),
-    }
+    imagery = _reflectance(doys, soil, fields, gw_depth, lai, endmembers, bands, px, p, rng)
+    # 8. the layers a user would derive from the DEM and the imagery
     return _assemble(
         size=size,
         px=px,
@@ -768,48 +1137,14 @@ def simulate_scene(
         srf=srf,
         p=p,
         coords=coords,
-        dates=dates,
+        dates=_iso_dates(doys, p.year),
         doys=doys,
-        bands=bands,
-        srf_da=srf_da,
-        refl=refl,
-        layers_np=layers_np,
-        salt=salt,
-        latent={
-            "groundwater_depth": (
-                ("y", "x"),
-                gw_depth,
-                "m",
-                "groundwater depth (latent: not observable)",
-            ),
-            "elevation_true": (
-                ("y", "x"),
-                z_true,
-                "m",
-                "true elevation incl. micro-relief (latent)",
-            ),
-            "lai": (("date", "y", "x"), lai, "m2/m2", "true leaf area index (latent)"),
-            "surface_salt": (
-                ("date", "y", "x"),
-                surface_salt,
-                "g/kg",
-                "salt content of the surface crust layer (latent)",
-            ),
-            "soil_moisture": (
-                ("date", "y", "x"),
-                soil_moist,
-                "m3/m3",
-                "surface soil moisture (latent)",
-            ),
-            "parcel": (("y", "x"), parcel, "1", "field parcel id"),
-            "crop": (
-                ("y", "x"),
-                crop.astype(np.int8),
-                "1",
-                "crop: " + ", ".join(f"{i}={c}" for i, c in enumerate(CROPS)),
-            ),
-            "soil_unit": (("y", "x"), unit, "1", "soil unit id"),
-        },
+        bands=bands.names,
+        srf_da=bands.srf,
+        refl=imagery.reflectance,
+        layers_np=_observed_layers(terrain, dist_km, imagery.reflectance, bands),
+        salt=fields.salt,
+        latent=_latent_truth(terrain, gw_depth, lai, imagery, fields, soil),
     )
 
 

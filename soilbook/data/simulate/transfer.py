@@ -649,6 +649,179 @@ def _shift(values: np.ndarray, grid: np.ndarray, shift_nm: np.ndarray) -> np.nda
     return out
 
 
+@dataclass(frozen=True)
+class _GridOperators:
+    """Everything the per-spectrum steps need on the response functions' grid (g points, nm).
+
+    ``*_interp`` are linear-interpolation matrices (g, W) from a library's wavelengths to the
+    grid; ``canopy`` and ``npv`` the endmember pools on their own wavelengths (pool, W).
+    """
+
+    grid: np.ndarray  #: (g,) nm, strictly increasing
+    lab_interp: np.ndarray  #: (g, W_lab)
+    canopy: np.ndarray  #: (n_canopy, W_canopy)
+    npv: np.ndarray  #: (n_npv, W_npv)
+    canopy_interp: np.ndarray  #: (g, W_canopy)
+    npv_interp: np.ndarray  #: (g, W_npv)
+    same_grid: bool  #: canopy and NPV share wavelengths (one interpolation for both)
+    moisture_coef: np.ndarray  #: (g,) darkening coefficient c(λ), per m³/m³
+    tilt_shape: np.ndarray  #: (g,) (λ − λ0) / 1000 nm
+
+
+def _srf_grid(srf: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """The SRF's wavelength grid (g,) nm and its weights (band, g) float64."""
+    grid = np.asarray(srf["srf_wavelength"].values, float)
+    weights = srf.values.astype(np.float64)  # (band, grid)
+    if np.any(np.diff(grid) <= 0):
+        raise ValueError("the SRF grid (srf_wavelength) must increase strictly")
+    return grid, weights
+
+
+def _grid_operators(
+    lab: xr.DataArray,
+    canopy: xr.DataArray,
+    npv: xr.DataArray,
+    grid: np.ndarray,
+    p: TransferParams,
+) -> _GridOperators:
+    """Interpolation matrices and per-wavelength curves of the steps, on ``grid``."""
+    return _GridOperators(
+        grid=grid,
+        lab_interp=spec.interpolation_matrix(lab["wavelength"].values, grid),
+        canopy=canopy.transpose(..., "wavelength").values.astype(np.float64),
+        npv=npv.transpose(..., "wavelength").values.astype(np.float64),
+        canopy_interp=spec.interpolation_matrix(canopy["wavelength"].values, grid),
+        npv_interp=spec.interpolation_matrix(npv["wavelength"].values, grid),
+        same_grid=np.array_equal(canopy["wavelength"].values, npv["wavelength"].values),
+        moisture_coef=moisture_coefficient(grid, p),
+        tilt_shape=(grid - p.tilt_ref_nm) / 1000.0,
+    )
+
+
+def _darken_by_moisture(rho: np.ndarray, theta: np.ndarray, ops: _GridOperators) -> np.ndarray:
+    """Step 1: ``rho · exp(−c(λ) θ)`` (in place) for rows ``rho`` (n, g) and moisture θ (n,)."""
+    if np.any(theta):
+        rho *= np.exp(-np.outer(theta, ops.moisture_coef))
+    return rho
+
+
+def _mix_cover(
+    rho: np.ndarray, factors: Mapping[str, np.ndarray], sl: slice, ops: _GridOperators
+) -> np.ndarray:
+    """Step 2: soil, green-vegetation and NPV linear mixture of rows ``sl``, (n, g)."""
+    fs, fg, fn = factors["f_soil"][sl], factors["f_gv"][sl], factors["f_npv"][sl]
+    if not (np.any(fg) or np.any(fn) or np.any(fs != 1.0)):
+        return rho
+    veg = fg[:, None] * ops.canopy[factors["canopy_index"][sl]]
+    npv = fn[:, None] * ops.npv[factors["npv_index"][sl]]
+    if ops.same_grid:  # one interpolation for both endmembers
+        veg = (veg + npv) @ ops.canopy_interp.T
+    else:
+        veg = veg @ ops.canopy_interp.T + npv @ ops.npv_interp.T
+    return fs[:, None] * rho + veg
+
+
+def _illuminate(
+    rho: np.ndarray, scale: np.ndarray, tilt: np.ndarray, ops: _GridOperators
+) -> np.ndarray:
+    """Step 3: ``a (1 + t (λ − λ0) / 1000 nm) · rho`` (in place); ``scale``, ``tilt`` (n,)."""
+    if np.any(scale != 1.0) or np.any(tilt):
+        rho *= scale[:, None] * (1.0 + tilt[:, None] * ops.tilt_shape[None, :])
+    return rho
+
+
+def _surface_in_bands(
+    lab_vals: np.ndarray,
+    factors: Mapping[str, np.ndarray],
+    ops: _GridOperators,
+    weights: np.ndarray,
+    chunk_size: int,
+) -> np.ndarray:
+    """Steps 1–5 for every spectrum, ``chunk_size`` rows at a time: reflectance (n, band).
+
+    ``lab_vals`` (n, W_lab) are the lab spectra, ``weights`` (band, g) the response functions.
+    """
+    n = lab_vals.shape[0]
+    out = np.empty((n, weights.shape[0]), np.float64)
+    for start in range(0, n, max(int(chunk_size), 1)):
+        sl = slice(start, min(start + chunk_size, n))
+        rho = lab_vals[sl] @ ops.lab_interp.T
+        rho = _darken_by_moisture(rho, factors["moisture"][sl], ops)
+        rho = _mix_cover(rho, factors, sl, ops)
+        rho = _illuminate(rho, factors["scale"][sl], factors["tilt"][sl], ops)
+        rho = _shift(rho, ops.grid, factors["shift_nm"][sl])  # step 4
+        out[sl] = rho @ weights.T  # step 5
+    return out
+
+
+def _add_sensor_noise(
+    out: np.ndarray, snr: np.ndarray, p: TransferParams, rng: np.random.Generator
+) -> np.ndarray:
+    """Step 6: ``rho (1 + k ε / SNR_b)`` (in place), then clipped to ``[0, clip_max]``.
+
+    ``out`` (n, band), ``snr`` (band,). ε is drawn even when ``noise_scale`` is 0, so the draws
+    do not depend on the setting.
+    """
+    eps = rng.standard_normal(out.shape)
+    if p.noise_scale:
+        out *= 1.0 + p.noise_scale * eps / snr[None, :]
+    return np.clip(out, 0.0, p.clip_max)
+
+
+def _usable_bands(
+    centres: np.ndarray, band_mask: np.ndarray | None, p: TransferParams
+) -> np.ndarray:
+    """Step 7: True per band outside the water-vapour windows (or the given ``band_mask``)."""
+    usable = (
+        water_vapour_mask(centres, p.water_vapour_windows_nm) if band_mask is None else band_mask
+    )
+    usable = np.asarray(usable, bool)
+    if usable.shape != centres.shape:
+        raise ValueError(
+            f"band_mask has shape {usable.shape}; expected ({centres.size},), one per band"
+        )
+    return usable
+
+
+def _satellite_array(
+    values: np.ndarray,
+    lab: xr.DataArray,
+    dim: str,
+    srf: xr.DataArray,
+    weights: np.ndarray,
+    grid: np.ndarray,
+    snr: np.ndarray,
+    usable: np.ndarray,
+    p: TransferParams,
+) -> xr.DataArray:
+    """The reflectance (spectrum, band) float32 with band coordinates and provenance attributes."""
+    centres = np.asarray(srf["wavelength"].values, float)
+    fwhm = _srf_fwhm(weights, grid, centres)
+    coords: dict[str, Any] = {k: v for k, v in lab.coords.items() if "wavelength" not in v.dims}
+    coords["band"] = srf["band"].values
+    coords["wavelength"] = ("band", centres, {"units": "nm", "long_name": "band centre"})
+    coords["fwhm"] = ("band", fwhm, {"units": "nm", "long_name": "band FWHM (Gaussian equivalent)"})
+    coords["snr"] = ("band", snr, {"units": "1", "long_name": "signal-to-noise ratio"})
+    coords["usable"] = ("band", usable, {"long_name": "outside the water-vapour windows"})
+    return xr.DataArray(
+        values.astype(np.float32),
+        dims=(dim, "band"),
+        coords=coords,
+        name="reflectance",
+        attrs={
+            "units": "1",
+            "long_name": "satellite surface reflectance (SIMULATED from lab spectra)",
+            "simulated": True,
+            "source": "soilbook simulator (lab to satellite)",
+            "licence": "CC0-1.0 (generated)",
+            "citation": CITATION,
+            "sensor": srf.attrs.get("sensor", ""),
+            "srf": srf.attrs.get("kind", ""),
+            **p.as_attrs(),
+        },
+    )
+
+
 def lab_to_satellite(
     lab: xr.DataArray,
     rng: np.random.Generator,
@@ -726,89 +899,20 @@ def lab_to_satellite(
     dim = _spectrum_dim(lab, "lab")
     lab = lab.transpose(dim, "wavelength")
     srf = satellite_srf(sensor, band_centres_nm=band_centres_nm, band_fwhm_nm=band_fwhm_nm)
-    grid = np.asarray(srf["srf_wavelength"].values, float)
-    weights = srf.values.astype(np.float64)  # (band, grid)
-    if np.any(np.diff(grid) <= 0):
-        raise ValueError("the SRF grid (srf_wavelength) must increase strictly")
+    grid, weights = _srf_grid(srf)
     canopy = _default_canopy(p) if canopy is None else canopy
     npv = _default_npv(p) if npv is None else npv
     _spectrum_dim(canopy, "canopy")
     _spectrum_dim(npv, "npv")
-    n = lab.sizes[dim]
-    n_can, n_npv = canopy.shape[0], npv.shape[0]
 
-    factors = _draw_factors(n, n_can, n_npv, rng, p, overrides)
+    factors = _draw_factors(lab.sizes[dim], canopy.shape[0], npv.shape[0], rng, p, overrides)
     noise_rng = factors.pop("_noise_rng")
-
-    m_lab = spec.interpolation_matrix(lab["wavelength"].values, grid)  # (grid, W)
-    can_vals = canopy.transpose(..., "wavelength").values.astype(np.float64)
-    npv_vals = npv.transpose(..., "wavelength").values.astype(np.float64)
-    m_can = spec.interpolation_matrix(canopy["wavelength"].values, grid)
-    m_npv = spec.interpolation_matrix(npv["wavelength"].values, grid)
-    same_grid = np.array_equal(canopy["wavelength"].values, npv["wavelength"].values)
-    c_moist = moisture_coefficient(grid, p)
-    tilt_shape = (grid - p.tilt_ref_nm) / 1000.0
-    lab_vals = lab.values.astype(np.float64)
-
-    n_bands = weights.shape[0]
-    out = np.empty((n, n_bands), np.float64)
-    for start in range(0, n, max(int(chunk_size), 1)):
-        sl = slice(start, min(start + chunk_size, n))
-        th = factors["moisture"][sl]
-        rho = lab_vals[sl] @ m_lab.T
-        if np.any(th):
-            rho *= np.exp(-np.outer(th, c_moist))
-        fs, fg, fn = factors["f_soil"][sl], factors["f_gv"][sl], factors["f_npv"][sl]
-        if np.any(fg) or np.any(fn) or np.any(fs != 1.0):
-            veg = fg[:, None] * can_vals[factors["canopy_index"][sl]]
-            if same_grid:  # one interpolation for both endmembers
-                veg = (veg + fn[:, None] * npv_vals[factors["npv_index"][sl]]) @ m_can.T
-            else:
-                veg = veg @ m_can.T + (fn[:, None] * npv_vals[factors["npv_index"][sl]]) @ m_npv.T
-            rho = fs[:, None] * rho + veg
-        a, t = factors["scale"][sl], factors["tilt"][sl]
-        if np.any(a != 1.0) or np.any(t):
-            rho *= a[:, None] * (1.0 + t[:, None] * tilt_shape[None, :])
-        rho = _shift(rho, grid, factors["shift_nm"][sl])
-        out[sl] = rho @ weights.T
-
+    ops = _grid_operators(lab, canopy, npv, grid, p)
+    surface = _surface_in_bands(lab.values.astype(np.float64), factors, ops, weights, chunk_size)
     snr = weights @ snr_curve(grid, p)
-    eps = noise_rng.standard_normal((n, n_bands))
-    if p.noise_scale:
-        out *= 1.0 + p.noise_scale * eps / snr[None, :]
-    out = np.clip(out, 0.0, p.clip_max)
-
-    centres = np.asarray(srf["wavelength"].values, float)
-    usable = (
-        water_vapour_mask(centres, p.water_vapour_windows_nm) if band_mask is None else band_mask
-    )
-    usable = np.asarray(usable, bool)
-    if usable.shape != (n_bands,):
-        raise ValueError(f"band_mask has shape {usable.shape}; expected ({n_bands},), one per band")
-    fwhm = _srf_fwhm(weights, grid, centres)
-    coords: dict[str, Any] = {k: v for k, v in lab.coords.items() if "wavelength" not in v.dims}
-    coords["band"] = srf["band"].values
-    coords["wavelength"] = ("band", centres, {"units": "nm", "long_name": "band centre"})
-    coords["fwhm"] = ("band", fwhm, {"units": "nm", "long_name": "band FWHM (Gaussian equivalent)"})
-    coords["snr"] = ("band", snr, {"units": "1", "long_name": "signal-to-noise ratio"})
-    coords["usable"] = ("band", usable, {"long_name": "outside the water-vapour windows"})
-    result = xr.DataArray(
-        out.astype(np.float32),
-        dims=(dim, "band"),
-        coords=coords,
-        name="reflectance",
-        attrs={
-            "units": "1",
-            "long_name": "satellite surface reflectance (SIMULATED from lab spectra)",
-            "simulated": True,
-            "source": "soilbook simulator (lab to satellite)",
-            "licence": "CC0-1.0 (generated)",
-            "citation": CITATION,
-            "sensor": srf.attrs.get("sensor", ""),
-            "srf": srf.attrs.get("kind", ""),
-            **p.as_attrs(),
-        },
-    )
+    out = _add_sensor_noise(surface, snr, p, noise_rng)
+    usable = _usable_bands(np.asarray(srf["wavelength"].values, float), band_mask, p)
+    result = _satellite_array(out, lab, dim, srf, weights, grid, snr, usable, p)
     if drop:
         result = result.isel(band=np.flatnonzero(usable))
     return result, factors
