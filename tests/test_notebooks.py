@@ -47,6 +47,9 @@ def test_notebook_runs_in_quick_profile(executed, nb):
     record = json.loads((EXECUTED / f"{nb}.json").read_text())
     assert record["parameters"]["profile"] == "quick"
     assert record["metrics"]["summary"], "the notebook wrote no metrics"
+    # every network checkpoints under output_dir (relative to notebooks/, where the kernel runs)
+    checkpoints = REPO / "notebooks" / record["parameters"]["output_dir"] / "checkpoints"
+    assert checkpoints.is_dir() and any(checkpoints.iterdir()), f"{nb}: no checkpoints written"
 
 
 def test_no_credentials_in_executed_notebooks(executed):

@@ -49,41 +49,17 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_chapter1_quick_default_scene_and_samples_offline(offline: list[str]) -> None:
-    from soilbook.data import sources
-
     p = config.defaults("01_salinity_ss_soilnet")
     assert p["data_source"] == "simulated"
-    data = sources.load(
-        p["data_source"],
-        target=p["target"],
-        dataset_id=p["dataset_id"],
-        data_path=p["data_path"],
-        seed=p["seed"],
-        scene_size=p["scene_size"],
-        n_samples=p["n_samples"],
-        n_dates=p["n_dates"],
-        window=p["window"],
-    )
+    data = config.chapter("01_salinity_ss_soilnet").load(p)  # the notebook's own entry point
     assert data.samples.sizes["sample"] == p["n_samples"]
     assert data.scene is not None and data.scene.sizes["x"] == p["scene_size"]
     assert offline == []
 
 
 def test_chapter2_quick_default_transfer_data_offline(offline: list[str]) -> None:
-    from soilbook.data.transfer import load_transfer
-
     p = config.defaults("02_spectral_transfer_deepsalt")
     assert (p["target"], p["lab_source"]) == ("salinity", "library")
-    data = load_transfer(
-        p["target"],
-        n_sites=p["n_sites"],
-        paired_fraction=p["paired_fraction"],
-        unlabelled_per_site=p["unlabelled_per_site"],
-        lab_source=p["lab_source"],
-        data_path=p["data_path"] or None,
-        target_column=p["target_column"],
-        n_regions=p["n_regions"],
-        seed=p["seed"],
-    )
+    data = config.chapter("02_spectral_transfer_deepsalt").load(p)
     assert data.satellite.sizes["band"] == 216  # the usable EnMAP bands
     assert offline == []

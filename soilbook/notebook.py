@@ -1,0 +1,206 @@
+"""What every chapter notebook does the same way, written once.
+
+A chapter notebook keeps its narrative and its calls; the plumbing around them lives here:
+
+* :func:`parameters_from` gathers the values of the ``parameters`` cell from the notebook's
+  namespace, ready for :func:`soilbook.config.validate_params`;
+* :func:`start` is the set-up cell: the book's figure style, the output folder, the training
+  device and a one-line report, and the clock for the run's wall time. It returns a
+  :class:`NotebookRun`;
+* :meth:`NotebookRun.write_record` writes the run record, ``<output_dir>/metrics.json`` (which
+  ``soilbook run`` merges into ``_build/executed/<notebook>.json``) and ``summary.csv``;
+* :func:`unwrap` and :func:`histories` reach the model inside a fitted wrapper (a
+  :class:`soilbook.evaluate.Log1pTarget`, a scikit-learn ``Pipeline``) to read what only the
+  inner model has: its training history, attention weights or features.
+
+A chapter's set-up cell is then::
+
+    NOTEBOOK = "01_salinity_ss_soilnet"
+    params = validate_params(NOTEBOOK, parameters_from(NOTEBOOK, globals()))
+    run = start(NOTEBOOK, params)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from soilbook import __version__, config, plots
+from soilbook.chapters.common import check_writable_dir
+from soilbook.errors import ParameterError
+from soilbook.train import resolve_device
+
+__all__ = [
+    "NotebookRun",
+    "histories",
+    "parameters_from",
+    "start",
+    "timings_record",
+    "unwrap",
+]
+
+#: The run record's file name inside ``output_dir`` (``soilbook run`` reads it from there).
+RECORD_NAME = "metrics.json"
+#: The pooled metric table's file name inside ``output_dir``.
+SUMMARY_NAME = "summary.csv"
+
+
+def parameters_from(notebook: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ``notebook``'s parameters as they stand in ``namespace`` (pass ``globals()``).
+
+    Only the names that :func:`soilbook.config.defaults` lists are taken, so the notebook's other
+    variables never reach the validator. Raises :class:`ParameterError` naming any parameter that
+    the namespace lacks (the ``parameters`` cell was edited or not run).
+    """
+    names = list(config.defaults(notebook))
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise ParameterError(
+            f"{notebook}: parameter(s) {missing} are not defined in the notebook. Run the "
+            "'parameters' cell first, and keep one line `name: type = value  # comment` for "
+            f"each of {names}."
+        )
+    return {name: namespace[name] for name in names}
+
+
+@dataclass
+class NotebookRun:
+    """One execution of a chapter notebook, as :func:`start` set it up.
+
+    Attributes
+    ----------
+    notebook : the notebook's stem, e.g. ``"01_salinity_ss_soilnet"``.
+    params : the validated parameters (what :func:`soilbook.config.validate_params` returned).
+    output_dir : the folder of tables, figures, checkpoints and the run record (it exists).
+    device : the :class:`torch.device` networks train on (``"auto"`` resolved).
+    started : :func:`time.perf_counter` at set-up, seconds; :attr:`elapsed_s` counts from it.
+    """
+
+    notebook: str
+    params: dict[str, Any]
+    output_dir: Path
+    device: Any
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since :func:`start` (wall clock)."""
+        return time.perf_counter() - self.started
+
+    def write_record(
+        self,
+        *,
+        data: str,
+        summary: pd.DataFrame,
+        claims: pd.DataFrame,
+        timings: Mapping[Any, float],
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Write the run record and the pooled metric table; return the record.
+
+        ``data`` says what the data were (e.g. ``"simulated"``); ``summary`` is the pooled
+        ``CVResult.summary()`` (one row per model × split); ``claims`` the claims-check table;
+        ``timings`` ``CVResult.timings`` (seconds per model × split). ``extra`` adds fields, e.g.
+        ``source=...`` or ``map=map_scores``; a DataFrame becomes a list of row records (its
+        index included), ``None`` stays ``None``.
+
+        Writes ``<output_dir>/metrics.json`` (keys ``notebook, data, device, parameters, summary,
+        timings_s``, the extra fields, ``claims, wall_time_s``; values JSON cannot hold are
+        written as text) and ``<output_dir>/summary.csv``, and prints where they went.
+        """
+        record: dict[str, Any] = {
+            "notebook": self.notebook,
+            "data": data,
+            "device": str(self.device),
+            "parameters": self.params,
+            "summary": _rows(summary, keep_index=True),
+            "timings_s": timings_record(timings),
+            **{name: _rows(value, keep_index=True) for name, value in extra.items()},
+            "claims": _rows(claims, keep_index=False),
+            "wall_time_s": self.elapsed_s,
+        }
+        path = self.output_dir / RECORD_NAME
+        path.write_text(json.dumps(record, indent=2, default=str))
+        summary.to_csv(self.output_dir / SUMMARY_NAME)
+        print(f"wrote {path} ({record['wall_time_s']:.0f} s in total)")
+        return record
+
+
+def start(notebook: str, params: Mapping[str, Any]) -> NotebookRun:
+    """The set-up cell of a chapter: style, output folder, device, report; returns the run.
+
+    ``params`` are the validated parameters; ``params["output_dir"]`` is created (with its
+    parents), ``params["device"]`` is resolved (``"auto"``: CUDA when present, else CPU), the
+    book's figure style is applied to matplotlib, and one line reports the package version, the
+    profile and the training device. Raises :class:`soilbook.errors.OutputDirError` when the
+    output folder cannot be created or written (a file in the way, no permission, a read-only
+    disk), before any heavy work starts.
+    """
+    started = time.perf_counter()
+    out = Path(params["output_dir"])
+    check_writable_dir(out, what="output_dir", keep=True)
+    device = resolve_device(params["device"])
+    plots.use_style()
+    print(
+        f"soilbook {__version__} | profile {params['profile']} | training device: {device}",
+        flush=True,
+    )
+    return NotebookRun(notebook, dict(params), out, device, started)
+
+
+def unwrap(estimator: Any) -> Any:
+    """The model inside a fitted wrapper, or ``estimator`` itself when it wraps nothing.
+
+    Follows a fitted ``estimator_`` (:class:`soilbook.evaluate.Log1pTarget` and the
+    scikit-learn meta-estimators that name their fitted model so) and a ``Pipeline``'s last
+    step, as deep as they nest. With ``Log1pTarget`` the inner model predicts log1p(target):
+    its SHAP values and attention are then in log1p units.
+    """
+    while True:
+        if isinstance(estimator, Pipeline):
+            estimator = estimator.steps[-1][1]
+        elif getattr(estimator, "estimator_", None) is not None:
+            estimator = estimator.estimator_
+        else:
+            return estimator
+
+
+def histories(fitted: Mapping[tuple[str, str], Any], split: str | None = None) -> dict[str, Any]:
+    """Training histories of the fitted networks, keyed ``"<model> / <split>"``.
+
+    ``fitted`` is ``CVResult.fitted`` (``{(model, split): estimator}``); models without a
+    ``history_`` (the baselines) are left out, and ``split`` keeps one split only. The values
+    are :class:`soilbook.train.History` objects, ready for :func:`soilbook.plots.learning_curves`.
+    """
+    out = {}
+    for (name, split_name), estimator in fitted.items():
+        inner = unwrap(estimator)
+        if hasattr(inner, "history_") and split in (None, split_name):
+            out[f"{name} / {split_name}"] = inner.history_
+    return out
+
+
+def timings_record(timings: Mapping[Any, float]) -> dict[str, float]:
+    """``CVResult.timings`` with JSON keys: ``{(model, split): s}`` → ``{"model / split": s}``.
+
+    Keys that are already text are kept as they are.
+    """
+    return {
+        " / ".join(map(str, key)) if isinstance(key, tuple) else str(key): float(seconds)
+        for key, seconds in timings.items()
+    }
+
+
+def _rows(value: Any, *, keep_index: bool) -> Any:
+    """A DataFrame as a list of row dicts (``keep_index``: its index as columns first)."""
+    if isinstance(value, pd.DataFrame):
+        frame = value.reset_index() if keep_index else value
+        return frame.to_dict(orient="records")
+    return value
