@@ -327,3 +327,26 @@ def test_unwritable_checkpoint_dir_fails_before_training(samples, tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(OutputDirError, match="cannot be created"):
         SSSoilNetRegressor(**FAST, checkpoint_dir=blocker).fit(samples)
+
+
+def test_checkpoint_key_covers_the_training_code(monkeypatch):
+    """A checkpoint written by other code (a changed model or training loop) is never resumed."""
+    from soilbook.models import base
+
+    ss = base._training_code_digest(SSSoilNetRegressor)
+    from soilbook.models.deepsalt import DeepSaltRegressor
+
+    assert ss != base._training_code_digest(DeepSaltRegressor)  # each model's own module counts
+    ds = sample_set(
+        np.arange(8.0),
+        np.ones((8, 1, 3)),
+        np.zeros((8, 1)),
+        dates=["d"],
+        bands=["B2", "B3", "B4"],
+        features={"f": "terrain"},
+        groups=np.arange(8),
+    )
+    model = SSSoilNetRegressor(checkpoint_dir="unused")
+    before = model.checkpoint_key(ds)
+    monkeypatch.setattr(base, "_training_code_digest", lambda cls: "other code")
+    assert model.checkpoint_key(ds) != before

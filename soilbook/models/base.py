@@ -135,6 +135,20 @@ def _token(value: Any) -> Any:
     return repr(value)
 
 
+def _training_code_digest(cls: type) -> str:
+    """sha256 of the source files that define and train ``cls`` (its module and its bases'
+    modules in soilbook, :mod:`soilbook.train` and :mod:`soilbook.checkpoint`)."""
+    import soilbook.checkpoint
+    import soilbook.train
+
+    modules = {inspect.getmodule(c) for c in cls.__mro__ if c.__module__.startswith("soilbook.")}
+    modules |= {soilbook.train, soilbook.checkpoint}
+    digest = hashlib.sha256()
+    for path in sorted(str(inspect.getsourcefile(m)) for m in modules if m is not None):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
 class NetworkRegressor(RegressorMixin, BaseEstimator):
     """Base class: a PyTorch network fitted and applied on schema Datasets.
 
@@ -358,8 +372,11 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         (:meth:`get_params` without ``checkpoint_dir``, ``progress`` and ``cpu_threads``, which
         do not change the result; data sets among them by content), the content of ``ds``
         (every variable and coordinate, so every cross-validation fold and every variant gets
-        its own folder), the target and the seed. A re-run with the same inputs finds the same
-        folder and resumes (or, when that training had finished, restores its best weights).
+        its own folder), the target, the seed and the source code that trains it (the
+        estimator's module, this module, the training loop and the checkpoint format), so a
+        checkpoint written by other code is never resumed. A re-run with the same inputs finds
+        the same folder and resumes (or, when that training had finished, restores its best
+        weights).
         """
         y_raw = target_values(ds) if y is None else np.asarray(y, dtype=np.float64).ravel()
         params = self.get_params(deep=False)
@@ -371,6 +388,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             "data": dataset_digest(ds),
             "y": _array_digest(np.asarray(y_raw, dtype=np.float64)),
             "seed": int(self.seed),
+            "code": _training_code_digest(type(self)),
         }
         text = json.dumps(payload, sort_keys=True)
         return f"{type(self).__name__}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
