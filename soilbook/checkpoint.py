@@ -24,7 +24,6 @@ files: that is what ``weights_only=True`` is for.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 
 from soilbook.errors import CheckpointError, ChecksumError
+from soilbook.hashing import sha256_file
 
 __all__ = [
     "FORMAT",
@@ -49,21 +49,11 @@ __all__ = [
 
 #: The ``format`` entry of every checkpoint payload and side-car.
 FORMAT = "soilbook-checkpoint"
-_CHUNK = 1 << 20
 
 
 def sidecar_path(path: Path) -> Path:
     """The side-car of checkpoint ``path``: the same name with ``.json`` instead of ``.pt``."""
     return Path(path).with_suffix(".json")
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 (hex) of the file at ``path``, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def plain(obj: Any, where: str = "checkpoint") -> Any:

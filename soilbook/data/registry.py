@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from soilbook.errors import ChecksumError, DataUnavailableError, UnknownDatasetError
+from soilbook.hashing import sha256_file as sha256sum
 from soilbook.progress import import_quietly
 
 log = logging.getLogger(__name__)
@@ -387,15 +388,6 @@ def cache_dir() -> Path:
 def cached_path(name: str) -> Path:
     """Where ``name`` lives in the cache (whether or not it is there yet)."""
     return cache_dir() / get(name).relpath
-
-
-def sha256sum(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _sidecar(path: Path) -> Path:
