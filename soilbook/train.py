@@ -10,8 +10,12 @@ sample, on in-memory tensors, with the same recipe for all four papers:
   target to);
 * **mixed precision** bfloat16 autocast on CUDA only (CPU trains in float32, so CPU results are
   exactly reproducible);
-* **early stopping** on the validation loss with ``patience`` epochs; the best weights are restored
-  at the end (without a validation set the training loss is monitored instead);
+* **early stopping** on the validation loss with ``patience`` epochs, never before ``min_epochs``
+  (clipped to ``epochs``); the best weights are restored at the end. Without a validation set
+  the run follows a **fixed schedule**: all ``epochs`` run, and the epoch with the lowest
+  training loss is kept (``History.monitor == "train_loss"``);
+* **a convergence record** :meth:`History.convergence` (best epoch, epochs run, final losses,
+  whether the monitored loss had flattened, converged or not, and why);
 * **checkpoints** written atomically (temporary file + :func:`os.replace`) after every epoch when
   ``checkpoint_dir`` is set. A checkpoint holds the model, optimiser, scheduler and random-number
   states, the epoch, the best weights and the history, and is named after a fingerprint of the
@@ -68,7 +72,7 @@ __all__ = [
 ]
 
 #: Bump when the checkpoint layout changes, so old checkpoints are not resumed.
-_CHECKPOINT_VERSION = 2
+_CHECKPOINT_VERSION = 3
 #: Inputs larger than this (bytes) stay on the CPU and are moved to the device batch by batch.
 _MAX_DEVICE_BYTES = 4 * 1024**3
 
@@ -115,7 +119,9 @@ class TrainConfig:
     """Settings of one training run (see the module docstring for the recipe).
 
     ``epochs`` is the maximum number of epochs (the cosine schedule spans it); ``patience`` the
-    epochs without a better validation loss before stopping; ``loss`` is ``"mse"`` or
+    epochs without a better validation loss before stopping; ``min_epochs`` the epochs that
+    always run before early stopping may trigger (clipped to ``epochs`` on construction, so
+    ``TrainConfig(epochs=4).min_epochs == 4``); ``loss`` is ``"mse"`` or
     ``"huber"``; ``scheduler`` ``"cosine"`` or ``"none"``; ``device`` as for
     :func:`resolve_device`; ``checkpoint_dir`` enables checkpoints and resume; ``max_grad_norm``
     ``None`` disables clipping; ``amp`` enables bfloat16 autocast on CUDA (never used on the CPU).
@@ -132,6 +138,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     patience: int = 8
+    min_epochs: int = 10
     loss: str = "mse"
     scheduler: str = "cosine"
     seed: int = 0
@@ -145,10 +152,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.checkpoint_dir is not None:
             self.checkpoint_dir = Path(self.checkpoint_dir)
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "min_epochs"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
                 raise ParameterError(f"TrainConfig.{name}={value!r} must be an int >= 1.")
+        self.min_epochs = min(int(self.min_epochs), int(self.epochs))
         for name in ("learning_rate", "weight_decay"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -181,6 +189,21 @@ class TrainConfig:
         return out
 
 
+#: Share of the epochs at the end of a run over which :meth:`History.convergence` measures the
+#: last improvement of the monitored loss (at least 2 epochs).
+CONVERGENCE_WINDOW = 0.25
+#: The monitored loss has flattened when that window improved its best value by less than this
+#: share of the best value before the window ...
+CONVERGENCE_REL_TOL = 0.01
+#: ... or by less than this share of the improvement made since the first window (best of the
+#: first window to best of the run), which keeps a loss that sinks towards a near-zero floor
+#: from looking unfinished forever; an exponential approach to a plateau passes it after about
+#: four time constants, a linear descent never (its share is 1/3).
+CONVERGENCE_SHARE_TOL = 0.10
+#: Fewer epochs than this cannot show a plateau (unless early stopping saw one).
+CONVERGENCE_MIN_EPOCHS = 4
+
+
 @dataclass
 class History:
     """What happened during :func:`fit`, one entry per completed epoch.
@@ -190,6 +213,13 @@ class History:
     module holds that epoch's weights. ``resumed_from`` is the number of epochs read from a
     checkpoint (0 for a fresh run); ``seconds`` are wall-clock seconds per epoch of this process
     (epochs read from a checkpoint keep the times recorded when they ran).
+
+    ``monitor`` is ``"val_loss"`` for an early-stopping run and ``"train_loss"`` for a
+    **fixed-schedule** run (no validation set: every epoch runs, ``val_loss`` holds NaN).
+    ``max_epochs``, ``patience`` and ``min_epochs`` are the run's settings (0 in histories
+    written before they were recorded; :meth:`convergence` then relies on ``stopped_early``).
+    ``inner_split`` is a sentence on the validation set, filled in by
+    :class:`~soilbook.models.base.NetworkRegressor` (empty otherwise).
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -206,12 +236,125 @@ class History:
     device: str = "cpu"
     n_train: int = 0
     n_val: int = 0
+    max_epochs: int = 0
+    patience: int = 0
+    min_epochs: int = 0
+    inner_split: str = ""
+
+    @property
+    def fixed_schedule(self) -> bool:
+        """True when the run had no validation set (all epochs, best training-loss epoch kept)."""
+        return self.monitor == "train_loss"
 
     @property
     def samples_per_second(self) -> float:
         """Training samples processed per second, averaged over the recorded epochs."""
         total = sum(self.seconds)
         return float(self.n_train * len(self.seconds) / total) if total > 0 else float("nan")
+
+    def convergence(self) -> dict[str, Any]:
+        """Whether this run converged, and the numbers behind the verdict.
+
+        Returns a dict with ``best_epoch`` (int, 1-based), ``epochs_run`` (int),
+        ``final_train_loss`` (float, last epoch), ``final_val_loss`` and ``best_val_loss``
+        (float, ``None`` for a fixed schedule), ``flattened`` (bool), ``converged`` (bool),
+        ``early_stopped`` (bool), ``schedule`` (``"early stopping"`` or ``"fixed"``),
+        ``inner_split`` (str, as recorded) and ``reason`` (a sentence).
+
+        The rule (the monitored loss is the validation loss, or the training loss for a fixed
+        schedule; the window is the last ``max(2, ceil(CONVERGENCE_WINDOW * epochs_run))``
+        epochs, ``CONVERGENCE_WINDOW`` = 25 %; the window's gain is the best monitored loss
+        before it minus the best inside it):
+
+        * **flattened** — the window's gain is below ``CONVERGENCE_REL_TOL`` (1 %) of the best
+          loss before it, **or** below ``CONVERGENCE_SHARE_TOL`` (10 %) of the improvement made
+          since the first window of the same length (best of the first ``k`` epochs to the best
+          of the run; a worse loss counts as no gain), **or** — early
+          stopping only — the best validation loss was reached at least ``patience`` epochs
+          before the end (always so when the run stopped early). The window test needs at
+          least ``CONVERGENCE_MIN_EPOCHS`` (4) epochs;
+        * **converged** — every recorded loss is finite, the loss **flattened**, and the best
+          epoch is later than epoch 1 (a network whose first epoch was its best did not learn
+          from training; a 1-epoch run is never converged).
+
+        So 2 epochs of a learnable problem are not converged (too few epochs to see a
+        plateau), nor is a run whose loss still falls steeply at its last epoch (more epochs
+        needed). Convergence here is about the optimisation, not about skill: a network can
+        converge to a poor fit. Works on histories restored from checkpoints, including ones
+        without the settings fields (their ``patience`` is 0: only ``stopped_early`` then
+        stands for the patience test).
+        """
+        n = len(self.epoch)
+        fixed = self.fixed_schedule
+        train = [float(v) for v in self.train_loss]
+        val = [float(v) for v in self.val_loss]
+        monitored = train if fixed else val
+        out: dict[str, Any] = {
+            "best_epoch": int(self.best_epoch),
+            "epochs_run": n,
+            "final_train_loss": train[-1] if train else float("nan"),
+            "final_val_loss": None if fixed or not val else val[-1],
+            "best_val_loss": None if fixed or not val else min(val),
+            "flattened": False,
+            "converged": False,
+            "early_stopped": bool(self.stopped_early),
+            "schedule": "fixed" if fixed else "early stopping",
+            "inner_split": self.inner_split,
+            "reason": "",
+        }
+        what = "training loss (fixed schedule, no validation set)" if fixed else "validation loss"
+        if n == 0:
+            out["reason"] = "no epoch ran."
+            return out
+        if not all(math.isfinite(v) for v in [*train, *([] if fixed else val)]):
+            out["reason"] = "a loss is NaN or infinite: the training diverged."
+            return out
+        best = int(self.best_epoch)
+        since_best = n - best
+        by_patience = bool(self.stopped_early) or (
+            self.patience > 0 and since_best >= self.patience
+        )
+        k = max(2, math.ceil(CONVERGENCE_WINDOW * n))
+        by_window, gain_text = False, ""
+        if n >= CONVERGENCE_MIN_EPOCHS and n > k:
+            before, inside = min(monitored[:-k]), min(monitored[-k:])
+            gain = before - inside
+            total = min(monitored[:k]) - min(monitored)
+            rel = gain / abs(before) if before != 0 else 0.0
+            share = gain / total if total > 0 else 0.0
+            by_window = gain <= 0 or rel < CONVERGENCE_REL_TOL or share < CONVERGENCE_SHARE_TOL
+            gain_text = (
+                f"the last {k} epochs improved it by {100 * max(rel, 0):.1f} % "
+                f"({100 * max(share, 0):.0f} % of the improvement since epoch {k})"
+            )
+        out["flattened"] = flattened = (by_patience and not fixed) or by_window
+        if not flattened:
+            if not gain_text:
+                out["reason"] = (
+                    f"only {n} epoch(s) ran: too few to see the {what} flatten (best epoch {best})."
+                )
+            else:
+                out["reason"] = (
+                    f"the {what} was still falling at the end ({gain_text}; best epoch {best} "
+                    f"of {n}): more epochs are needed."
+                )
+            return out
+        if best <= 1:
+            out["reason"] = (
+                f"the best {what} was at epoch 1 of {n}: the network did not improve after its "
+                "first epoch."
+            )
+            return out
+        out["converged"] = True
+        if self.stopped_early:
+            how = f"early-stopped at epoch {n} with the best epoch {best}"
+            how += f" (patience {self.patience})" if self.patience else ""
+        elif by_patience and not fixed:
+            how = f"best epoch {best}, {since_best} epochs without improvement before the end"
+        else:
+            how = f"best epoch {best} of {n}, {gain_text}"
+        out["reason"] = f"converged: the {what} flattened ({how})."
+        return out
 
     def to_frame(self):  # -> pandas.DataFrame
         """The per-epoch record as a DataFrame (index ``epoch``) for learning-curve plots."""
@@ -229,6 +372,13 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        """A History from :meth:`to_dict` output (a checkpoint's ``history``); unknown keys
+        are ignored and missing ones take their defaults, so older records still load."""
+        known = {k: v for k, v in dict(data).items() if k in cls.__dataclass_fields__}
+        return cls(**known)
 
     # Mapping-style access, so plotting code can take ``history["train_loss"]``.
     def __getitem__(self, key: str) -> Any:
@@ -536,7 +686,9 @@ class _RunState:
         config: TrainConfig,
     ) -> bool:
         """Log an epoch, keep the weights when the monitored loss improved, and return whether
-        training stops (``patience`` epochs without improvement, or the last epoch)."""
+        training stops: ``patience`` epochs without a better validation loss once ``min_epochs``
+        have run (early stopping; never on the training loss of a fixed schedule), or the last
+        epoch."""
         h = self.history
         monitored = val_loss if h.monitor == "val_loss" else train_loss
         h.epoch.append(epoch)
@@ -552,10 +704,15 @@ class _RunState:
         else:
             self.bad_epochs += 1
         self.epoch = epoch
-        stop = self.bad_epochs >= config.patience
+        # early stopping: on the validation loss only, and never before min_epochs
+        stop = (
+            h.monitor == "val_loss"
+            and self.bad_epochs >= config.patience
+            and epoch >= config.min_epochs
+        )
         h.stopped_early = stop and epoch < config.epochs
         h.finished = stop or epoch == config.epochs
-        return stop
+        return stop or epoch == config.epochs
 
 
 class _Checkpoint:
@@ -588,7 +745,7 @@ class _Checkpoint:
             loop.optimizer.load_state_dict(ckpt["optimizer"])
             loop.scheduler.load_state_dict(ckpt["scheduler"])
             restore_rng(ckpt["rng"], loop.generator)
-            history = History(**ckpt["history"])
+            history = History.from_dict(ckpt["history"])
             state = _RunState(
                 history, ckpt["best_state"], int(ckpt["bad_epochs"]), int(ckpt["epoch"])
             )
@@ -648,8 +805,9 @@ def fit(
     module : ``forward(*inputs) -> Tensor (n,)`` or ``(n, 1)``; moved to the configured device.
     train_tensors : one tensor per model input, each with the sample as first axis.
     y_train : target, shape (n,), on the scale the loss should see (standardise it first).
-    val_tensors, y_val : the same for the validation set used for early stopping; ``None`` trains
-        for ``config.epochs`` epochs and keeps the weights with the lowest training loss.
+    val_tensors, y_val : the same for the validation set used for early stopping; ``None`` (or
+        an empty set) is a fixed schedule: all ``config.epochs`` epochs run and the weights with
+        the lowest training loss are kept.
     config : :class:`TrainConfig` (defaults when ``None``).
     callback : called as ``callback(epoch, history)`` after every completed epoch, after the
         checkpoint is written; if it raises, training stops there and can be resumed later from the
@@ -747,6 +905,9 @@ def _fit(
             device=str(device),
             n_train=data.n,
             n_val=0 if data.vy is None else int(data.vy.shape[0]),
+            max_epochs=int(config.epochs),
+            patience=int(config.patience),
+            min_epochs=int(config.min_epochs),
         )
         state = _RunState(history, _cpu_state(module))
     if state.history.finished:  # a finished run: its best weights, without training

@@ -137,7 +137,7 @@ def test_early_stopping_restores_best_weights():
         y,
         vxs,
         vy,
-        _config(epochs=30, patience=3, learning_rate=0.3, scheduler="none"),
+        _config(epochs=30, patience=3, min_epochs=1, learning_rate=0.3, scheduler="none"),
         callback=remember,
     )
     assert hist.best_epoch == int(np.argmin(hist.val_loss)) + 1
@@ -392,3 +392,131 @@ def test_safe_payload_refuses_arbitrary_objects():
     assert torch.equal(out["b"][1][0], torch.arange(3))
     with pytest.raises(CheckpointError, match=r"checkpoint\['x'\] holds a object"):
         plain({"x": object()})
+
+
+# -- min_epochs, the fixed schedule and the convergence record ----------------------------------
+
+
+def test_min_epochs_delays_early_stopping_and_is_clipped():
+    xs, y, vxs, vy = _data()
+    noisy = dict(epochs=12, patience=1, learning_rate=0.3, scheduler="none")
+    early = fit(_net(), xs, y, vxs, vy, _config(min_epochs=1, **noisy))
+    late = fit(_net(), xs, y, vxs, vy, _config(min_epochs=8, **noisy))
+    assert early.stopped_early and len(early.epoch) < 8  # patience 1 on a noisy loss
+    assert len(late.epoch) >= 8 and late.min_epochs == 8 and late.patience == 1
+    assert late.best_epoch == int(np.argmin(late.val_loss)) + 1
+    assert TrainConfig(epochs=4, min_epochs=10).min_epochs == 4
+    assert TrainConfig(min_epochs=5).fingerprint_fields()["min_epochs"] == 5
+    with pytest.raises(ParameterError, match="min_epochs"):
+        TrainConfig(min_epochs=0)
+
+
+def test_runs_differing_in_min_epochs_do_not_share_a_checkpoint(tmp_path):
+    xs, y, vxs, vy = _data()
+    fit(_net(), xs, y, vxs, vy, _config(tmp_path, epochs=2, min_epochs=1))
+    hist = fit(_net(), xs, y, vxs, vy, _config(tmp_path, epochs=3, min_epochs=2))
+    assert hist.resumed_from == 0 and len(list(tmp_path.glob("checkpoint-*.pt"))) == 2
+
+
+def test_fixed_schedule_runs_every_epoch():
+    xs, y, _, _ = _data()
+    hist = fit(_net(), xs, y, config=_config(epochs=6, patience=1, min_epochs=1))
+    assert hist.fixed_schedule and hist.epoch == list(range(1, 7)) and not hist.stopped_early
+    assert hist.best_loss == min(hist.train_loss)
+
+
+def _hist(val, train=None, **kw) -> History:
+    n = len(val if val is not None else train)
+    train = list(train) if train is not None else [1.0 - 0.01 * i for i in range(n)]
+    val = list(val) if val is not None else [float("nan")] * n
+    monitored = train if kw.get("monitor") == "train_loss" else val
+    defaults = dict(
+        epoch=list(range(1, n + 1)),
+        train_loss=train,
+        val_loss=val,
+        best_epoch=int(np.nanargmin(monitored)) + 1,
+        best_loss=float(np.nanmin(monitored)),
+        max_epochs=n,
+        patience=5,
+        min_epochs=1,
+        finished=True,
+    )
+    defaults.update(kw)
+    return History(**defaults)
+
+
+CONVERGENCE_KEYS = {
+    "best_epoch",
+    "epochs_run",
+    "final_train_loss",
+    "final_val_loss",
+    "best_val_loss",
+    "flattened",
+    "converged",
+    "early_stopped",
+    "reason",
+}
+
+
+def test_convergence_rules_on_recorded_histories():
+    plateau = _hist([1.0, 0.6, 0.4, 0.35, 0.33] + [0.33 + 0.001 * (i % 3) for i in range(15)])
+    rec = plateau.convergence()
+    assert CONVERGENCE_KEYS <= set(rec) and rec["converged"] and rec["flattened"]
+    assert rec["epochs_run"] == 20 and rec["best_val_loss"] == min(plateau.val_loss)
+    assert rec["schedule"] == "early stopping" and "converged" in rec["reason"]
+
+    falling = _hist([1.0 * 0.95**i for i in range(20)])  # 5 % better every epoch to the end
+    rec = falling.convergence()
+    assert not rec["flattened"] and not rec["converged"] and "still falling" in rec["reason"]
+
+    stopped = _hist([0.5, 0.4, 0.3] + [0.31] * 5, stopped_early=True, max_epochs=40)
+    rec = stopped.convergence()
+    assert rec["converged"] and rec["early_stopped"] and "early-stopped" in rec["reason"]
+
+    first_best = _hist([0.5] + [0.6] * 9, stopped_early=True)  # best at epoch 1: did not learn
+    rec = first_best.convergence()
+    assert rec["flattened"] and not rec["converged"] and "epoch 1" in rec["reason"]
+
+    short = _hist([0.8, 0.6])  # 2 epochs: too few to judge
+    rec = short.convergence()
+    assert not rec["converged"] and "too few" in rec["reason"]
+
+    diverged = _hist([0.5, 0.4, 0.3, 0.3, 0.3], train=[1, 0.9, float("inf"), 0.8, 0.8])
+    assert not diverged.convergence()["converged"]
+    assert "NaN or infinite" in diverged.convergence()["reason"]
+
+    empty = History().convergence()
+    assert not empty["converged"] and empty["epochs_run"] == 0
+
+
+def test_convergence_of_fixed_schedules():
+    train = [1.0, 0.5, 0.3, 0.25] + [0.24 - 0.0001 * i for i in range(16)]
+    flat = _hist(None, train=train, monitor="train_loss")
+    rec = flat.convergence()
+    assert rec["converged"] and rec["schedule"] == "fixed" and rec["final_val_loss"] is None
+    assert rec["best_val_loss"] is None and "fixed schedule" in rec["reason"]
+    steep = _hist(None, train=[0.9**i for i in range(20)], monitor="train_loss")
+    assert not steep.convergence()["converged"]
+    # a linear descent is never flat: the last quarter brings a third of the later improvement
+    linear = _hist([1.0 - 0.02 * i for i in range(40)])
+    assert not linear.convergence()["flattened"]
+
+
+def test_convergence_of_real_runs_and_of_restored_histories(tmp_path):
+    xs, y, vxs, vy = _data()
+    two = fit(_net(), xs, y, vxs, vy, _config(epochs=2))
+    assert not two.convergence()["converged"]  # a learnable problem, stopped after 2 epochs
+    normal = fit(_net(), xs, y, vxs, vy, _config(tmp_path, epochs=20, patience=5))
+    rec = normal.convergence()
+    assert rec["converged"], rec["reason"]
+    assert rec["best_epoch"] == normal.best_epoch > 1
+    assert rec["final_train_loss"] == normal.train_loss[-1]
+    restored = fit(_net(), xs, y, vxs, vy, _config(tmp_path, epochs=20, patience=5))
+    assert restored.finished and restored.convergence() == rec
+    # an older record without the settings fields (and with an unknown key) still loads
+    old = normal.to_dict()
+    for name in ("max_epochs", "patience", "min_epochs", "inner_split"):
+        old.pop(name)
+    old["retired_field"] = 1
+    again = History.from_dict(old)
+    assert again.patience == 0 and again.convergence()["converged"] == rec["converged"]

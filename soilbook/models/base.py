@@ -15,11 +15,44 @@ What :meth:`NetworkRegressor.fit` does, in order:
    feature, per (date, band), per raster layer — :meth:`~NetworkRegressor._stat_axes`); missing
    values (NaN) are then replaced by 0, the training mean, with a warning;
 4. standardise the target (``target_mean_``, ``target_scale_``);
-5. split off an inner validation set **from the training data only**, by whole ``group`` values
-   (so no spatial block or pedon is on both sides), about ``val_fraction`` of the samples, seeded;
+5. split off an inner validation set **from the training data only**
+   (:func:`inner_validation_split`, below), or decide on a fixed schedule when the data are
+   too few for one;
 6. seed everything, build the module (:meth:`~NetworkRegressor._build_module`) and train it with
-   :func:`soilbook.train.fit` (early stopping on the inner validation loss), checkpointing under
-   ``checkpoint_dir / checkpoint_key(ds, y)`` when ``checkpoint_dir`` is set.
+   :func:`soilbook.train.fit` (early stopping on the inner validation loss after at least
+   ``min_epochs`` epochs), checkpointing under ``checkpoint_dir / checkpoint_key(ds, y)`` when
+   ``checkpoint_dir`` is set. :meth:`~NetworkRegressor.training_histories` then returns the
+   run's :class:`~soilbook.train.History`, whose :meth:`~soilbook.train.History.convergence`
+   says whether it converged.
+
+Inner validation (early stopping on small data)
+-----------------------------------------------
+The validation set that early stopping watches must be big enough for its loss to mean
+something, and must not share places with the training side (or it rewards memorising them).
+Splitting by whole ``group`` values alone fails on small data: when the groups are regions, a
+training fold of four regions gives one region of a dozen samples, and networks stopped at
+epochs 1–6 without learning. The rule, :func:`inner_validation_split`:
+
+* **floor and cap** — the validation side holds at least ``target = max(20, ceil(val_fraction
+  × n))`` samples (``INNER_MIN_VAL_SAMPLES``) in at least 3 units (``INNER_MIN_UNITS``), and at
+  most ``min(2 × target, max(val_fraction, 1/3) × n)`` samples;
+* **units, coarsest first** — the first of these that meets the floor within the cap is used:
+  whole ``group`` values (the most independent validation); else square **spatial blocks
+  inside each group** (from ``x_m``/``y_m``, or ``lat``/``lon`` via
+  :func:`soilbook.geo.local_xy_m`; the largest side of :data:`soilbook.geo.BLOCK_SIDES_M`
+  that works, so the block side is chosen for the data); else whole ``site`` values inside
+  each group (or single samples when there is no ``site``). Units sharing a ``site`` are
+  merged, so no site, block, group — or sample — is ever on both sides;
+* **fixed schedule** — with ``val_fraction = 0``, fewer than 60 training samples (the floor
+  would take more than a third), or no unit meeting the floor, there is no validation set: all
+  ``epochs`` run and the epoch with the lowest training loss is kept. The history records it
+  (``History.monitor == "train_loss"``, ``History.inner_split``), so the convergence record
+  says "fixed schedule";
+* **minimum epochs** — early stopping may not trigger before ``min_epochs`` (default 10,
+  clipped to ``epochs``), so a noisy first epochs cannot end training.
+
+The units are shuffled with ``seed``: the split is deterministic for a seed and differs
+between seeds. ``inner_split_.description`` says what was used.
 
 Writing a network for another paper means subclassing and implementing three hooks::
 
@@ -40,9 +73,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,43 +91,277 @@ from torch import Tensor, nn
 from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_samples
 from soilbook.device import check_device
 from soilbook.errors import OutputDirError, ParameterError
+from soilbook.geo import BLOCK_SIDES_M, local_xy_m, spatial_blocks
 from soilbook.train import History, TrainConfig, resolve_device, set_seed
 from soilbook.train import fit as train_fit
 
-__all__ = ["NetworkRegressor", "dataset_digest", "inner_group_split"]
+__all__ = [
+    "INNER_MIN_UNITS",
+    "INNER_MIN_VAL_SAMPLES",
+    "InnerSplit",
+    "NetworkRegressor",
+    "dataset_digest",
+    "inner_group_split",
+    "inner_validation_split",
+]
+
+
+#: Smallest inner validation set, in samples (besides ``val_fraction`` of the training samples).
+INNER_MIN_VAL_SAMPLES = 20
+#: Smallest number of units (groups, blocks, sites or samples) on the validation side.
+INNER_MIN_UNITS = 3
+#: Largest share of the training samples the validation set may take (unless ``val_fraction``
+#: asks for more); with fewer samples than ``INNER_MIN_VAL_SAMPLES / INNER_MAX_SHARE`` (60) the
+#: fit follows a fixed schedule.
+INNER_MAX_SHARE = 1 / 3
+
+
+@dataclass(frozen=True, eq=False)
+class InnerSplit:
+    """An inner (early-stopping) split of the training samples; see :func:`inner_validation_split`.
+
+    ``train`` / ``val`` are sample positions (int arrays; ``val`` empty for a fixed schedule).
+    ``unit`` is what was kept whole on one side: ``"group"``, ``"block"`` (spatial blocks inside
+    the groups), ``"site"``, ``"sample"``, or ``"none"`` (no validation set). ``n_units`` is the
+    number of such units in the training data and ``n_val_units`` how many went to validation;
+    ``block_side_m`` the block side in metres (``unit == "block"`` only). ``description`` is one
+    sentence for tables and the convergence record. It unpacks like the old tuple:
+    ``train, val = split`` and ``split[0]``, ``split[1]``.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    unit: str
+    n_units: int
+    n_val_units: int
+    description: str
+    block_side_m: float | None = None
+
+    @property
+    def fixed_schedule(self) -> bool:
+        """True when there is no validation set (train all epochs, no early stopping)."""
+        return self.val.size == 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        yield self.train
+        yield self.val
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return (self.train, self.val)[i]
+
+    def __len__(self) -> int:
+        return 2
+
+
+def _size_bounds(n: int, fraction: float, min_val: int) -> tuple[int, int]:
+    """(target, cap): the validation set must hold at least ``target`` and at most ``cap``
+    samples; ``target > cap`` means the data are too few for one."""
+    target = max(int(min_val), math.ceil(fraction * n))
+    cap = min(2 * target, math.floor(max(fraction, INNER_MAX_SHARE) * n))
+    return target, cap
+
+
+def _codes(labels: np.ndarray) -> np.ndarray:
+    """Integer codes 0..k-1 of ``labels`` (sorted order, so the same labels give the same codes)."""
+    return np.unique(np.asarray(labels).astype(str), return_inverse=True)[1].ravel()
+
+
+def _keep_sites_whole(codes: np.ndarray, sites: np.ndarray | None) -> np.ndarray:
+    """Merge units that share a site (connected components of units and sites), so that no
+    site is ever on both sides."""
+    if sites is None:
+        return codes
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    site_codes = _codes(sites)
+    n_u, n_s = int(codes.max()) + 1, int(site_codes.max()) + 1
+    graph = coo_matrix(
+        (np.ones(codes.size), (codes, n_u + site_codes)), shape=(n_u + n_s, n_u + n_s)
+    )
+    _, comp = connected_components(graph, directed=False)
+    return _codes(comp[codes])
+
+
+def _choose_units(
+    codes: np.ndarray, target: int, cap: int, min_units: int, seed: int
+) -> np.ndarray | None:
+    """Shuffle the units (seeded) and move them to validation, skipping any that would take it
+    past ``cap``, until it holds ``target`` samples in ``min_units`` units; None if impossible
+    (at least one unit must stay for training)."""
+    counts = np.bincount(codes)
+    if counts.size <= min_units:
+        return None
+    chosen: list[int] = []
+    total = 0
+    for u in np.random.default_rng(seed).permutation(counts.size):
+        if total >= target and len(chosen) >= min_units:
+            break
+        if total + counts[u] <= cap:
+            chosen.append(int(u))
+            total += int(counts[u])
+    if total < target or len(chosen) < min_units or total >= codes.size:
+        return None
+    return np.asarray(chosen, dtype=int)
+
+
+def _split_from(codes: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    is_val = np.isin(codes, chosen)
+    idx = np.arange(codes.size)
+    return idx[~is_val], idx[is_val]
+
+
+def _fixed(n: int, why: str) -> InnerSplit:
+    return InnerSplit(
+        np.arange(n), np.array([], dtype=int), "none", 0, 0, f"no inner validation set: {why}"
+    )
+
+
+def _site_labels(ds: xr.Dataset) -> np.ndarray | None:
+    """The ``site`` coordinate as text, a missing site (NaN, None, empty) counting as a site of
+    its own; None without a ``site`` coordinate."""
+    if "site" not in ds.coords:
+        return None
+    raw = ds["site"].values
+    text = raw.astype(str)
+    missing = np.isin(np.char.lower(text), ["", "nan", "none", "<na>", "nat"])
+    if missing.any():
+        text = text.astype(object)
+        text[missing] = [f"<no site: sample {i}>" for i in np.flatnonzero(missing)]
+        text = text.astype(str)
+    return text
+
+
+def _projected_xy(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sample positions in metres: the ``x_m``/``y_m`` coordinates, else ``lat``/``lon``
+    through :func:`soilbook.geo.local_xy_m`; None when neither is usable."""
+    if "x_m" in ds.coords and "y_m" in ds.coords:
+        x = np.asarray(ds["x_m"].values, dtype=np.float64)
+        y = np.asarray(ds["y_m"].values, dtype=np.float64)
+        if x.ndim == 1 and np.isfinite(x).all() and np.isfinite(y).all():
+            return x, y
+    if "lat" in ds.coords and "lon" in ds.coords:
+        try:
+            return local_xy_m(ds["lat"].values, ds["lon"].values)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def inner_validation_split(
+    ds: xr.Dataset,
+    fraction: float,
+    seed: int,
+    *,
+    min_val_samples: int = INNER_MIN_VAL_SAMPLES,
+    min_units: int = INNER_MIN_UNITS,
+) -> InnerSplit:
+    """The inner early-stopping split of the training samples ``ds`` (see the module docstring).
+
+    Candidate units, coarsest first; the first that yields a validation set of the required
+    size wins:
+
+    1. ``"group"`` — whole ``group`` values;
+    2. ``"block"`` — square spatial blocks **inside** each group, from ``x_m``/``y_m`` or from
+       ``lat``/``lon`` (:func:`soilbook.geo.local_xy_m`, :func:`soilbook.geo.spatial_blocks`),
+       trying the sides of :data:`soilbook.geo.BLOCK_SIDES_M` from 100 km down and keeping the
+       largest that works;
+    3. ``"site"`` — whole ``site`` values inside each group (when ``ds`` has a ``site``
+       coordinate), else ``"sample"`` — single samples.
+
+    Units that share a ``site`` are merged first, so no site (and never a sample) is on both
+    sides. The required size: at least ``target = max(min_val_samples, ceil(fraction * n))``
+    samples in at least ``min_units`` units, and at most ``cap = min(2 * target,
+    floor(max(fraction, 1/3) * n))`` samples. Units are shuffled with ``seed`` and added,
+    skipping any that would pass ``cap``, until both minima are met.
+
+    When no candidate works — ``fraction`` is 0, or too few samples (``target > cap``, i.e.
+    fewer than 60 with the defaults), or units too large — the split is empty: a **fixed
+    schedule** (all epochs, no early stopping; :func:`soilbook.train.fit`).
+    """
+    n = int(ds.sizes[SAMPLE])
+    fraction = float(fraction)
+    if fraction <= 0:
+        return _fixed(n, "val_fraction is 0 (fixed schedule: all epochs, no early stopping).")
+    target, cap = _size_bounds(n, fraction, min_val_samples)
+    if target > cap:
+        return _fixed(
+            n,
+            f"{n} training samples are too few, a validation set of at least {target} would "
+            f"take more than {cap} of them (fixed schedule: all epochs, no early stopping).",
+        )
+    groups = ds["group"].values.astype(str) if "group" in ds.coords else np.full(n, "")
+    sites = _site_labels(ds)
+
+    def attempt(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        codes = _keep_sites_whole(_codes(labels), sites)
+        return codes, _choose_units(codes, target, cap, min_units, seed)
+
+    def done(codes, chosen, unit, words, side=None) -> InnerSplit:
+        train, val = _split_from(codes, chosen)
+        n_units = int(codes.max()) + 1
+        text = (
+            f"{val.size} of {n} training samples in {chosen.size} of {n_units} {words} "
+            f"(early stopping on them; seed {seed})."
+        )
+        return InnerSplit(train, val, unit, n_units, int(chosen.size), text, side)
+
+    tried: list[str] = []
+    if "group" in ds.coords:
+        codes, chosen = attempt(groups)
+        if chosen is not None:
+            return done(codes, chosen, "group", "'group' values")
+        tried.append(f"{int(codes.max()) + 1} group(s)")
+    xy = _projected_xy(ds)
+    if xy is not None:
+        for side in BLOCK_SIDES_M:
+            blocks = spatial_blocks(xy[0], xy[1], side)
+            codes, chosen = attempt(np.char.add(np.char.add(groups, "|"), blocks))
+            if chosen is not None:
+                words = f"spatial blocks of {_side_text(side)} inside the groups"
+                return done(codes, chosen, "block", words, float(side))
+            if int(codes.max()) + 1 == n:  # every sample its own block: smaller cannot help
+                break
+        tried.append("spatial blocks")
+    unit, words = ("site", "sites") if sites is not None else ("sample", "samples")
+    codes, chosen = attempt(np.char.add(np.char.add(groups, "|"), np.arange(n).astype(str)))
+    if chosen is not None:
+        return done(codes, chosen, unit, words)
+    tried.append(words)
+    return _fixed(
+        n,
+        f"no split of {', '.join(tried)} gives {target}-{cap} samples in >= {min_units} units "
+        "(fixed schedule: all epochs, no early stopping).",
+    )
+
+
+def _side_text(side_m: float) -> str:
+    return f"{side_m / 1000:g} km" if side_m >= 1000 else f"{side_m:g} m"
 
 
 def inner_group_split(
-    groups: np.ndarray, fraction: float, seed: int
+    groups: np.ndarray,
+    fraction: float,
+    seed: int,
+    *,
+    min_val_samples: int = INNER_MIN_VAL_SAMPLES,
+    min_units: int = INNER_MIN_UNITS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Split sample positions into (train, validation) by whole groups.
+    """(train, validation) sample positions from ``groups`` alone (no coordinates, no sites).
 
-    Groups are shuffled with ``seed`` and moved to the validation side until it holds at least
-    ``fraction`` of the samples, skipping groups that would make it larger than 1.5 × that (one
-    huge field never becomes the whole validation set). Returns an empty validation set when
-    ``fraction`` is 0, when there are fewer than 10 samples or fewer than 2 groups, or when no
-    group is small enough; training then runs the full number of epochs.
+    The rule of :func:`inner_validation_split` restricted to its first and last candidates:
+    whole groups when they give at least ``max(min_val_samples, ceil(fraction * n))`` samples
+    in ``min_units`` groups (at most twice that and a third of the samples), else single
+    samples, else an empty validation set (a fixed schedule: ``fraction`` 0, or fewer than 60
+    samples with the defaults). Prefer :func:`inner_validation_split` when a data set is at
+    hand: it also tries spatial blocks and keeps sites whole.
     """
     groups = np.asarray(groups)
-    n = groups.shape[0]
-    all_idx = np.arange(n)
-    if fraction <= 0 or n < 10:
-        return all_idx, np.array([], dtype=int)
-    uniq, inverse, counts = np.unique(groups.astype(str), return_inverse=True, return_counts=True)
-    if uniq.size < 2:
-        return all_idx, np.array([], dtype=int)
-    target = fraction * n
-    rng = np.random.default_rng(seed)
-    chosen: list[int] = []
-    count = 0
-    for g in rng.permutation(uniq.size):
-        if count >= target:
-            break
-        if count + counts[g] <= max(1.5 * target, 1) and count + counts[g] < n:
-            chosen.append(int(g))
-            count += int(counts[g])
-    is_val = np.isin(inverse, chosen)
-    return all_idx[~is_val], all_idx[is_val]
+    ds = xr.Dataset(coords={"group": (SAMPLE, groups.astype(str))})
+    split = inner_validation_split(
+        ds, fraction, seed, min_val_samples=min_val_samples, min_units=min_units
+    )
+    return split.train, split.val
 
 
 #: Parameters that change where or how visibly a fit runs, not its result.
@@ -161,9 +430,14 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     learning_rate : AdamW learning rate.
     weight_decay : AdamW weight decay.
     patience : early-stopping patience in epochs (on the inner validation loss).
+    min_epochs : epochs that always run before early stopping may trigger (clipped to
+        ``epochs``).
     loss : ``"mse"`` or ``"huber"`` (on the standardised target).
-    val_fraction : share of the *training* samples held out, by group, for early stopping
-        (0 disables early stopping: all ``epochs`` run and the best training-loss epoch is kept).
+    val_fraction : share of the *training* samples held out for early stopping (at least
+        ``INNER_MIN_VAL_SAMPLES`` = 20 samples in ``INNER_MIN_UNITS`` = 3 groups, blocks or
+        sites; see "Inner validation" in the module docstring). 0, or data too few for that
+        floor, give a fixed schedule: all ``epochs`` run and the best training-loss epoch is
+        kept.
     max_grad_norm : gradient-norm clip (``None`` disables it).
     seed : seeds weight initialisation, the inner split, shuffling and dropout.
     device : ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -192,6 +466,8 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     input_names_ : the names of the model inputs, in the order of :meth:`to_tensors`.
     input_stats_ : ``{name: (mean, std)}`` arrays used to standardise each input.
     n_train_, n_val_ : samples used for training and for early stopping.
+    inner_split_ : the :class:`InnerSplit` of the last fit (its ``unit`` and ``description``
+        say how the validation set was drawn, or why there was none).
     checkpoint_path_ : this fit's checkpoint folder (a :class:`~pathlib.Path`), or ``None``.
     """
 
@@ -203,6 +479,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         learning_rate: float = 2e-3,
         weight_decay: float = 1e-4,
         patience: int = 8,
+        min_epochs: int = 10,
         loss: str = "mse",
         val_fraction: float = 0.15,
         max_grad_norm: float | None = 1.0,
@@ -217,6 +494,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.patience = patience
+        self.min_epochs = min_epochs
         self.loss = loss
         self.val_fraction = val_fraction
         self.max_grad_norm = max_grad_norm
@@ -303,7 +581,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         """Validate the settings (subclasses extend this); raise ParameterError."""
-        for name in ("epochs", "batch_size", "patience"):
+        for name in ("epochs", "batch_size", "patience", "min_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
                 raise ParameterError(
@@ -332,6 +610,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             learning_rate=float(self.learning_rate),
             weight_decay=float(self.weight_decay),
             patience=int(self.patience),
+            min_epochs=int(self.min_epochs),
             loss=self.loss,
             seed=int(self.seed),
             device=str(self.device),
@@ -437,28 +716,31 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         self.target_scale_ = scale if scale > 1e-12 else 1.0
         return ((y_raw - self.target_mean_) / self.target_scale_).astype(np.float32)
 
-    def _inner_split(self, ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
-        """The (train, validation) positions of the inner, grouped early-stopping split."""
-        groups = ds["group"].values if "group" in ds.coords else np.arange(ds.sizes[SAMPLE])
-        train_idx, val_idx = inner_group_split(groups, float(self.val_fraction), int(self.seed))
-        self.n_train_, self.n_val_ = int(train_idx.size), int(val_idx.size)
-        return train_idx, val_idx
+    def _inner_split(self, ds: xr.Dataset) -> InnerSplit:
+        """The inner early-stopping split of the training samples ``ds``
+        (:func:`inner_validation_split` with ``val_fraction`` and ``seed``); sets
+        ``inner_split_``, ``n_train_`` and ``n_val_``. Unpacks as ``train, val``."""
+        split = inner_validation_split(ds, float(self.val_fraction), int(self.seed))
+        self.inner_split_ = split
+        self.n_train_, self.n_val_ = int(split.train.size), int(split.val.size)
+        return split
 
     def _train(
         self,
         module: nn.Module,
         tensors: Sequence[Tensor],
         y: Tensor,
-        split: tuple[np.ndarray, np.ndarray],
+        split: InnerSplit | tuple[np.ndarray, np.ndarray],
         config: TrainConfig,
         run_key: dict[str, Any],
         train_loss_fn: Any = None,
     ) -> History:
         """Train ``module`` with :func:`soilbook.train.fit` on the rows ``split[0]`` of
-        ``tensors``/``y``, early-stopping on the rows ``split[1]`` (none when empty)."""
-        tr, va = (torch.from_numpy(np.asarray(i)) for i in split)
-        has_val = split[1].size > 0
-        return train_fit(
+        ``tensors``/``y``, early-stopping on the rows ``split[1]`` (a fixed schedule when
+        empty). An :class:`InnerSplit`'s description goes to ``History.inner_split``."""
+        tr, va = (torch.from_numpy(np.asarray(split[i])) for i in (0, 1))
+        has_val = np.asarray(split[1]).size > 0
+        history = train_fit(
             module,
             [t[tr] for t in tensors],
             y[tr],
@@ -468,6 +750,23 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             run_key=run_key,
             train_loss_fn=train_loss_fn,
         )
+        if isinstance(split, InnerSplit):
+            history.inner_split = split.description
+        elif not has_val:
+            history.inner_split = "no inner validation set (fixed schedule: all epochs)."
+        return history
+
+    def training_histories(self) -> dict[str, History]:
+        """Every training run of the last fit, by stage: ``{"network": history_}`` here.
+
+        Networks trained in several stages override it (DeepSalt: ``{"teacher": ...,
+        "student": ...}``). Each :class:`~soilbook.train.History` gives its learning curve
+        (:meth:`~soilbook.train.History.to_frame`) and its convergence record
+        (:meth:`~soilbook.train.History.convergence`). Raises
+        :class:`sklearn.exceptions.NotFittedError` before :meth:`fit`.
+        """
+        check_is_fitted(self, "history_")
+        return {"network": self.history_}
 
     def fit(self, ds: xr.Dataset, y: Any = None) -> NetworkRegressor:
         """Fit on the samples of ``ds`` (a schema sample set); ``y`` overrides ``ds['target']``.
