@@ -19,7 +19,10 @@ and the one definition of spatial blocks for grouped cross-validation, used by e
     a local equirectangular projection of lat/lon to metres (for study areas up to a few hundred
     km), so point data in degrees can be blocked too;
 :func:`choose_block_side`
-    the largest side from a list that still gives a minimum number of occupied blocks.
+    the largest side from a list that still gives a minimum number of occupied blocks;
+:func:`buffer_split`
+    buffered spatial cross-validation: drop training samples closer than a distance to any test
+    sample (a KD-tree query, so thousands of samples take milliseconds).
 
 A note on the DeepSalt code
 ---------------------------
@@ -276,9 +279,78 @@ def choose_block_side(
     return float(sides[-1])
 
 
+def buffer_split(train_idx, test_idx, x_m, y_m, distance_m: float) -> np.ndarray:
+    """The training indices of one fold without the samples near its test samples.
+
+    Buffered (spatial) cross-validation (Roberts et al. 2017, *Ecography* 40:913; Valavi et al.
+    2019): training samples closer than ``distance_m`` to **any** test sample of the fold are
+    dropped, so the model is not scored on places right next to where it learned, even where a
+    test block touches a training block. Use the range of the residual autocorrelation
+    (:func:`soilbook.variogram.block_side_from_variogram`) or a share of it.
+
+    Parameters
+    ----------
+    train_idx, test_idx
+        Positional int indices of the fold's training and test samples.
+    x_m, y_m
+        Projected coordinates (m) of **all** samples, shape (n_sample,) (the indices point into
+        them); :func:`local_xy_m` turns lat/lon into such coordinates.
+    distance_m
+        Buffer distance in metres; a training sample whose distance to the nearest test sample
+        is strictly less than ``distance_m`` is dropped. ``0`` drops nothing.
+
+    Returns
+    -------
+    ndarray of int
+        The kept training indices, in their original order (a subset of ``train_idx``).
+
+    Raises
+    ------
+    SplitError
+        When the buffer leaves no training sample (choose a smaller distance or larger blocks).
+    """
+    from scipy.spatial import cKDTree
+
+    from soilbook.errors import ParameterError, SplitError
+
+    train = np.asarray(train_idx, dtype=np.int64).ravel()
+    test = np.asarray(test_idx, dtype=np.int64).ravel()
+    x = np.asarray(x_m, dtype=np.float64).ravel()
+    y = np.asarray(y_m, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ParameterError(
+            f"x_m has {x.size} values but y_m has {y.size}; give one x and y per sample."
+        )
+    if distance_m is None or not np.isfinite(distance_m) or distance_m < 0:
+        raise ParameterError(
+            f"distance_m={distance_m!r}; expected a buffer distance >= 0 in metres."
+        )
+    for name, idx in (("train_idx", train), ("test_idx", test)):
+        if idx.size and (idx.min() < 0 or idx.max() >= x.size):
+            raise ParameterError(
+                f"{name} holds indices outside 0..{x.size - 1}; x_m / y_m must hold the "
+                "coordinates of all samples the indices point into."
+            )
+    used = np.concatenate([train, test])
+    if not (np.all(np.isfinite(x[used])) and np.all(np.isfinite(y[used]))):
+        raise ParameterError("x_m / y_m contain NaN or inf; drop or locate those samples first.")
+    if distance_m == 0 or test.size == 0 or train.size == 0:
+        return train.copy()
+    tree = cKDTree(np.column_stack([x[test], y[test]]))
+    nearest, _ = tree.query(np.column_stack([x[train], y[train]]), k=1)
+    kept = train[nearest >= distance_m]
+    if kept.size == 0:
+        raise SplitError(
+            f"a buffer of {distance_m:g} m around the {test.size} test samples leaves none of the "
+            f"{train.size} training samples. What to do: use a smaller buffer or larger blocks."
+        )
+    return kept
+
+
 __all__ = [
     "BLOCK_SIDES_M",
     "EARTH_RADIUS_KM",
+    "buffer_split",
     "choose_block_side",
     "geographic_clusters",
     "haversine_km",

@@ -14,11 +14,29 @@
 :func:`predict_map_naive` is the obvious per-pixel loop (cut the window, build a one-sample
 dataset, call ``predict``). It exists only as the reference for ``benchmarks/bench_maps.py``
 and the tests: it is orders of magnitude slower.
+
+Scoring a map honestly and putting error bars on it:
+
+:func:`heldout_block_mask`
+    the pixels whose spatial block (the rule that gave the samples their ``group``,
+    :func:`soilbook.geo.spatial_blocks` on pixel offsets from the scene's north-west corner)
+    holds no training sample of a fold — so a map is scored on new places, not next to its
+    training data; optionally also a buffer around every training sample;
+:func:`score_map`
+    metrics of a predicted map against the true map on the masked pixels, with their count;
+:func:`quantile_map`, :func:`conformal_map`, :func:`score_interval_map`
+    prediction-interval maps (quantile regression forest; conformal from out-of-fold residuals,
+    :mod:`soilbook.uncertainty`) and their coverage on the masked pixels;
+:func:`applicability_map`
+    the dissimilarity index and area of applicability (:mod:`soilbook.applicability`) of every
+    pixel;
+:func:`scene_table`
+    every pixel's feature table (what a tabular model or the dissimilarity index sees).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +44,18 @@ import xarray as xr
 
 from soilbook.data.schema import validate_scene
 
-__all__ = ["predict_map", "predict_map_naive"]
+__all__ = [
+    "applicability_map",
+    "conformal_map",
+    "heldout_block_mask",
+    "pixel_blocks",
+    "predict_map",
+    "predict_map_naive",
+    "quantile_map",
+    "scene_table",
+    "score_interval_map",
+    "score_map",
+]
 
 
 def _window(estimator: Any) -> int | None:
@@ -178,3 +207,379 @@ def predict_map_naive(
         ds = _pixels(scene, np.array([r]), np.array([c]), window, covariates)
         out[i] = float(np.asarray(estimator.predict(ds), dtype=np.float64).ravel()[0])
     return out
+
+
+# -- honest map scores ----------------------------------------------------------------------------
+
+
+def pixel_blocks(scene: xr.Dataset, block_side_m: float) -> np.ndarray:
+    """Spatial-block label of every pixel, ndarray (y, x) of str.
+
+    The same rule as the samples' ``group`` (:func:`soilbook.data.scene.sample_scene`):
+    :func:`soilbook.geo.spatial_blocks` on ``(col · pixel, row · pixel)`` with origin (0, 0), so
+    blocks are counted from the scene's north-west pixel and a pixel's label equals the
+    ``group`` a sample at that pixel gets with ``block_size_m = block_side_m``.
+    """
+    from soilbook.data.scene import _block_ids
+
+    ny, nx = int(scene.sizes["y"]), int(scene.sizes["x"])
+    rows, cols = np.divmod(np.arange(ny * nx), nx)
+    return _block_ids(scene, rows, cols, float(block_side_m)).reshape(ny, nx)
+
+
+def _pixel_size(scene: xr.Dataset) -> float:
+    return float(scene.attrs.get("pixel_size_m", abs(float(scene["x"][1] - scene["x"][0]))))
+
+
+def _sample_pixels(scene: xr.Dataset, samples: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column in ``scene`` of every sample (``row``/``col``, else nearest ``x_m``/``y_m``)."""
+    from soilbook.errors import SchemaError
+
+    if "row" in samples.coords and "col" in samples.coords:
+        rows = np.asarray(samples["row"].values, dtype=np.int64)
+        cols = np.asarray(samples["col"].values, dtype=np.int64)
+    elif "x_m" in samples.coords and "y_m" in samples.coords:
+        xs, ys = scene["x"].values.astype(float), scene["y"].values.astype(float)
+        sx = np.asarray(samples["x_m"].values, dtype=float)
+        sy = np.asarray(samples["y_m"].values, dtype=float)
+        cols = np.abs(sx[:, None] - xs[None, :]).argmin(axis=1)
+        rows = np.abs(sy[:, None] - ys[None, :]).argmin(axis=1)
+    else:
+        raise SchemaError(
+            "the samples have neither row/col nor x_m/y_m coordinates, so they cannot be placed "
+            "on the scene. Expected a sample set from soilbook.data.scene.sample_scene."
+        )
+    ny, nx = int(scene.sizes["y"]), int(scene.sizes["x"])
+    if rows.size and (rows.min() < 0 or rows.max() >= ny or cols.min() < 0 or cols.max() >= nx):
+        raise SchemaError(
+            f"sample rows/cols fall outside the {ny} x {nx} scene; were the samples drawn from "
+            "another scene?"
+        )
+    return rows, cols
+
+
+def heldout_block_mask(
+    scene: xr.Dataset,
+    samples: xr.Dataset,
+    train_idx: Sequence[int] | np.ndarray,
+    block_side_m: float,
+    *,
+    buffer_m: float = 0.0,
+) -> xr.DataArray:
+    """Pixels of ``scene`` in spatial blocks that hold no training sample of a fold.
+
+    Parameters
+    ----------
+    scene
+        The scene the samples were drawn from.
+    samples
+        The sample set (``row``/``col`` coordinates, as from
+        :func:`soilbook.data.scene.sample_scene`; otherwise ``x_m``/``y_m`` are snapped to the
+        nearest pixel).
+    train_idx
+        Positional indices of the samples the mapped model was trained on (e.g. the last fold's
+        training set, or every sample for a model fitted on all data).
+    block_side_m
+        Block side in metres; the blocks are :func:`pixel_blocks`. Use the samples'
+        ``attrs["block_size_m"]`` to match their ``group``.
+    buffer_m
+        Also drop pixels closer than this (m, between pixel centres) to any training sample,
+        e.g. at the edge of a held-out block next to a training block. 0: no buffer.
+
+    Returns
+    -------
+    xarray.DataArray (y, x) of bool, True where the pixel is held out; ``attrs``:
+    ``block_side_m``, ``buffer_m``, ``n_pixels`` (True count), ``share`` (of all pixels),
+    ``n_train_blocks``, ``description``.
+    """
+    from soilbook.errors import ParameterError, SchemaError
+
+    validate_scene(scene)
+    if not np.isfinite(block_side_m) or block_side_m <= 0:
+        raise ParameterError(f"block_side_m={block_side_m!r}; expected a positive size in m.")
+    if not np.isfinite(buffer_m) or buffer_m < 0:
+        raise ParameterError(f"buffer_m={buffer_m!r}; expected a distance >= 0 in m.")
+    train = np.asarray(train_idx, dtype=np.int64).ravel()
+    n = int(samples.sizes["sample"])
+    if train.size and (train.min() < 0 or train.max() >= n):
+        raise ParameterError(f"train_idx holds indices outside 0..{n - 1} (the samples).")
+    rows, cols = _sample_pixels(scene, samples)
+    blocks = pixel_blocks(scene, block_side_m)
+    train_blocks = np.unique(blocks[rows[train], cols[train]])
+    if (
+        "group" in samples.coords
+        and np.isclose(float(samples.attrs.get("block_size_m", np.nan)), block_side_m)
+        and not np.array_equal(
+            np.asarray(samples["group"].values).astype(str), blocks[rows, cols].astype(str)
+        )
+    ):
+        raise SchemaError(
+            "the samples' 'group' labels differ from the scene's blocks of the same side; the "
+            "samples were grouped by another rule, so held-out blocks would be wrong."
+        )
+    mask = ~np.isin(blocks, train_blocks)
+    if buffer_m > 0 and train.size:
+        from scipy.spatial import cKDTree
+
+        px = _pixel_size(scene)
+        ny, nx = blocks.shape
+        pr, pc = np.divmod(np.arange(ny * nx), nx)
+        tree = cKDTree(np.column_stack([cols[train] * px, rows[train] * px]))
+        near, _ = tree.query(np.column_stack([pc * px, pr * px]), k=1)
+        mask &= (near >= buffer_m).reshape(ny, nx)
+    coords = {d: scene[d] for d in ("y", "x") if d in scene.coords}
+    what = f"pixels in {block_side_m:g} m blocks without training samples"
+    if buffer_m > 0:
+        what += f", at least {buffer_m:g} m from any training sample"
+    return xr.DataArray(
+        mask,
+        dims=("y", "x"),
+        coords=coords,
+        name="heldout",
+        attrs={
+            "block_side_m": float(block_side_m),
+            "buffer_m": float(buffer_m),
+            "n_pixels": int(mask.sum()),
+            "share": float(mask.mean()),
+            "n_train_blocks": int(train_blocks.size),
+            "description": what,
+            "simulated": bool(scene.attrs.get("simulated", False)),
+        },
+    )
+
+
+def _grid(a: Any, name: str) -> np.ndarray:
+    if isinstance(a, xr.DataArray):
+        a = a.transpose("y", "x").values if {"y", "x"} <= set(a.dims) else a.values
+    return np.asarray(a)
+
+
+def score_map(
+    truth: xr.DataArray | np.ndarray,
+    pred: xr.DataArray | np.ndarray,
+    mask: xr.DataArray | np.ndarray | None = None,
+) -> dict[str, float]:
+    """Metrics of a predicted map against the true map on the pixels where ``mask`` is True.
+
+    Parameters
+    ----------
+    truth, pred
+        Maps (y, x) in the same unit (e.g. ``scene["target"]`` and :func:`predict_map`).
+    mask
+        Boolean (y, x), e.g. :func:`heldout_block_mask`; None: every pixel. Pixels where truth
+        or prediction is NaN are left out as well.
+
+    Returns
+    -------
+    dict: :func:`soilbook.evaluate.metrics_table` (``rmse``, ``mae``, ``r2``, ``bias``, ``ccc``,
+    ``rpiq``, ``n``) plus ``n_pixels`` (int, pixels scored) and ``share`` (of all pixels).
+    """
+    from soilbook.errors import ParameterError
+    from soilbook.evaluate import metrics_table
+
+    t, p = _grid(truth, "truth").astype(float), _grid(pred, "pred").astype(float)
+    m = np.ones(t.shape, bool) if mask is None else _grid(mask, "mask").astype(bool)
+    if not t.shape == p.shape == m.shape:
+        raise ParameterError(
+            f"truth {t.shape}, pred {p.shape} and mask {m.shape} differ; give maps of one grid."
+        )
+    sel = m & np.isfinite(t) & np.isfinite(p)
+    if not sel.any():
+        raise ParameterError(
+            "the mask selects no pixel with a finite truth and prediction; every block holds "
+            "training samples. What to do: map a model that held blocks out (a CV fold), or "
+            "use an independently simulated scene."
+        )
+    out = metrics_table(t[sel], p[sel])
+    out["n_pixels"] = int(sel.sum())
+    out["share"] = float(sel.sum() / sel.size)
+    return out
+
+
+def scene_table(
+    scene: xr.Dataset,
+    transform: Callable[[xr.Dataset], np.ndarray] | None = None,
+    *,
+    chunk_pixels: int = 65536,
+) -> np.ndarray:
+    """The feature table of every pixel, row by row: ndarray (n_y · n_x, n_feature) float32.
+
+    ``transform`` maps a sample set to its table (e.g. a baseline's ``transform``); default
+    :func:`soilbook.data.schema.to_tabular`. Pixels are turned into sample sets in chunks.
+    """
+    from soilbook.data.scene import scene_covariates
+    from soilbook.data.schema import to_tabular
+
+    validate_scene(scene)
+    transform = to_tabular if transform is None else transform
+    ny, nx = int(scene.sizes["y"]), int(scene.sizes["x"])
+    cov = scene_covariates(scene)
+    parts = []
+    flat = np.arange(ny * nx)
+    for start in range(0, flat.size, max(1, int(chunk_pixels))):
+        rows, cols = np.divmod(flat[start : start + chunk_pixels], nx)
+        parts.append(np.asarray(transform(_pixels(scene, rows, cols, None, cov))))
+    return np.concatenate(parts, axis=0)
+
+
+def _map_like(scene: xr.Dataset, values: np.ndarray, name: str, attrs: dict) -> xr.DataArray:
+    coords = {d: scene[d] for d in ("y", "x") if d in scene.coords}
+    ny, nx = int(scene.sizes["y"]), int(scene.sizes["x"])
+    return xr.DataArray(
+        values.reshape(ny, nx),
+        dims=("y", "x"),
+        coords=coords,
+        name=name,
+        attrs={**attrs, "simulated": bool(scene.attrs.get("simulated", False))},
+    )
+
+
+def quantile_map(
+    model: Any,
+    train: xr.Dataset,
+    scene: xr.Dataset,
+    quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+) -> xr.DataArray:
+    """Quantile-regression-forest quantiles of every pixel (Meinshausen 2006).
+
+    ``model`` is a fitted random-forest baseline (duck-typed: ``transform`` and a forest, also
+    inside ``Log1pTarget``; see :func:`soilbook.uncertainty.find_forest`), ``train`` the sample
+    set it was fitted on. Returns xarray.DataArray (quantile, y, x) in the target's unit.
+    """
+    from soilbook.uncertainty import QuantileForest
+
+    qf = QuantileForest.from_model(model, train)
+    values = qf.predict(scene_table(scene, qf.transform_), quantiles)  # (n_pixels, n_q)
+    units = str(train["target"].attrs.get("units", ""))
+    ny, nx = int(scene.sizes["y"]), int(scene.sizes["x"])
+    coords = {d: scene[d] for d in ("y", "x") if d in scene.coords}
+    return xr.DataArray(
+        values.T.reshape(-1, ny, nx),
+        dims=("quantile", "y", "x"),
+        coords={"quantile": np.asarray(quantiles, dtype=float), **coords},
+        name="quantile",
+        attrs={
+            "units": units,
+            "long_name": "quantile regression forest quantile",
+            "method": "Meinshausen (2006) leaf co-membership weights on all training samples",
+            "model": type(model).__name__,
+            "simulated": bool(scene.attrs.get("simulated", False)),
+        },
+    )
+
+
+def conformal_map(
+    pred: xr.DataArray, residuals: Any, level: float = 0.9, *, log1p: bool = False
+) -> xr.Dataset:
+    """Conformal interval of every pixel of a predicted map: Dataset ``low``, ``high`` (y, x).
+
+    ``residuals`` are the model's out-of-fold residuals (:func:`soilbook.uncertainty.oof_residuals`,
+    on the log1p scale when ``log1p``); see :func:`soilbook.uncertainty.conformal_interval`.
+    """
+    from soilbook.uncertainty import conformal_halfwidth, conformal_interval
+
+    low, high = conformal_interval(pred.values, residuals, level, log1p=log1p)
+    attrs = {
+        "units": pred.attrs.get("units", ""),
+        "level": float(level),
+        "halfwidth": conformal_halfwidth(residuals, level),
+        "scale": "log1p" if log1p else "target",
+        "method": "split conformal from out-of-fold absolute residuals",
+        "simulated": bool(pred.attrs.get("simulated", False)),
+    }
+    return xr.Dataset(
+        {
+            "low": (pred.dims, low, {**attrs, "long_name": f"{level:.0%} interval, lower"}),
+            "high": (pred.dims, high, {**attrs, "long_name": f"{level:.0%} interval, upper"}),
+        },
+        coords=pred.coords,
+        attrs=attrs,
+    )
+
+
+def score_interval_map(
+    truth: xr.DataArray | np.ndarray,
+    low: xr.DataArray | np.ndarray,
+    high: xr.DataArray | np.ndarray,
+    mask: xr.DataArray | np.ndarray | None = None,
+    *,
+    level: float | None = None,
+) -> dict[str, float]:
+    """Coverage and width of interval maps on the masked pixels.
+
+    Returns :func:`soilbook.uncertainty.interval_summary` (``coverage``, ``mean_width``,
+    ``median_width``, ``n``, and with ``level`` also ``nominal`` and ``interval_score``) plus
+    ``n_pixels``.
+    """
+    from soilbook.errors import ParameterError
+    from soilbook.uncertainty import interval_summary
+
+    t = _grid(truth, "truth").astype(float)
+    lo, hi = _grid(low, "low").astype(float), _grid(high, "high").astype(float)
+    m = np.ones(t.shape, bool) if mask is None else _grid(mask, "mask").astype(bool)
+    if not t.shape == lo.shape == hi.shape == m.shape:
+        raise ParameterError("truth, low, high and mask must be maps of one grid (y, x).")
+    out = interval_summary(t[m], lo[m], hi[m], level=level)
+    out["n_pixels"] = int(m.sum())
+    return out
+
+
+def applicability_map(
+    train: xr.Dataset,
+    scene: xr.Dataset,
+    *,
+    transform: Callable[[xr.Dataset], np.ndarray] | None = None,
+    weights: Any = None,
+    folds: Any = None,
+    threshold: float | None = None,
+) -> xr.Dataset:
+    """Dissimilarity index and area of applicability of every pixel (Meyer & Pebesma 2021).
+
+    Parameters
+    ----------
+    train
+        The training sample set of the mapped model.
+    scene
+        The scene.
+    transform
+        Sample set -> predictor table (default :func:`soilbook.data.schema.to_tabular`; a
+        baseline's ``transform`` is the same table).
+    weights
+        Per-predictor weights, e.g. the model's variable importance
+        (:func:`soilbook.applicability.importance_weights`).
+    folds
+        The CV folds of the training samples (labels or ``[(train_idx, test_idx), ...]``) for
+        the threshold; default leave-one-out.
+    threshold
+        A precomputed :func:`soilbook.applicability.aoa_threshold`.
+
+    Returns
+    -------
+    xarray.Dataset with ``di`` (y, x) float and ``inside`` (y, x) bool; ``attrs["threshold"]``,
+    ``attrs["share_inside"]``.
+    """
+    from soilbook.applicability import aoa_threshold, area_of_applicability
+    from soilbook.data.schema import to_tabular
+
+    transform = to_tabular if transform is None else transform
+    X_train = np.asarray(transform(train))
+    if threshold is None:
+        threshold = aoa_threshold(X_train, weights, folds)
+    di, inside = area_of_applicability(
+        X_train, scene_table(scene, transform), weights=weights, threshold=threshold
+    )
+    attrs = {
+        "threshold": float(threshold),
+        "share_inside": float(inside.mean()),
+        "method": "Meyer & Pebesma (2021) dissimilarity index; threshold = upper whisker of "
+        "the training DI to other CV folds",
+    }
+    return xr.Dataset(
+        {
+            "di": _map_like(scene, di, "di", {"units": "1", "long_name": "dissimilarity index"}),
+            "inside": _map_like(
+                scene, inside, "inside", {"long_name": "inside the area of applicability"}
+            ),
+        },
+        attrs={**attrs, "simulated": bool(scene.attrs.get("simulated", False))},
+    )

@@ -184,3 +184,35 @@ def test_local_xy_m_scales_longitude_by_latitude() -> None:
     x, y = geo.local_xy_m([60.0, 60.0], [0.0, 1.0])
     assert y[1] - y[0] == pytest.approx(0.0)
     assert x[1] - x[0] == pytest.approx(111_195 * 0.5, rel=1e-3)
+
+
+# -- buffered spatial CV -------------------------------------------------------------------------
+
+
+def test_buffer_split_drops_training_samples_near_the_test_fold() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.uniform(0, 1000, 200), rng.uniform(0, 1000, 200)
+    test = np.flatnonzero(x < 300)
+    train = np.flatnonzero(x >= 300)
+    kept = geo.buffer_split(train, test, x, y, 100.0)
+    # brute force: nearest test sample of every training sample
+    near = np.hypot(x[train, None] - x[None, test], y[train, None] - y[None, test]).min(axis=1)
+    np.testing.assert_array_equal(kept, train[near >= 100.0])
+    assert 0 < kept.size < train.size and np.all(np.diff(kept) > 0)  # a subset, in order
+    assert x[kept].min() >= 300.0 and np.setdiff1d(kept, train).size == 0
+    # no buffer: unchanged
+    np.testing.assert_array_equal(geo.buffer_split(train, test, x, y, 0.0), train)
+
+
+def test_buffer_split_errors() -> None:
+    from soilbook.errors import ParameterError, SplitError
+
+    x, y = np.array([0.0, 10.0, 20.0]), np.zeros(3)
+    with pytest.raises(SplitError, match="leaves none"):
+        geo.buffer_split([0, 1], [2], x, y, 50.0)
+    with pytest.raises(ParameterError, match="distance_m"):
+        geo.buffer_split([0, 1], [2], x, y, -1.0)
+    with pytest.raises(ParameterError, match="outside"):
+        geo.buffer_split([0, 5], [2], x, y, 5.0)
+    with pytest.raises(ParameterError, match="NaN"):
+        geo.buffer_split([0, 1], [2], [np.nan, 10.0, 20.0], y, 5.0)

@@ -83,3 +83,85 @@ def test_log_target_wrapper_maps_with_the_inner_network(samples, scene):
     rows, cols = np.array([0, 5, 27]), np.array([27, 9, 0])
     naive = maps.predict_map_naive(wrapped, scene, rows, cols)
     np.testing.assert_allclose(dense.values[rows, cols], naive, atol=1e-4, rtol=1e-5)
+
+
+# -- honest map scores, interval maps and the area of applicability ------------------------------
+
+
+def _fold(samples):
+    from soilbook.evaluate import group_kfold
+
+    return group_kfold(samples, 4, seed=0)[0]
+
+
+def test_heldout_block_mask_uses_the_samples_blocks(scene, samples):
+    train, test = _fold(samples)
+    side = samples.attrs["block_size_m"]
+    mask = maps.heldout_block_mask(scene, samples, train, side)
+    assert mask.dims == ("y", "x") and mask.dtype == bool and mask.shape == (SIZE, SIZE)
+    rows, cols = samples["row"].values, samples["col"].values
+    groups = samples["group"].values.astype(str)
+    # pixels carry the samples' own block labels
+    np.testing.assert_array_equal(maps.pixel_blocks(scene, side)[rows, cols], groups)
+    assert mask.values[rows[test], cols[test]].all()  # test samples' pixels are held out
+    assert not mask.values[rows[train], cols[train]].any()
+    held = ~np.isin(maps.pixel_blocks(scene, side), np.unique(groups[train]))
+    np.testing.assert_array_equal(mask.values, held)
+    assert mask.attrs["n_pixels"] == int(held.sum()) and 0 < mask.attrs["share"] < 1
+    # a buffer removes held-out pixels near training samples
+    buffered = maps.heldout_block_mask(scene, samples, train, side, buffer_m=25.0)
+    assert buffered.attrs["n_pixels"] < mask.attrs["n_pixels"]
+    assert not (buffered.values & ~mask.values).any()
+    # samples grouped by another rule are refused rather than silently mis-blocked
+    shuffled = samples.assign_coords(group=("sample", np.roll(groups, 1)))
+    with pytest.raises(SchemaError, match="another rule"):
+        maps.heldout_block_mask(scene, shuffled, train, side)
+
+
+def test_score_map_scores_only_masked_pixels(scene, samples):
+    from soilbook.evaluate import metrics_table
+
+    train, _ = _fold(samples)
+    truth = scene["target"]
+    pred = truth * 1.1 + 0.5
+    mask = maps.heldout_block_mask(scene, samples, train, samples.attrs["block_size_m"])
+    got = maps.score_map(truth, pred, mask)
+    sel = mask.values
+    expected = metrics_table(truth.values[sel], pred.values[sel])
+    assert got["rmse"] == pytest.approx(expected["rmse"])
+    assert got["n_pixels"] == int(sel.sum()) and got["share"] == pytest.approx(sel.mean())
+    assert maps.score_map(truth, pred)["n_pixels"] == SIZE * SIZE
+    with pytest.raises(ValueError, match="selects no pixel"):
+        maps.score_map(truth, pred, np.zeros((SIZE, SIZE), bool))
+
+
+def test_interval_and_applicability_maps(scene, samples):
+    from soilbook.baselines import RandomForestBaseline
+    from soilbook.data.schema import subset
+    from soilbook.evaluate import group_kfold
+
+    train, _ = _fold(samples)
+    ds_train = subset(samples, train)
+    rf = RandomForestBaseline(n_estimators=10, seed=0).fit(ds_train)
+    q = maps.quantile_map(rf, ds_train, scene, (0.05, 0.5, 0.95))
+    assert q.dims == ("quantile", "y", "x") and q.shape == (3, SIZE, SIZE)
+    assert bool((q.sel(quantile=0.05) <= q.sel(quantile=0.95)).all())
+    assert q.attrs["units"] == "g/kg"
+    mask = maps.heldout_block_mask(scene, samples, train, samples.attrs["block_size_m"])
+    s = maps.score_interval_map(
+        scene["target"], q.sel(quantile=0.05), q.sel(quantile=0.95), mask, level=0.9
+    )
+    assert 0.0 <= s["coverage"] <= 1.0 and s["n_pixels"] == mask.attrs["n_pixels"]
+
+    pred = maps.predict_map(rf, scene)
+    conf = maps.conformal_map(pred, np.linspace(-2, 2, 41), level=0.9)
+    np.testing.assert_allclose(conf["high"] - conf["low"], 2 * conf.attrs["halfwidth"])
+    assert conf["low"].dims == ("y", "x")
+
+    aoa = maps.applicability_map(
+        ds_train, scene, transform=rf.transform, folds=group_kfold(ds_train, 3)
+    )
+    assert aoa["di"].shape == (SIZE, SIZE) and aoa["inside"].dtype == bool
+    rows, cols = ds_train["row"].values, ds_train["col"].values
+    assert aoa["inside"].values[rows, cols].all()  # training pixels are inside
+    assert 0 < aoa.attrs["share_inside"] <= 1 and aoa.attrs["threshold"] > 0
