@@ -8,14 +8,17 @@ import torch
 import xarray as xr
 from sklearn.base import clone
 
-from soilbook.data.schema import SchemaError
+from soilbook.data.schema import SchemaError, target_values
 from soilbook.errors import ParameterError
+from soilbook.evaluate import Log1pTarget
 from soilbook.models import deepsalt
 from soilbook.models.deepsalt import (
     DeepSaltRegressor,
     SpectralAdaptationUnit,
     interpolation_matrix,
     teacher_lab_rows,
+    unlabelled_rows,
+    withheld_sites,
 )
 from soilbook.train import TrainConfig
 from soilbook.train import fit as train_fit
@@ -346,9 +349,184 @@ def test_interrupted_fit_resumes_teacher_and_student(trio, tmp_path, monkeypatch
     assert resumed.teacher_history_.resumed_from == teacher_from
     assert resumed.history_.resumed_from == student_from
     np.testing.assert_array_equal(resumed.predict(sat), reference.predict(sat))
-    (folder,) = tmp_path.iterdir()
-    assert folder == resumed.checkpoint_path_ and len(list(folder.glob("*.pt"))) == 2
+    # the student's folder and the teacher's own (variant-independent) folder, one run each
+    folders = set(tmp_path.iterdir())
+    assert folders == {resumed.checkpoint_path_, resumed.teacher_checkpoint_path_}
+    assert resumed.teacher_checkpoint_path_.name.startswith("DeepSaltTeacher-")
+    for folder in folders:
+        assert len(list(folder.glob("*.pt"))) == 1
     # another lab set (same shapes, other values) is another fit: another folder
     lab2 = lab.copy(deep=True)
     lab2["target"].values[0] += 1.0
     assert clone(est).set_params(lab=lab2).checkpoint_key(sat) != est.checkpoint_key(sat)
+
+
+# -- one target transform, histories, teacher skill --------------------------------------------
+
+
+def test_lab_target_transform_log1p(trio):
+    sat, lab, _ = trio
+    est = DeepSaltRegressor(lab=lab, lab_target_transform="log1p", **TINY).fit(sat)
+    y_lab = target_values(lab.isel(sample=teacher_lab_rows(lab, sat)))
+    assert est.teacher_target_mean_ == pytest.approx(np.log1p(y_lab).mean())
+    assert est.teacher_target_scale_ == pytest.approx(np.log1p(y_lab).std())
+    plain = DeepSaltRegressor(lab=lab, **TINY).fit(sat)
+    assert plain.teacher_target_mean_ == pytest.approx(y_lab.mean())
+    # predict_teacher answers in the original units: expm1 of the log-scale output
+    scaled = est._predict_teacher_scaled(lab)
+    np.testing.assert_allclose(est.predict_teacher(lab), np.expm1(scaled))
+    assert est.teacher_target_units_ == "log1p(dS/m)"
+    with pytest.raises(ParameterError, match="lab_target_transform"):
+        DeepSaltRegressor(lab=lab, lab_target_transform="log", **TINY).fit(sat)
+    # Log1pTarget sets it on its clone: both domains learn log1p(EC)
+    wrapped = Log1pTarget(DeepSaltRegressor(lab=lab, **TINY)).fit(sat)
+    assert wrapped.estimator_.lab_target_transform == "log1p"
+    assert wrapped.estimator.lab_target_transform == "none"
+
+
+def test_training_histories(trio, fitted):
+    sat, _, _ = trio
+    hist = fitted.training_histories()
+    assert list(hist) == ["teacher", "student"]
+    assert hist["teacher"] is fitted.teacher_history_ and hist["student"] is fitted.history_
+    alone = DeepSaltRegressor(variant="satellite_only", **TINY).fit(sat)
+    assert list(alone.training_histories()) == ["student"]
+
+
+def test_teacher_scores_on_held_out_lab_rows(trio):
+    sat, lab, _ = trio
+    train = sat.isel(sample=np.flatnonzero(sat["group"].values != "C"))
+    est = DeepSaltRegressor(lab=lab, **TINY).fit(train)
+    held = lab.isel(sample=np.flatnonzero(lab["group"].values == "C"))
+    scores = est.teacher_scores(held)
+    assert {"rmse", "r2", "mae", "bias", "ccc", "rpiq", "n"} <= set(scores)
+    assert scores["n"] == held.sizes["sample"] and scores["n_excluded_seen"] == 0
+    # rows of sites the teacher saw are left out unless asked for
+    mixed = lab.isel(sample=np.flatnonzero(np.isin(lab["group"].values, ["A", "C"])))
+    part = est.teacher_scores(mixed)
+    assert part["n"] == held.sizes["sample"] and part["n_excluded_seen"] > 0
+    assert est.teacher_scores(mixed, include_seen=True)["n"] == mixed.sizes["sample"]
+    seen = lab.isel(sample=np.flatnonzero(lab["group"].values == "A"))
+    with pytest.raises(ValueError, match="trained on"):
+        est.teacher_scores(seen)
+    alone = DeepSaltRegressor(variant="satellite_only", **TINY).fit(sat)
+    with pytest.raises(ValueError, match="no teacher"):
+        alone.teacher_scores(held)
+
+
+# -- random-CV leakage through unlabelled pixels -----------------------------------------------
+
+
+def _unlabelled_with_test_site(sat, lab, unl):
+    """The trio's unlabelled set plus pixels of test site P0, an off-site pixel at P0's lab
+    location, and a pixel of training site P5."""
+    lab_pos = {s: i for i, s in enumerate(lab["site"].values.astype(str))}
+    extra = unl.isel(sample=[0, 1, 2, 3]).copy(deep=True)
+    p0, p5 = lab_pos["P0"], lab_pos["P5"]
+    group_of = dict(
+        zip(lab["site"].values.astype(str), lab["group"].values.astype(str), strict=True)
+    )
+    extra = extra.assign_coords(
+        sample=["x0", "x1", "x2", "x3"],
+        site=("sample", ["P0", "P0", "", "P5"]),
+        group=("sample", [group_of["P0"]] * 3 + [group_of["P5"]]),
+        lat=("sample", [lab["lat"].values[p0]] * 3 + [lab["lat"].values[p5]]),
+        lon=("sample", [lab["lon"].values[p0]] * 3 + [lab["lon"].values[p5]]),
+    )
+    return xr.concat([unl, extra], dim="sample")
+
+
+def test_unlabelled_pixels_of_test_sites_are_never_used(trio):
+    sat, lab, unl = trio
+    unl2 = _unlabelled_with_test_site(sat, lab, unl)
+    keep = ~np.isin(sat["site"].values, ["P0", "P1"])  # a random-CV fold: P0, P1 are test sites
+    train = sat.isel(sample=np.flatnonzero(keep))
+    assert set(withheld_sites(train, lab)) == {"P0", "P1"}
+    rows = unlabelled_rows(unl2, train, lab)
+    used = set(unl2["sample"].values[rows].astype(str))
+    assert not used & {"x0", "x1", "x2"}  # P0's pixels and the pixel at P0's location
+    assert "x3" in used and len(used) == unl.sizes["sample"] + 1
+    # without the distance rule the off-site pixel at P0 passes, P0's own pixels never do
+    rows0 = set(unl2["sample"].values[unlabelled_rows(unl2, train, lab, buffer_m=0)])
+    assert "x2" in rows0 and not rows0 & {"x0", "x1"}
+    # without `paired` and `origin`: only training sites' and off-site pixels
+    rows_unknown = unlabelled_rows(unl2, train, lab.drop_vars("paired"), buffer_m=0)
+    kept_sites = set(unl2["site"].values[rows_unknown].astype(str))
+    assert kept_sites <= set(train["site"].values.astype(str)) | {""}
+    # the estimator uses exactly these rows
+    est = DeepSaltRegressor(lab=lab, unlabelled=unl2, **TINY).fit(train)
+    np.testing.assert_array_equal(est.unlabelled_rows_, rows)
+    assert est.n_unlabelled_ == rows.size
+
+
+def test_lab_only_rows_next_to_a_test_site_are_not_used(trio):
+    sat, lab, _ = trio
+    lab2 = lab.copy(deep=True)
+    sites = lab2["site"].values.astype(str)
+    p0, l3 = int(np.flatnonzero(sites == "P0")[0]), int(np.flatnonzero(sites == "L3")[0])
+    lab2["lat"].values[l3] = lab2["lat"].values[p0]  # L3 sits at P0's location
+    lab2["lon"].values[l3] = lab2["lon"].values[p0]
+    lab2["group"].values[l3] = lab2["group"].values[p0]
+    train = sat.isel(sample=np.flatnonzero(sat["site"].values != "P0"))
+    assert "L3" not in set(sites[teacher_lab_rows(lab2, train)])
+    assert "L3" in set(sites[teacher_lab_rows(lab2, train, buffer_m=0)])
+    assert "L3" in set(sites[teacher_lab_rows(lab2, sat)])  # nothing withheld
+
+
+def test_unlabelled_pixels_need_no_covariates(trio):
+    """The student's ancillary covariates are used; the alignment reads the encoder only."""
+    sat, lab, unl = trio
+    rng = np.random.default_rng(3)
+    cov = np.c_[rng.uniform(5, 60, 30), rng.uniform(5, 50, 30), rng.uniform(10, 30, 30)]
+    attrs = {"units": "mixed", "long_name": "ancillary covariates"}
+    sat_cov = sat.assign(
+        covariates=(("sample", "feature"), cov.astype(np.float32), attrs)
+    ).assign_coords(
+        feature=["sand", "clay", "t_mean"], feature_group=("feature", ["soil", "soil", "climate"])
+    )
+    est = DeepSaltRegressor(lab=lab, unlabelled=unl, **TINY).fit(sat_cov)
+    assert est.covariate_names_ == ["sand", "clay", "t_mean"]
+    assert est.module_.n_covariates == 3 and est.n_unlabelled_ == 40
+    assert est.input_groups()["covariates"] == ["soil", "soil", "climate"]
+    off = DeepSaltRegressor(lab=lab, use_covariates=False, **TINY).fit(sat_cov)
+    assert off.covariate_names_ == [] and off.module_.n_covariates == 0
+
+
+# -- one teacher for the variants that share it ------------------------------------------------
+
+
+def test_variants_share_the_teacher_checkpoint(trio, tmp_path, monkeypatch):
+    from soilbook.models import base
+
+    sat, lab, unl = trio
+    settings = {**TINY, "epochs": 4, "patience": 10, "checkpoint_dir": tmp_path}
+    full = DeepSaltRegressor(lab=lab, unlabelled=unl, variant="full", **settings)
+    no_sau = DeepSaltRegressor(lab=lab, unlabelled=unl, variant="no_sau", alpha=0.3, **settings)
+    assert full.teacher_checkpoint_key(sat) == no_sau.teacher_checkpoint_key(sat)
+    assert full.checkpoint_key(sat) != no_sau.checkpoint_key(sat)
+    for changed in ({"lab_target_transform": "log1p"}, {"dropout": 0.2}, {"seed": 1}):
+        assert clone(full).set_params(**changed).teacher_checkpoint_key(sat) != (
+            full.teacher_checkpoint_key(sat)
+        )
+    epochs_trained: list[tuple[str, int]] = []
+    real = base.train_fit
+
+    def counting(*args, run_key=None, **kwargs):
+        def count(epoch, history):
+            epochs_trained.append((run_key["stage"], epoch))
+
+        return real(*args, run_key=run_key, callback=count, **kwargs)
+
+    monkeypatch.setattr(base, "train_fit", counting)
+    full.fit(sat)
+    no_sau.fit(sat)
+    teacher_epochs = [e for stage, e in epochs_trained if stage == "teacher"]
+    assert teacher_epochs == [1, 2, 3, 4]  # trained once, by the first variant
+    assert no_sau.teacher_history_.resumed_from == 4
+    assert full.teacher_checkpoint_path_ == no_sau.teacher_checkpoint_path_
+    assert full.teacher_checkpoint_path_.name == full.teacher_checkpoint_key(sat)
+    a, b = full.teacher_.state_dict(), no_sau.teacher_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    np.testing.assert_array_equal(full.predict_teacher(lab), no_sau.predict_teacher(lab))
+    teachers = [p for p in tmp_path.iterdir() if p.name.startswith("DeepSaltTeacher-")]
+    assert len(teachers) == 1

@@ -1,9 +1,10 @@
 """DeepSalt (Dey et al., IEEE BigData 2025): lab-to-satellite spectral transfer for salinity.
 
 A **teacher** network learns salinity from laboratory spectra (clean, many sites); a **student**
-network predicts it from satellite pixels (noisy, mixed, few labelled sites). The student reads
-the satellite spectrum through a **Spectral Adaptation Unit (SAU)** that maps it onto the lab
-wavelength grid and corrects its spectral shape, and it is trained with **knowledge
+network predicts it from satellite pixels (noisy, mixed, few labelled sites) and, where the
+satellite sample set carries them, from ancillary covariates (sand, clay, climate). The student
+reads the satellite spectrum through a **Spectral Adaptation Unit (SAU)** that maps it onto the
+lab wavelength grid and corrects its spectral shape, and it is trained with **knowledge
 distillation**: at the *paired* sites (a satellite pixel and a lab spectrum of the same soil) the
 student's intermediate features are pulled towards the frozen teacher's features of the lab
 spectrum, layer by layer.
@@ -19,27 +20,85 @@ every detail, and its official code has defects that we do **not** copy (see PAP
   SAU (``tests/test_deepsalt.py`` checks the gradient and that training with ``beta > 0`` gives
   other weights than ``beta = 0``).
 
+Departures from the paper and its official code
+-----------------------------------------------
+(:data:`DEPARTURES` holds the same list as text, for notebooks and reports.)
+
+1. **No per-domain autoencoders: band-group tokens.** The official code compresses each domain
+   with a sparse autoencoder (input → 1024 → 512 → 256 → 64, sigmoid output, KL sparsity) and
+   feeds the 64-d code to the Transformers. Here the (standardised) spectrum on the lab grid is
+   cut into ``n_tokens`` contiguous band groups, each linearly embedded as one token; there is
+   no reconstruction pre-training.
+2. **Alignment by the SAU, distillation and CORAL** instead of the official
+   1.0 × reconstruction + 48 × (1 − cosine) loss between the autoencoder codes of paired
+   samples: the SAU (fixed interpolation + learned band-wise gain/offset + smooth per-pixel
+   shape correction, *inferred*: the paper does not specify it) is trained end to end with the
+   student; the distillation is a layer-weighted feature MSE (weights 1.35, 1.05, 0.65 as in
+   the official code); an optional CORAL term matches feature statistics on unlabelled pixels.
+   The paper's "physically grounded constraints" appear only as the SAU's smooth basis,
+   positive gain and identity prior — there is no separate physics loss.
+3. **AdamW with a cosine schedule** (the book's training loop, :mod:`soilbook.train`) instead
+   of Adam with ReduceLROnPlateau; the weight decay also shrinks the SAU towards identity.
+4. **Student = teacher architecture.** The official student is a different Transformer
+   (d = 72 on [64-d code ‖ 8 ancillary], 8 heads, 4 layers, FF 256); here both use the same
+   encoder (``width``, ``depth``, ``heads``, FF = 2·width; official teacher: 64, 3, 4, 128) so
+   that layer ``l`` of one aligns with layer ``l`` of the other.
+5. **Ancillary covariates enter at the head**, concatenated to the token-averaged features,
+   not as input channels of the Transformer; only the covariates the satellite sample set
+   carries are used (``covariate_names_``), none are invented.
+6. **Linear output on a standardised target** instead of the official 0.05 + 76.95·sigmoid
+   (dS/m) output; with ``lab_target_transform="log1p"`` (set automatically by
+   :class:`soilbook.evaluate.Log1pTarget`) teacher and student learn log1p(target).
+7. **Pairing by site id.** A satellite pixel is paired with the lab spectra of the same
+   ``site`` id (the data builder places each labelled pixel at its lab site; several lab rows
+   of a site are averaged), not by a nearest-neighbour search in great-circle distance.
+8. **Splits**: leave-one-region-out and random k-fold cross-validation of the satellite set,
+   with the early-stopping set drawn inside each training fold
+   (:func:`soilbook.models.base.inner_validation_split`), instead of the official k-means
+   (3 clusters) 80/10/10 split.
+9. **Encoder details** *(inferred)*: post-norm Transformer layers with GELU, learned position
+   embeddings, mean pooling over tokens; Huber loss (δ = 1) on the standardised target; batch
+   32 as in the official code.
+
 Data (the contract of :mod:`soilbook.data.transfer`)
 ----------------------------------------------------
 ``X`` of :meth:`DeepSaltRegressor.fit` / :meth:`~DeepSaltRegressor.predict` is the **satellite**
 sample set: ``reflectance`` (sample, date=1, band) with a ``wavelength`` (band, nm) coordinate,
-``target``, ``group`` (region), ``site`` (sample, str), optionally ``covariates`` (ancillary:
-sand, clay, climate). The ``lab`` sample set (constructor argument, so :func:`sklearn.base.clone`
-and cross-validation keep it) holds lab spectra on the lab grid for the paired sites (same
-``site`` ids as the satellite set) and many lab-only sites (``paired`` = False). ``unlabelled``
-holds satellite pixels without a target (optional).
+``target``, ``group`` (region), ``site`` (sample, str), optionally ``lat``/``lon`` and
+``covariates`` (sample, feature) with ``feature_group`` (the ancillary inputs: sand, clay,
+climate, …). The ``lab`` sample set (constructor argument, so :func:`sklearn.base.clone` and
+cross-validation keep it) holds lab spectra on the lab grid for the paired sites (same ``site``
+ids as the satellite set, ``paired`` = True) and many lab-only sites (``paired`` = False), with
+``lat``/``lon``. ``unlabelled`` holds satellite pixels without a target (optional), with
+``group``, ``site`` (``''`` away from any lab site), ``lat``/``lon`` and ``origin``; it needs no
+covariates (the alignment term reads the encoder only).
 
-No leakage (the rule :func:`teacher_lab_rows` implements)
---------------------------------------------------------
-Inside ``fit(ds_sat)`` the teacher and the lab normalisation see only lab rows that are
+No leakage (the rules :func:`teacher_lab_rows` and :func:`unlabelled_rows` implement)
+------------------------------------------------------------------------------------
+``fit(ds_sat)`` sees only the training fold. A **withheld site** is a site that has a labelled
+satellite pixel (``paired`` in the lab set, or ``origin == "paired_site_neighbour"`` in the
+unlabelled set) but is not in ``ds_sat`` — the test sites of a fold. The teacher and the lab
+normalisation see only lab rows that are
 
-(a) **lab-only** sites whose ``group`` (region) is among ``ds_sat``'s groups, or
+(a) **lab-only** sites whose ``group`` (region) is among ``ds_sat``'s groups and that lie
+    farther than ``buffer_m`` from every withheld site, or
 (b) **paired** sites whose ``site`` id is in ``ds_sat``.
 
-So the lab spectra of the sites in a test fold never reach the teacher (rule b), and in a
-region hold-out no lab spectrum of the held-out region does either (rule a). Unlabelled pixels
-are used only from ``ds_sat``'s groups (the same rule as a). A lab row whose ``paired``
-coordinate is missing counts as paired when its site id occurs in ``ds_sat``, else as lab-only.
+The alignment term sees only unlabelled pixels that
+
+(c) lie in ``ds_sat``'s groups,
+(d) do not belong to a withheld site (pixels of training sites, of lab-only sites and
+    off-site pixels, ``site == ''``, are allowed), and
+(e) lie farther than ``buffer_m`` from every withheld site's lab location (when both sets
+    carry ``lat``/``lon``; several lab samples may share a profile location, so this also
+    drops pixels simulated around a co-located lab-only site or spare spectrum).
+
+So in a region hold-out no lab spectrum and no unlabelled pixel of the held-out region is
+used (a, c), and in a random split none of, or around, a test site (a, b, d, e). A lab row
+whose ``paired`` coordinate is missing counts as paired when its site id occurs in ``ds_sat``,
+else as lab-only. When neither ``paired`` nor ``origin`` says which sites are labelled, every
+unlabelled pixel of a lab site outside ``ds_sat`` is dropped (only training sites' and off-site
+pixels are used).
 
 Architecture *(inferred where the paper is silent; sizes per the official code)*
 -------------------------------------------------------------------------------
@@ -51,8 +110,14 @@ each group is linearly embedded to ``width`` and gets a learned position embeddi
 dropout 0.1, GELU). The features of layer ``l`` are its token outputs (n, tokens, width).
 The official teacher is d = 64, 4 heads, 3 layers, FF 128, dropout 0.1 — the defaults here.
 **Head**: mean over tokens of the last layer (‖ standardised ancillary covariates for the
-student) → Linear → GELU → Linear → one value (the standardised target; the official sigmoid
-output range 0.05–77 dS/m is not needed on a standardised target).
+student) → Linear → GELU → Linear → one value (the standardised target).
+
+**Ancillary inputs.** Every covariate of the satellite sample set's ``covariates`` variable
+(the paper's sand, clay and climate min/max/mean temperature and precipitation, where the data
+have them) is used when ``use_covariates`` is True: standardised with the training fold's
+statistics (missing values → the training mean, with a warning) and concatenated to the
+student's pooled features before the head. ``covariate_names_`` lists them after ``fit``; the
+same names must be present at ``predict``. The teacher never sees covariates.
 
 **SAU** (:class:`SpectralAdaptationUnit`), applied to the satellite reflectance (physical
 units, 0-1):
@@ -80,19 +145,37 @@ encoders read spectra on the same scale.
 Training
 --------
 1. **Teacher** (variants ``"full"`` and ``"no_sau"``): the encoder + head on the leak-free lab
-   rows, Huber loss on the standardised target (its own mean/scale), AdamW, cosine schedule,
-   early stopping on a grouped inner split — :func:`soilbook.train.fit`; then frozen.
+   rows, Huber loss on the standardised lab target — ``log1p(target)`` when
+   ``lab_target_transform="log1p"`` — AdamW, cosine schedule, early stopping on an inner split
+   of the lab rows (:meth:`~soilbook.models.base.NetworkRegressor._inner_split`) —
+   :func:`soilbook.train.fit`; then frozen.
 2. **Student**: loss = ``alpha · Huber(target) + beta · Σ_l w_l · MSE(student_l, teacher_l)``
    where the MSE runs over the tokens and width of layer ``l`` and over the training pixels
    that have a paired lab spectrum (teacher features of the pixel's site's lab spectrum; the
    mean spectrum when a site has several lab rows), ``w = layer_weights`` (1.35, 1.05, 0.65 as in
    the official code). With ``unlabelled`` pixels and ``align_weight > 0`` a third term matches
    the mean and covariance (CORAL) of the student's pooled last-layer features on a random
-   mini-batch of unlabelled pixels (from the training groups) to those of the teacher on the
+   mini-batch of the allowed unlabelled pixels (rules c-e) to those of the teacher on the
    training lab spectra. Early stopping monitors the plain Huber loss on the inner validation
-   pixels (held out by group). The training loop is :func:`soilbook.train.fit`, through its
-   ``train_loss_fn`` extension point. The student is initialised randomly, not from the teacher
-   (as in the official code), so the ablation ``"no_distillation"`` isolates the distillation.
+   pixels. The training loop is :func:`soilbook.train.fit`, through its ``train_loss_fn``
+   extension point. The student is initialised randomly, not from the teacher (as in the
+   official code), so the ablation ``"no_distillation"`` isolates the distillation.
+
+**One target transform for both domains.** ``lab_target_transform`` ("none" or "log1p") is
+the transform of the teacher's lab target; it must match the transform of the satellite target
+the student is fitted on. :class:`soilbook.evaluate.Log1pTarget` (``target_transform="log1p"``
+in :func:`soilbook.evaluate.cross_validate`) sets it to "log1p" on its clone, so both learn
+log1p(EC). :meth:`~DeepSaltRegressor.predict_teacher` and
+:meth:`~DeepSaltRegressor.teacher_scores` answer in the original units (expm1 applied).
+
+**A shared teacher.** The teacher depends only on the lab rows it may see, the seed, the
+encoder and training settings and ``lab_target_transform`` — not on the variant or the
+student-only settings (``alpha``, ``beta``, ``layer_weights``, ``n_basis``, ``align_weight``,
+``use_covariates``, ``unlabelled``). With ``checkpoint_dir`` set it checkpoints in its own
+folder ``checkpoint_dir / teacher_checkpoint_key(ds)`` (``DeepSaltTeacher-<16 hex>``), so the
+``"full"`` and ``"no_sau"`` variants on the same fold train it once: the second restores the
+finished teacher instead of training it (a file lock makes a concurrent second fit wait for
+the first). The student keeps its folder ``checkpoint_dir / checkpoint_key(ds)``.
 
 Variants
 --------
@@ -105,9 +188,13 @@ Variants
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -118,12 +205,17 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
 from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_samples
-from soilbook.errors import ParameterError
-from soilbook.models.base import NetworkRegressor, inner_group_split, select_names
+from soilbook.errors import OutputDirError, ParameterError
+from soilbook.models import base as _base
+from soilbook.models.base import NetworkRegressor, dataset_digest, select_names
 from soilbook.train import History, TrainConfig, set_seed
 
 __all__ = [
+    "DEFAULT_BUFFER_M",
+    "DEPARTURES",
+    "LAB_TARGET_TRANSFORMS",
     "MIN_PAIRED_SITES",
+    "STUDENT_ONLY_PARAMS",
     "VARIANTS",
     "DeepSaltRegressor",
     "DeepSaltStudent",
@@ -131,11 +223,59 @@ __all__ = [
     "SpectralEncoder",
     "interpolation_matrix",
     "teacher_lab_rows",
+    "unlabelled_rows",
+    "withheld_sites",
 ]
 
 VARIANTS = ("full", "no_sau", "no_distillation", "satellite_only")
+#: Allowed values of ``lab_target_transform`` (the teacher's lab target transform).
+LAB_TARGET_TRANSFORMS = ("none", "log1p")
 #: Fewest paired training sites for which distillation is attempted.
 MIN_PAIRED_SITES = 10
+#: Default ``buffer_m``: no unlabelled pixel and no lab-only spectrum within this distance (m)
+#: of a withheld (test) site is used. Unlabelled pixels are simulated in a disc of 250 m around
+#: their site (:mod:`soilbook.data.simulate.transfer`), so 500 m covers every pixel around a
+#: test site and around any lab sample within 250 m of it (e.g. another depth of the profile).
+DEFAULT_BUFFER_M = 500.0
+#: Parameters that change only the student: left out of the teacher's checkpoint key, so the
+#: variants that train the same teacher share it (``lab`` enters through the rows the teacher
+#: may see, ``buffer_m`` through them too).
+STUDENT_ONLY_PARAMS = (
+    "lab",
+    "unlabelled",
+    "variant",
+    "alpha",
+    "beta",
+    "layer_weights",
+    "n_basis",
+    "align_weight",
+    "use_covariates",
+    "buffer_m",
+)
+#: Origin label (``unlabelled["origin"]``) of unlabelled pixels simulated around a paired site.
+_PAIRED_ORIGIN = "paired_site_neighbour"
+
+#: The departures from the paper and its official code (see the module docstring), one line
+#: each, for notebooks and reports.
+DEPARTURES: tuple[str, ...] = (
+    "No per-domain sparse autoencoders: the spectrum on the lab grid is cut into band-group "
+    "tokens (linearly embedded); no reconstruction pre-training.",
+    "Alignment through a Spectral Adaptation Unit in the student's path (fixed interpolation, "
+    "band-wise gain/offset, smooth per-pixel shape correction; our design), layer-weighted "
+    "feature distillation and an optional CORAL term on unlabelled pixels, instead of the "
+    "official reconstruction + cosine loss between autoencoder codes; no separate physics loss.",
+    "AdamW with a cosine learning-rate schedule instead of Adam with ReduceLROnPlateau.",
+    "The student uses the teacher's encoder architecture (same width, depth, heads) instead of "
+    "the official wider student, so their layer features align.",
+    "Ancillary covariates (sand, clay, climate, where the data have them) are concatenated to "
+    "the student's pooled features before the head, not fed to the Transformer as inputs.",
+    "A linear output on a standardised target (log1p for skewed targets, in both domains) "
+    "instead of the official 0.05 + 76.95 * sigmoid output.",
+    "Lab and satellite samples are paired by site id, not by a great-circle nearest-neighbour "
+    "search.",
+    "Leave-one-region-out and random k-fold cross-validation, with the early-stopping set drawn "
+    "inside each training fold, instead of the official k-means 80/10/10 split.",
+)
 
 
 # -- data helpers ------------------------------------------------------------------------------
@@ -151,13 +291,75 @@ def _site_ids(ds: xr.Dataset, what: str) -> np.ndarray:
     return ds["site"].values.astype(str)
 
 
-def teacher_lab_rows(lab: xr.Dataset, ds_sat: xr.Dataset) -> np.ndarray:
+def withheld_sites(
+    ds_sat: xr.Dataset, lab: xr.Dataset | None = None, unlabelled: xr.Dataset | None = None
+) -> np.ndarray | None:
+    """Sites that have a labelled satellite pixel but are not in ``ds_sat`` (a fold's test
+    sites), as a sorted str array; ``None`` when neither set says which sites are labelled.
+
+    Labelled sites are the lab rows with ``paired`` True and the unlabelled pixels whose
+    ``origin`` is ``"paired_site_neighbour"`` (the coordinates :mod:`soilbook.data.transfer`
+    writes).
+    """
+    sat_sites = set(_site_ids(ds_sat, "the satellite set"))
+    labelled: set[str] = set()
+    known = False
+    if lab is not None and "paired" in lab.coords and "site" in lab.coords:
+        labelled |= set(lab["site"].values[lab["paired"].values.astype(bool)].astype(str))
+        known = True
+    if unlabelled is not None and "origin" in unlabelled.coords and "site" in unlabelled.coords:
+        origin = unlabelled["origin"].values.astype(str)
+        labelled |= set(unlabelled["site"].values[origin == _PAIRED_ORIGIN].astype(str))
+        known = True
+    if not known:
+        return None
+    return np.array(sorted(labelled - sat_sites - {""}), dtype=str)
+
+
+def _finite_latlon(ds: xr.Dataset | None) -> tuple[np.ndarray, np.ndarray] | None:
+    if ds is None or "lat" not in ds.coords or "lon" not in ds.coords:
+        return None
+    return ds["lat"].values.astype(np.float64), ds["lon"].values.astype(np.float64)
+
+
+def _near_withheld(
+    ds: xr.Dataset, lab: xr.Dataset | None, withheld: np.ndarray | None, buffer_m: float
+) -> np.ndarray:
+    """Boolean (n_sample of ``ds``): within ``buffer_m`` of the lab location of a withheld
+    site (False everywhere when the buffer is 0, no site is withheld, or coordinates lack)."""
+    n = ds.sizes[SAMPLE]
+    near = np.zeros(n, dtype=bool)
+    here, there = _finite_latlon(ds), _finite_latlon(lab)
+    if float(buffer_m) <= 0 or withheld is None or withheld.size == 0:
+        return near
+    if here is None or there is None or "site" not in lab.coords:
+        return near
+    from soilbook.geo import pair_nearest
+
+    pos = np.flatnonzero(np.isin(lab["site"].values.astype(str), withheld))
+    lat_b, lon_b = there[0][pos], there[1][pos]
+    ok_b = np.isfinite(lat_b) & np.isfinite(lon_b)
+    ok_a = np.flatnonzero(np.isfinite(here[0]) & np.isfinite(here[1]))
+    if not ok_b.any() or ok_a.size == 0:
+        return near
+    pairs = pair_nearest(
+        here[0][ok_a], here[1][ok_a], lat_b[ok_b], lon_b[ok_b], float(buffer_m) / 1000.0
+    )
+    near[ok_a[pairs["index_a"].to_numpy()]] = True
+    return near
+
+
+def teacher_lab_rows(
+    lab: xr.Dataset, ds_sat: xr.Dataset, buffer_m: float = DEFAULT_BUFFER_M
+) -> np.ndarray:
     """Positions of the lab rows the teacher may see when the student is fitted on ``ds_sat``.
 
     A lab row is allowed when it is (a) a lab-only site (``paired`` False) whose ``group`` is
-    among ``ds_sat``'s groups, or (b) a paired site whose ``site`` id is in ``ds_sat``. Lab rows
-    of sites in a test fold, and lab-only rows of held-out regions, are never used. Without a
-    ``paired`` coordinate a row counts as paired exactly when its site id is in ``ds_sat``.
+    among ``ds_sat``'s groups and that lies farther than ``buffer_m`` (m) from the lab location
+    of every withheld site (:func:`withheld_sites`; needs ``lat``/``lon``), or (b) a paired site
+    whose ``site`` id is in ``ds_sat``. Lab rows of sites in a test fold, lab-only rows of
+    held-out regions and lab-only rows next to a test site are never used. Without a ``paired``
+    coordinate a row counts as paired exactly when its site id is in ``ds_sat``.
     """
     sites = _site_ids(lab, "the lab set")
     sat_sites = set(_site_ids(ds_sat, "the satellite set"))
@@ -168,9 +370,38 @@ def teacher_lab_rows(lab: xr.Dataset, ds_sat: xr.Dataset) -> np.ndarray:
         paired = lab["paired"].values.astype(bool)
     else:
         paired = in_sat
-    lab_only_ok = ~paired & np.isin(groups, list(sat_groups))
+    near = _near_withheld(lab, lab, withheld_sites(ds_sat, lab), buffer_m)
+    lab_only_ok = ~paired & np.isin(groups, list(sat_groups)) & ~near
     paired_ok = paired & in_sat
     return np.flatnonzero(lab_only_ok | paired_ok)
+
+
+def unlabelled_rows(
+    unlabelled: xr.Dataset,
+    ds_sat: xr.Dataset,
+    lab: xr.Dataset | None = None,
+    buffer_m: float = DEFAULT_BUFFER_M,
+) -> np.ndarray:
+    """Positions of the unlabelled pixels the student may use when fitted on ``ds_sat``.
+
+    A pixel is allowed when (c) its ``group`` is among ``ds_sat``'s groups, (d) its ``site`` is
+    not a withheld site (:func:`withheld_sites`: a site with a labelled pixel that is not in
+    ``ds_sat``; pixels of training sites, lab-only sites and off-site pixels ``site == ''``
+    pass), and (e) it lies farther than ``buffer_m`` (m) from the lab location of every
+    withheld site (when ``unlabelled`` and ``lab`` carry ``lat``/``lon``). When no set says
+    which sites are labelled (no ``paired`` in ``lab``, no ``origin`` in ``unlabelled``), only
+    pixels of ``ds_sat``'s sites and off-site pixels pass (d).
+    """
+    sites = _site_ids(unlabelled, "the unlabelled set")
+    sat_sites = _site_ids(ds_sat, "the satellite set")
+    keep = np.isin(unlabelled["group"].values.astype(str), ds_sat["group"].values.astype(str))
+    withheld = withheld_sites(ds_sat, lab, unlabelled)
+    if withheld is None:
+        keep &= (sites == "") | np.isin(sites, sat_sites)
+    else:
+        keep &= ~np.isin(sites, withheld)
+        keep &= ~_near_withheld(unlabelled, lab, withheld, buffer_m)
+    return np.flatnonzero(keep)
 
 
 def interpolation_matrix(source_nm: np.ndarray, target_nm: np.ndarray) -> np.ndarray:
@@ -397,6 +628,27 @@ class _Teacher(nn.Module):
         return self.forward_features(z_lab)[0]
 
 
+@contextlib.contextmanager
+def _file_lock(folder: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder / "train.lock"`` (POSIX ``flock``; nothing without a
+    folder or on systems without :mod:`fcntl`), so that two processes fitting the same teacher
+    do not train it twice: the second waits, then restores the finished checkpoint."""
+    if folder is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (a concurrent fit may train the teacher twice)
+        yield
+        return
+    with open(Path(folder) / "train.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def _coral(a: Tensor, b: Tensor) -> Tensor:
     """Mean + covariance (CORAL) discrepancy between feature batches a (n, d) and b (m, d)."""
     d = a.shape[1]
@@ -424,7 +676,16 @@ class DeepSaltRegressor(NetworkRegressor):
     layer_weights : per-layer distillation weights, one per encoder layer (1.35, 1.05, 0.65).
     n_basis : Gaussian basis functions of the SAU shape correction (plus a constant).
     align_weight : weight of the CORAL term on ``unlabelled`` pixels (0 disables it).
-    use_covariates : feed ``covariates`` of the satellite set (ancillary data) to the student head.
+    use_covariates : feed every ``covariates`` feature of the satellite set (the ancillary inputs:
+        sand, clay, climate, … where the data have them) to the student head, standardised on
+        the training fold; ``False`` uses the spectrum alone.
+    lab_target_transform : ``"none"`` or ``"log1p"``: the teacher is fitted on ``log1p`` of the
+        lab target with ``"log1p"``. Must match the transform of the satellite target the
+        student learns; :class:`soilbook.evaluate.Log1pTarget` sets it to ``"log1p"`` itself.
+        :meth:`predict_teacher` always answers in the original units.
+    buffer_m : distance (m) around every withheld (test) site within which no unlabelled pixel
+        and no lab-only spectrum is used (rules a and e of the module docstring; 0 turns the
+        distance rule off, the site and region rules stay).
     (training settings: see :class:`~soilbook.models.base.NetworkRegressor`; the loss is Huber.
     Defaults differ from the base: ``epochs=150``, ``batch_size=32`` (the official code's),
     ``patience=20`` — a satellite set of ~100 paired sites gives only a few mini-batches per
@@ -434,8 +695,14 @@ class DeepSaltRegressor(NetworkRegressor):
     Attributes
     ----------
     module_ : the student (:class:`DeepSaltStudent`); teacher_ : the frozen teacher (or None).
-    teacher_history_, history_ : training histories; n_teacher_rows_, teacher_sites_ : what the
-    teacher saw; n_paired_sites_ : paired training sites used for distillation.
+    teacher_history_, history_ : training histories (:meth:`training_histories`);
+    n_teacher_rows_, teacher_sites_ : what the teacher saw; teacher_inner_split_ : its
+    early-stopping split; teacher_target_mean_, teacher_target_scale_ : its target
+    standardisation (on the ``lab_target_transform`` scale); teacher_checkpoint_path_ : its
+    checkpoint folder (or None); n_paired_sites_ : paired training sites used for distillation.
+    covariate_names_ : the ancillary covariates the student uses ([] for none).
+    unlabelled_rows_, n_unlabelled_ : the unlabelled pixels the alignment term used (positions in
+    ``unlabelled``) and their number.
     bands_, sat_wavelength_, lab_wavelength_ : the inputs' grids. sau_ : gain/offset over the
     lab wavelength (xr.Dataset).
     """
@@ -457,6 +724,8 @@ class DeepSaltRegressor(NetworkRegressor):
         n_basis: int = 8,
         align_weight: float = 0.1,
         use_covariates: bool = True,
+        lab_target_transform: str = "none",
+        buffer_m: float = DEFAULT_BUFFER_M,
         epochs: int = 150,
         batch_size: int = 32,
         patience: int = 20,
@@ -486,6 +755,8 @@ class DeepSaltRegressor(NetworkRegressor):
         self.n_basis = n_basis
         self.align_weight = align_weight
         self.use_covariates = use_covariates
+        self.lab_target_transform = lab_target_transform
+        self.buffer_m = buffer_m
 
     # -- settings ---------------------------------------------------------------------------------
 
@@ -521,6 +792,23 @@ class DeepSaltRegressor(NetworkRegressor):
             )
         if self.loss != "huber":
             raise ParameterError(f"{name}: loss={self.loss!r}; DeepSalt trains with 'huber'.")
+        if self.lab_target_transform not in LAB_TARGET_TRANSFORMS:
+            raise ParameterError(
+                f"{name}: lab_target_transform={self.lab_target_transform!r}; allowed: "
+                f"{list(LAB_TARGET_TRANSFORMS)} ('log1p' when the satellite target is fitted on "
+                "log1p, e.g. inside soilbook.evaluate.Log1pTarget, which sets it itself)."
+            )
+        buffer = self.buffer_m
+        if (
+            isinstance(buffer, bool)
+            or not isinstance(buffer, int | float | np.integer | np.floating)
+            or not math.isfinite(float(buffer))
+            or float(buffer) < 0
+        ):
+            raise ParameterError(
+                f"{name}: buffer_m={buffer!r} must be a distance >= 0 in metres (0 turns the "
+                "distance rule off)."
+            )
         if self.variant in ("full", "no_sau") and self.lab is None:
             raise ParameterError(
                 f"{name}: variant={self.variant!r} needs the lab set (lab=...). What to do: pass "
@@ -566,26 +854,111 @@ class DeepSaltRegressor(NetworkRegressor):
             float(self.dropout),
         )
 
+    def _teacher_target(self, lab_train: xr.Dataset) -> np.ndarray:
+        """The teacher's training target (n,) float64: the lab target after
+        ``lab_target_transform``."""
+        y = target_values(lab_train)
+        if self.lab_target_transform == "log1p":
+            if np.any(y <= -1.0):
+                raise ValueError(
+                    f"lab_target_transform='log1p' needs lab targets > -1, but the lab set's "
+                    f"minimum is {y.min():g}. What to do: use target_transform='none' (and "
+                    "lab_target_transform='none'), or check the lab target's units."
+                )
+            return np.log1p(y)
+        return y
+
+    def _teacher_params(self) -> dict[str, Any]:
+        """The parameters that define the teacher: all but the student-only ones
+        (:data:`STUDENT_ONLY_PARAMS`) and those that do not change a result."""
+        params = self.get_params(deep=False)
+        for name in (*_base._NOT_IN_KEY, *STUDENT_ONLY_PARAMS):
+            params.pop(name, None)
+        return params
+
+    def _teacher_key(self, lab_train: xr.Dataset, y_teacher: np.ndarray) -> str:
+        params = self._teacher_params()
+        payload = {
+            "estimator": f"{type(self).__module__}.{type(self).__qualname__}.teacher",
+            "params": {k: repr(v) for k, v in sorted(params.items())},
+            "data": dataset_digest(lab_train),
+            "y": hashlib.sha256(np.asarray(y_teacher, dtype=np.float64).tobytes()).hexdigest(),
+            "seed": int(self.seed),
+            "code": _base._training_code_digest(type(self)),
+        }
+        text = json.dumps(payload, sort_keys=True)
+        return f"DeepSaltTeacher-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+    def teacher_checkpoint_key(self, ds: xr.Dataset) -> str:
+        """The folder under ``checkpoint_dir`` of the teacher of a fit on the satellite set ``ds``.
+
+        ``DeepSaltTeacher-<16 hex digits>``: a sha256 of the lab rows the teacher may see
+        (:func:`teacher_lab_rows`, by content), its target (after ``lab_target_transform``),
+        the teacher-defining parameters (all but :data:`STUDENT_ONLY_PARAMS`, ``checkpoint_dir``,
+        ``progress`` and ``cpu_threads``), the seed and the training code. It does **not**
+        depend on ``variant`` or the student-only settings, so the ``"full"`` and ``"no_sau"``
+        variants of one fold share one teacher folder.
+        """
+        if self.lab is None:
+            raise ValueError("no lab set (lab=None): this estimator has no teacher.")
+        rows = teacher_lab_rows(self.lab, ds, float(self.buffer_m))
+        lab_train = self.lab.isel({SAMPLE: rows})
+        return self._teacher_key(lab_train, self._teacher_target(lab_train))
+
+    def _teacher_config(self, lab_train: xr.Dataset, y_teacher: np.ndarray) -> TrainConfig:
+        """The teacher's :class:`TrainConfig`: the estimator's settings, checkpointing in its
+        own folder (sets ``teacher_checkpoint_path_``)."""
+        self.teacher_checkpoint_path_ = None
+        if self.checkpoint_dir is None:
+            return self._train_config(None)
+        path = Path(self.checkpoint_dir) / self._teacher_key(lab_train, y_teacher)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputDirError(
+                f"{type(self).__name__}: the teacher's checkpoint folder {path} cannot be "
+                f"created ({exc}). What to do: pass a writable checkpoint_dir, or "
+                "checkpoint_dir=None to train without checkpoints."
+            ) from exc
+        self.teacher_checkpoint_path_ = path
+        return self._train_config(path)
+
     def _fit_teacher(self, lab_train: xr.Dataset, config: TrainConfig) -> np.ndarray:
         """Train the teacher on ``lab_train`` (already restricted by :func:`teacher_lab_rows`);
-        return the standardised lab spectra (n_lab, n_lab_bands) float32 it was trained on."""
+        return the standardised lab spectra (n_lab, n_lab_bands) float32 it was trained on.
+
+        The target is the lab target after ``lab_target_transform``. ``config`` is the
+        student's; the teacher trains with the same settings but checkpoints in its own,
+        variant-independent folder (:meth:`teacher_checkpoint_key`) under a file lock, so a
+        second variant on the same fold restores the finished teacher instead of training it.
+        """
         z = _zscore(_spectra(lab_train, "the lab set"), self.lab_stats_)
-        y = target_values(lab_train)
+        y = self._teacher_target(lab_train)
+        self.teacher_target_transform_ = str(self.lab_target_transform)
+        units = str(lab_train["target"].attrs.get("units", self.target_units_))
+        self.teacher_target_units_ = (
+            f"log1p({units})" if self.teacher_target_transform_ == "log1p" else units
+        )
         self.teacher_target_mean_ = float(y.mean())
         sd = float(y.std())
         self.teacher_target_scale_ = sd if sd > 1e-12 else 1.0
         y_std = torch.from_numpy(
             ((y - self.teacher_target_mean_) / self.teacher_target_scale_).astype(np.float32)
         )
-        split = inner_group_split(
-            lab_train["group"].values, float(self.val_fraction), int(self.seed)
-        )
+        split = self._inner_split(lab_train)  # the student's _fit_student sets its own after
+        self.teacher_inner_split_ = split
+        teacher_config = self._teacher_config(lab_train, y)
         set_seed(int(self.seed))
         teacher = _Teacher(self._encoder(z.shape[1]), _Head(int(self.width), 0))
-        key = {**self._run_key(), "stage": "teacher"}
-        self.teacher_history_ = self._train(
-            teacher, [torch.from_numpy(z)], y_std, split, config, key
-        )
+        key = {
+            "estimator": f"{type(self).__qualname__}.teacher",
+            "params": {k: repr(v) for k, v in sorted(self._teacher_params().items())},
+            "stage": "teacher",
+        }
+        with _file_lock(self.teacher_checkpoint_path_):
+            self.teacher_history_ = self._train(
+                teacher, [torch.from_numpy(z)], y_std, split, teacher_config, key
+            )
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
@@ -608,8 +981,14 @@ class DeepSaltRegressor(NetworkRegressor):
         Steps: checks and inputs; the lab grid and the leak-free lab rows
         (:meth:`_prepare_lab`); the student's input and target standardisation; the teacher and
         its features of every training pixel's paired lab spectrum (:meth:`_distillation_targets`);
-        the student (:meth:`_fit_student`). With ``checkpoint_dir`` set, teacher and student
-        checkpoint under ``checkpoint_dir / checkpoint_key(ds, y)`` and a re-run resumes.
+        the student (:meth:`_fit_student`, with the unlabelled pixels :func:`unlabelled_rows`
+        allows). With ``checkpoint_dir`` set, the student checkpoints under
+        ``checkpoint_dir / checkpoint_key(ds, y)`` and the teacher under its variant-independent
+        ``checkpoint_dir / teacher_checkpoint_key(ds)``; a re-run resumes both, and a finished
+        teacher is restored without training (also by another variant on the same fold).
+
+        ``ds`` may carry ``covariates`` (sample, feature) with ``feature_group``: with
+        ``use_covariates`` they are the student's ancillary inputs (``covariate_names_``).
         """
         config, y_raw = self._start_fit(ds, y)
         self._setup_inputs(ds)
@@ -634,6 +1013,8 @@ class DeepSaltRegressor(NetworkRegressor):
         adapt = self.variant != "satellite_only"
         self.teacher_ = None
         self.teacher_history_ = None
+        self.teacher_inner_split_ = None
+        self.teacher_checkpoint_path_ = None
         self.n_teacher_rows_ = 0
         self.teacher_sites_ = np.array([], dtype=str)
         self.n_paired_sites_ = 0
@@ -659,7 +1040,7 @@ class DeepSaltRegressor(NetworkRegressor):
                 f" nm) and the satellite bands ({lo:.0f}-{hi:.0f} nm) do not overlap. What to "
                 "do: check the wavelength coordinates (both in nm)."
             )
-        rows = teacher_lab_rows(lab, ds)
+        rows = teacher_lab_rows(lab, ds, float(self.buffer_m))
         if rows.size == 0:
             raise ValueError(
                 "no lab row is allowed for this training set (no paired site of ds and no "
@@ -716,8 +1097,9 @@ class DeepSaltRegressor(NetworkRegressor):
         split = self._inner_split(ds)
         set_seed(int(self.seed))
         self.module_ = self._build_module(ds, arrays)
+        self.unlabelled_rows_ = np.array([], dtype=int)
         unl = self._unlabelled_tensor(ds) if self._uses_teacher else None
-        self.n_unlabelled_ = 0 if unl is None else int(unl[0].shape[0])
+        self.n_unlabelled_ = 0 if unl is None else int(unl.shape[0])
         tensors = [torch.from_numpy(a) for a in arrays.values()] + aux
         self.history_: History = self._train(
             self.module_,
@@ -737,24 +1119,21 @@ class DeepSaltRegressor(NetworkRegressor):
             key["params"][name] = None if data is None else repr(dict(data.sizes))
         return key
 
-    def _unlabelled_tensor(self, ds: xr.Dataset) -> tuple[Tensor, Tensor | None] | None:
-        """Standardised unlabelled pixels of ``ds``'s groups (None when unused)."""
+    def _unlabelled_tensor(self, ds: xr.Dataset) -> Tensor | None:
+        """The standardised spectra (n, band) of the unlabelled pixels the leakage rules allow
+        for the training set ``ds`` (:func:`unlabelled_rows`); None when unused. Sets
+        ``unlabelled_rows_`` (positions in ``unlabelled``). The alignment term reads the
+        encoder only, so the pixels need no covariates."""
+        self.unlabelled_rows_ = np.array([], dtype=int)
         if self.unlabelled is None or float(self.align_weight) <= 0:
             return None
-        unl = self.unlabelled
-        keep = np.isin(unl["group"].values.astype(str), ds["group"].values.astype(str))
-        if not keep.any():
+        rows = unlabelled_rows(self.unlabelled, ds, self.lab, float(self.buffer_m))
+        self.unlabelled_rows_ = rows
+        if rows.size == 0:
             return None
-        unl = unl.isel({SAMPLE: np.flatnonzero(keep)})
-        if self.covariate_names_ and "covariates" not in unl.data_vars:
-            raise SchemaError(
-                "the unlabelled set has no 'covariates' but the student uses them. What to do: "
-                "add them, or pass use_covariates=False."
-            )
-        z = self._standardise(self._arrays(unl))
-        return torch.from_numpy(z["spectra"]), (
-            torch.from_numpy(z["covariates"]) if self.covariate_names_ else None
-        )
+        unl = self.unlabelled.isel({SAMPLE: rows})
+        spectra = {"spectra": _spectra(unl, "the unlabelled set", self.bands_)}
+        return torch.from_numpy(self._standardise(spectra)["spectra"])
 
     def _make_loss(self, unl: Any):
         alpha, beta = float(self.alpha), float(self.beta)
@@ -778,12 +1157,9 @@ class DeepSaltRegressor(NetworkRegressor):
                     dist = dist + w * (err * mask).sum() / denom
                 total = total + beta * dist
             if gamma > 0:
-                spec, ucov = unl
-                pick = torch.randint(0, spec.shape[0], (batch_size,))
+                pick = torch.randint(0, unl.shape[0], (batch_size,))
                 dev = batch[0].device
-                _, ufeats = module.forward_features(
-                    spec[pick].to(dev), None if ucov is None else ucov[pick].to(dev)
-                )
+                ufeats = module.encoder(module.encoder_input(unl[pick].to(dev)))
                 tp = target_pooled.to(dev)
                 tpick = torch.randint(0, tp.shape[0], (batch_size,))
                 total = total + gamma * _coral(ufeats[-1].float().mean(dim=1), tp[tpick])
@@ -822,12 +1198,81 @@ class DeepSaltRegressor(NetworkRegressor):
             )
         return torch.from_numpy(_zscore(_spectra(ds, "the lab set"), self.lab_stats_))
 
-    def predict_teacher(self, ds_lab: xr.Dataset) -> np.ndarray:
-        """The teacher's predictions (target units) for lab spectra."""
+    def training_histories(self) -> dict[str, History]:
+        """Every training run of the last fit: ``{"teacher": teacher_history_, "student":
+        history_}``, or ``{"student": history_}`` for the variants without a teacher
+        (``"no_distillation"``, ``"satellite_only"``, or ``beta=0``). A teacher restored from a
+        checkpoint gives its stored history (``resumed_from`` = its epochs). Raises
+        :class:`sklearn.exceptions.NotFittedError` before :meth:`fit`."""
+        check_is_fitted(self, "history_")
+        out: dict[str, History] = {}
+        if self.teacher_ is not None and self.teacher_history_ is not None:
+            out["teacher"] = self.teacher_history_
+        out["student"] = self.history_
+        return out
+
+    def _predict_teacher_scaled(self, ds_lab: xr.Dataset) -> np.ndarray:
+        """The teacher's predictions on its training scale (after ``lab_target_transform``)."""
         x = self._lab_tensor(ds_lab)
+        teacher = self.teacher_.to(self.device_).eval()
+        parts = []
         with torch.no_grad():
-            out = self.teacher_.to(self.device_).eval()(x.to(self.device_)).float().cpu().numpy()
+            for s in range(0, x.shape[0], 1024):
+                parts.append(teacher(x[s : s + 1024].to(self.device_)).float().cpu().numpy())
+        out = np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
         return out.astype(np.float64) * self.teacher_target_scale_ + self.teacher_target_mean_
+
+    def predict_teacher(self, ds_lab: xr.Dataset) -> np.ndarray:
+        """The teacher's predictions for lab spectra: ndarray (n_sample,) float64, in the lab
+        target's **original** units (``expm1`` undone when ``lab_target_transform="log1p"``)."""
+        out = self._predict_teacher_scaled(ds_lab)
+        if getattr(self, "teacher_target_transform_", "none") == "log1p":
+            return np.expm1(out)
+        return out
+
+    def teacher_scores(self, lab_test: xr.Dataset, include_seen: bool = False) -> dict[str, float]:
+        """The teacher's skill on held-out lab spectra, in the original target units.
+
+        Parameters
+        ----------
+        lab_test : lab spectra with a ``target`` on the teacher's lab grid (e.g. the lab rows
+            of the held-out region's or the test fold's sites).
+        include_seen : score rows of sites the teacher was trained on too (``teacher_sites_``);
+            by default they are left out, so the scores are held-out scores.
+
+        Returns
+        -------
+        dict
+            :func:`soilbook.evaluate.metrics_table` of the scored rows — ``rmse``, ``mae``,
+            ``bias`` (target units), ``r2``, ``ccc``, ``rpiq`` (unitless), ``n`` (rows scored) —
+            plus ``n_excluded_seen`` (rows left out because the teacher saw their site).
+
+        Raises ValueError for a variant without a teacher, a set without ``target``, or when
+        no held-out row remains.
+        """
+        from soilbook.evaluate import metrics_table
+
+        check_is_fitted(self, "module_")
+        if self.teacher_ is None:
+            raise ValueError(f"variant={self.variant!r} (beta={self.beta}) has no teacher.")
+        if "target" not in lab_test.data_vars:
+            raise SchemaError(
+                "teacher_scores needs lab spectra with a 'target'. What to do: pass lab rows "
+                "of the labelled lab set (e.g. lab.isel(sample=...))."
+            )
+        seen = np.zeros(lab_test.sizes[SAMPLE], dtype=bool)
+        if not include_seen and "site" in lab_test.coords:
+            seen = np.isin(lab_test["site"].values.astype(str), self.teacher_sites_)
+        scored = lab_test.isel({SAMPLE: np.flatnonzero(~seen)})
+        if scored.sizes[SAMPLE] == 0:
+            raise ValueError(
+                f"all {seen.size} lab rows belong to sites the teacher was trained on, so no "
+                "held-out score can be computed. What to do: pass the lab rows of test sites "
+                "(or include_seen=True for the training fit)."
+            )
+        out = metrics_table(target_values(scored), self.predict_teacher(scored))
+        out["n_excluded_seen"] = float(seen.sum())
+        return out
 
     @torch.no_grad()
     def features(self, ds: xr.Dataset, which: str = "student", layer: int = -1) -> np.ndarray:
@@ -859,7 +1304,9 @@ class DeepSaltRegressor(NetworkRegressor):
         midpoints. The attributions of a sample sum to ``f(x) − f(baseline)`` (completeness, up to
         the discretisation). ``which="student"`` explains :meth:`predict` on satellite pixels
         (over the satellite bands; covariates held at their values), ``"teacher"`` the teacher on
-        lab spectra (over the lab grid).
+        lab spectra (over the lab grid). Units (``attrs["units"]``): those of the target the
+        network was fitted on — ``log1p(…)`` when the student's target or the teacher's
+        (``lab_target_transform="log1p"``) was log-transformed.
         """
         check_is_fitted(self, "module_")
         if method != "integrated_gradients":
@@ -876,6 +1323,7 @@ class DeepSaltRegressor(NetworkRegressor):
                 return module.forward_features(inp, c)[0]
 
             scale = self.target_scale_
+            units = self.target_units_
             wl = self.sat_wavelength_
             if wl is None:
                 wl = np.arange(len(self.bands_), dtype=float)
@@ -888,6 +1336,7 @@ class DeepSaltRegressor(NetworkRegressor):
                 return teacher(inp)
 
             scale = self.teacher_target_scale_
+            units = self.teacher_target_units_
             wl = self.lab_wavelength_
             bands = [str(b) for b in ds["band"].values]
         else:
@@ -916,7 +1365,7 @@ class DeepSaltRegressor(NetworkRegressor):
             coords=coords,
             name="attribution",
             attrs={
-                "units": self.target_units_,
+                "units": units,
                 "long_name": f"integrated-gradients attribution ({which})",
                 "baseline": "training mean spectrum",
             },
