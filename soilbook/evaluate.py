@@ -32,12 +32,20 @@ Cross-validation
 and scores it on the held-out rows only. Estimators follow the soilbook convention: ``fit(ds)``
 and ``predict(ds) -> ndarray (n_sample,)`` on schema Datasets (see :mod:`soilbook.baselines` and
 :mod:`soilbook.models`).
+
+Networks can be repeated over seeds (``seeds=[0, 1, 2]``: every estimator with a ``seed``
+parameter and a ``training_histories`` method is fitted once per seed; baselines once), and the
+fits can run in worker processes (``n_jobs=2``) with the same results. Every fitted network's
+learning curves and convergence (best epoch, epochs run, whether validation loss flattened) are
+kept in :attr:`CVResult.histories` and :attr:`CVResult.convergence`;
+:meth:`CVResult.networks_record` is the ``networks`` entry of a notebook's ``metrics.json``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +60,12 @@ from soilbook.data.schema import SAMPLE, subset, target_values
 from soilbook.errors import ParameterError, SplitError
 
 __all__ = [
+    "CONVERGENCE_KEYS",
     "METRICS",
     "METRIC_INFO",
+    "NETWORK_RECORD_KEYS",
+    "NO_SEED",
+    "SCALES",
     "CVResult",
     "Log1pTarget",
     "SplitError",
@@ -68,6 +80,7 @@ __all__ = [
     "paper_comparison",
     "r2",
     "random_kfold",
+    "repeats_over_seeds",
     "rmse",
     "rpiq",
 ]
@@ -363,6 +376,16 @@ class Log1pTarget(RegressorMixin, BaseEstimator):
 
     ``estimator_`` is the fitted inner estimator (its predictions and SHAP values are in
     log1p(target units)).
+
+    Auxiliary labelled data
+    -----------------------
+    Only the sample set's ``target`` is transformed here. An estimator that also learns from
+    other labelled data (DeepSalt's teacher fits lab spectra with their own target values) must
+    apply the same transform to them, or its two domains learn different targets. The protocol:
+    when the wrapped estimator has a parameter named ``lab_target_transform``
+    (``"lab_target_transform" in estimator.get_params(deep=False)``), the clone that
+    :meth:`fit` trains gets ``lab_target_transform="log1p"``; the estimator then transforms
+    its auxiliary targets with ``log1p`` itself. The wrapped ``estimator`` is never modified.
     """
 
     def __init__(self, estimator: Any):
@@ -378,7 +401,10 @@ class Log1pTarget(RegressorMixin, BaseEstimator):
         units = str(ds["target"].attrs.get("units", ""))
         long_name = str(ds["target"].attrs.get("long_name", "target"))
         ds_log = _with_target(ds, np.log1p(t), f"log1p({units})", f"log1p({long_name})")
-        self.estimator_ = clone(self.estimator).fit(ds_log)
+        inner = clone(self.estimator)
+        if "lab_target_transform" in inner.get_params(deep=False):
+            inner.set_params(lab_target_transform="log1p")  # one transform for every domain
+        self.estimator_ = inner.fit(ds_log)
         return self
 
     def predict(self, ds: xr.Dataset) -> np.ndarray:
@@ -392,6 +418,31 @@ class Log1pTarget(RegressorMixin, BaseEstimator):
 # cross-validation
 # --------------------------------------------------------------------------------------------
 
+#: The ``seed`` column's value for a model fitted once that has no integer ``seed`` parameter.
+NO_SEED = -1
+#: The scales :meth:`CVResult.summary` can score on (see "Scales" in :class:`CVResult`).
+SCALES: tuple[str, ...] = ("original", "log1p")
+#: The keys of ``History.convergence()`` (:mod:`soilbook.train`), the columns of
+#: :attr:`CVResult.convergence` after ``model, split, seed, fold, stage``.
+CONVERGENCE_KEYS: tuple[str, ...] = (
+    "best_epoch",
+    "epochs_run",
+    "final_train_loss",
+    "final_val_loss",
+    "best_val_loss",
+    "flattened",
+    "converged",
+    "early_stopped",
+    "reason",
+)
+_FIT_KEYS: tuple[str, ...] = ("model", "split", "seed", "fold", "stage")
+#: The fields of every :meth:`CVResult.networks_record` entry.
+NETWORK_RECORD_KEYS: tuple[str, ...] = (*_FIT_KEYS, *CONVERGENCE_KEYS)
+
+
+def _empty_convergence() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(NETWORK_RECORD_KEYS))
+
 
 @dataclass
 class CVResult:
@@ -400,21 +451,58 @@ class CVResult:
     Attributes
     ----------
     scores : DataFrame
-        Tidy per-fold metrics: columns ``model, split, fold, metric, value`` (``metric`` also
-        includes ``n``, the test-fold size).
+        Tidy per-fold metrics: columns ``model, split, seed, fold, metric, value`` (``metric``
+        also includes ``n``, the test-fold size).
     predictions : DataFrame
-        Columns ``model, split, fold, sample`` (position in the dataset), ``group, observed,
-        predicted`` — every held-out prediction, in the target's unit.
+        Columns ``model, split, seed, fold, sample`` (position in the dataset), ``group,
+        observed, predicted`` — every held-out prediction, in the target's unit. ``seed`` is
+        the seed the model was fitted with (:data:`NO_SEED`, −1, for a model without a
+        ``seed`` parameter); a model repeated over seeds has one set of rows per seed.
     fitted : dict
-        ``{(model, split): estimator}`` fitted on the **last** fold's training rows; the rows it
-        never saw are ``test_index[(model, split)]`` (use them for permutation importance).
+        ``{(model, split): estimator}`` fitted on the **last** fold's training rows, with the
+        model's **first** seed; the rows it never saw are ``test_index[(model, split)]`` (use
+        them for permutation importance).
     timings : dict
-        ``{(model, split): seconds}`` — fit + predict time summed over the folds
+        ``{(model, split): seconds}`` — fit + predict time summed over the folds and seeds
         (``pd.Series(result.timings)`` makes a table); :attr:`timing_table` splits it into
-        ``fit_s`` and ``predict_s``.
+        ``fit_s`` and ``predict_s``. With ``n_jobs > 1`` these are the seconds each worker
+        spent, summed (CPU-side work, not the wall time of the run).
     meta : dict
         Target name and unit, whether the data are simulated, the split descriptions, the target
-        transform, and the dataset's source.
+        transform, the seeds asked for (``None``: each model's own) and the dataset's source.
+    convergence : DataFrame
+        One row per fitted network and training stage: ``model, split, seed, fold, stage`` and
+        the keys of ``History.convergence()`` (:data:`CONVERGENCE_KEYS`: best epoch, epochs
+        run, final losses, whether validation loss had flattened, ``converged``, ``reason``).
+        Empty for models without ``training_histories()`` (the baselines).
+    histories : dict
+        ``{(model, split, seed, fold, stage): History}`` for every fitted network — every fold
+        and seed, not only the last (``stage`` is e.g. ``"network"``, or ``"teacher"`` and
+        ``"student"`` for DeepSalt). After :meth:`from_json` the values are plain dicts of
+        per-epoch lists (``epoch, train_loss, val_loss``), which the learning-curve plot reads
+        the same way.
+
+    Seeds
+    -----
+    A model repeated over seeds is summarised on the *original* predictions of each seed:
+    :meth:`summary` computes every metric per seed and averages the metrics over seeds
+    (the same rule as :mod:`soilbook.claims`), so its shape does not change;
+    :meth:`summary_seeds` adds the standard deviation over seeds and :meth:`seed_scores` gives
+    each seed's metrics. :meth:`oof` returns the predictions as an array (n_seeds, n_sample).
+
+    Scales
+    ------
+    Metrics are reported on the target's own scale (``scale="original"``, the default). With a
+    zero-inflated or skewed target, R² on that scale is dominated by the few largest values —
+    two samples can swing it — so :meth:`summary` (and :meth:`summary_text`,
+    :meth:`summary_seeds`, :meth:`seed_scores`) also scores on ``scale="log1p"``: the same
+    out-of-fold predictions, both observed and predicted transformed with ``log1p`` before
+    scoring (rmse, mae and bias then in log1p(target unit)). The scale is a *view* of the one
+    predictions table, not extra metric names, so every metric, split and seed is available on
+    both scales, the metric names stay those of :data:`METRICS` (which :mod:`soilbook.claims`
+    checks), and nothing is stored twice. With ``target_transform="log1p"`` these are the
+    scores of the inner model on the scale it was fitted on (``log1p(expm1(z)) = z`` up to
+    rounding); :meth:`to_records` then writes both scales.
     """
 
     scores: pd.DataFrame
@@ -423,10 +511,21 @@ class CVResult:
     meta: dict[str, Any] = field(default_factory=dict)
     fitted: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     test_index: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
+    convergence: pd.DataFrame = field(default_factory=_empty_convergence, repr=False)
+    histories: dict[tuple[str, str, int, int, str], Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        # tables written before seeds existed: one run per model, with no seed recorded
+        for name in ("scores", "predictions"):
+            table = getattr(self, name)
+            if "seed" not in table.columns and "split" in table.columns:
+                table = table.copy()
+                table.insert(int(table.columns.get_loc("split")) + 1, "seed", NO_SEED)
+                setattr(self, name, table)
 
     @property
     def timings(self) -> dict[tuple[str, str], float]:
-        """``{(model, split): seconds}``, fit + predict summed over folds."""
+        """``{(model, split): seconds}``, fit + predict summed over folds (and seeds)."""
         return {
             (str(r.model), str(r.split)): float(r.fit_s + r.predict_s)
             for r in self.timing_table.itertuples(index=False)
@@ -437,39 +536,248 @@ class CVResult:
         """The target's unit (that of rmse, mae and bias)."""
         return str(self.meta.get("units", ""))
 
-    def summary(self, pooled: bool = True, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    # -- who was fitted how ---------------------------------------------------------------------
+
+    @property
+    def models(self) -> list[str]:
+        """The model names, in the order they were cross-validated."""
+        return list(dict.fromkeys(self.predictions["model"].astype(str)))
+
+    def _check_model(self, model: str) -> None:
+        if model not in self.models:
+            raise ParameterError(
+                f"no model {model!r} in this cross-validation. Allowed: {self.models}."
+            )
+
+    def _check_split(self, split: str) -> None:
+        splits = list(dict.fromkeys(self.predictions["split"].astype(str)))
+        if split not in splits:
+            raise ParameterError(f"no split {split!r} in this cross-validation. Allowed: {splits}.")
+
+    def seeds_of(self, model: str) -> list[int]:
+        """The seeds ``model`` was fitted with, in order (one entry for a model fitted once:
+        its own ``seed``, or :data:`NO_SEED` when it has none)."""
+        self._check_model(model)
+        p = self.predictions
+        return [int(s) for s in dict.fromkeys(p.loc[p["model"] == model, "seed"])]
+
+    @property
+    def n_samples(self) -> int:
+        """The number of samples of the cross-validated dataset (positions 0 … n − 1)."""
+        n = self.meta.get("n_samples")
+        if n is None:
+            return int(self.predictions["sample"].max()) + 1
+        return int(n)
+
+    def oof(self, model: str, split: str) -> np.ndarray:
+        """Out-of-fold predictions of ``model`` under ``split``, in the target's unit.
+
+        Returns
+        -------
+        ndarray (n_seeds, n_sample), float64
+            Row ``i`` holds the predictions of seed ``seeds_of(model)[i]``, column ``j`` the
+            prediction for the dataset's sample at position ``j`` by the fold that held it out;
+            NaN where ``j`` is in no test fold of ``split``. A model fitted once has one row.
+
+        Raises
+        ------
+        ParameterError
+            Unknown model or split.
+        SplitError
+            A sample is in more than one test fold of ``split`` (then there is no single
+            out-of-fold prediction: use :attr:`predictions`).
+        """
+        self._check_model(model)
+        self._check_split(split)
+        seeds = self.seeds_of(model)
+        p = self.predictions
+        p = p[(p["model"] == model) & (p["split"] == split)]
+        out = np.full((len(seeds), self.n_samples), np.nan)
+        for i, seed in enumerate(seeds):
+            rows = p[p["seed"] == seed]
+            samples = rows["sample"].to_numpy(dtype=int)
+            if np.unique(samples).size != samples.size:
+                raise SplitError(
+                    f"split {split!r} tests some samples in more than one fold, so {model!r} has "
+                    "several out-of-fold predictions for them. What to do: read "
+                    "CVResult.predictions, which keeps every (fold, sample) row."
+                )
+            out[i, samples] = rows["predicted"].to_numpy(dtype=np.float64)
+        return out
+
+    def observed(self) -> np.ndarray:
+        """The observed target by sample position, (n_sample,) in the target's unit (NaN for
+        samples that no split tested) — the ``y`` that goes with :meth:`oof`."""
+        out = np.full(self.n_samples, np.nan)
+        p = self.predictions
+        out[p["sample"].to_numpy(dtype=int)] = p["observed"].to_numpy(dtype=np.float64)
+        return out
+
+    def groups(self) -> np.ndarray:
+        """The group label of every sample position, (n_sample,) str ("" for untested samples),
+        for the group bootstrap of :mod:`soilbook.claims`."""
+        out = np.full(self.n_samples, "", dtype=object)
+        p = self.predictions
+        out[p["sample"].to_numpy(dtype=int)] = p["group"].astype(str).to_numpy()
+        return out.astype(str)
+
+    # -- convergence ----------------------------------------------------------------------------
+
+    def converged(self, model: str, split: str | None = None) -> bool:
+        """Whether every fitted network of ``model`` converged: all folds, seeds and stages of
+        ``split`` (of every split when ``None``).
+
+        A model without training histories (a baseline) has nothing to converge and counts as
+        converged. A row whose ``converged`` is missing counts as *not* converged.
+        """
+        self._check_model(model)
+        if split is not None:
+            self._check_split(split)
+        c = self.convergence
+        if c.empty:
+            return True
+        rows = c[c["model"] == model]
+        if split is not None:
+            rows = rows[rows["split"] == split]
+        return all(isinstance(v, bool | np.bool_) and bool(v) for v in rows["converged"])
+
+    def networks_record(self) -> list[dict[str, Any]]:
+        """The convergence of every fitted network as JSON-ready dicts, for
+        ``metrics.json["networks"]``.
+
+        One dict per (model, split, seed, fold, stage) with the keys of
+        :data:`NETWORK_RECORD_KEYS`: ``model, split, seed, fold`` (0-based), ``stage``,
+        ``best_epoch`` (1-based), ``epochs_run``, ``final_train_loss``, ``final_val_loss``,
+        ``best_val_loss`` (losses on the network's training scale, standardised target;
+        ``None`` where there was no validation set), ``flattened``, ``converged``,
+        ``early_stopped`` and ``reason``; then any further keys ``History.convergence()``
+        gave (e.g. ``schedule``, ``inner_split``).
+        """
+        keys = [*NETWORK_RECORD_KEYS]
+        keys += [c for c in self.convergence.columns if c not in NETWORK_RECORD_KEYS]
+        return [
+            {key: _json_scalar(row.get(key)) for key in keys}
+            for row in self.convergence.to_dict(orient="records")
+        ]
+
+    # -- summaries --------------------------------------------------------------------------
+
+    def _scaled(self, scale: str) -> pd.DataFrame:
+        """The predictions table on ``scale`` (observed and predicted transformed)."""
+        _check_scale(scale)
+        if scale == "original":
+            return self.predictions
+        p = self.predictions.copy()
+        low = min(float(p["observed"].min()), float(p["predicted"].min()))
+        if low <= -1.0:
+            raise ParameterError(
+                f"scale='log1p' needs observed and predicted values > -1, but the minimum is "
+                f"{low:g}. What to do: use scale='original' (a model without a log1p target can "
+                "predict values <= -1)."
+            )
+        p["observed"] = np.log1p(p["observed"].to_numpy(dtype=np.float64))
+        p["predicted"] = np.log1p(p["predicted"].to_numpy(dtype=np.float64))
+        return p
+
+    def _fold_scores(self, scale: str) -> pd.DataFrame:
+        """Per-fold metrics on ``scale`` (the :attr:`scores` table itself on the original)."""
+        if _check_scale(scale) == "original":
+            return self.scores
+        rows = []
+        keys = ["model", "split", "seed", "fold"]
+        for key, g in self._scaled(scale).groupby(keys, sort=False):
+            for metric, value in metrics_table(g["observed"], g["predicted"]).items():
+                rows.append({**dict(zip(keys, key, strict=True)), "metric": metric, "value": value})
+        return pd.DataFrame(rows)
+
+    def seed_scores(
+        self, metrics: Sequence[str] = METRICS, scale: str = "original"
+    ) -> pd.DataFrame:
+        """Pooled metrics of every seed: index ``model, split, seed``, one column per metric
+        plus ``n`` (each computed on all out-of-fold predictions of that seed)."""
+        rows = []
+        for (m, s, seed), g in self._scaled(scale).groupby(["model", "split", "seed"], sort=False):
+            rows.append(
+                {
+                    "model": m,
+                    "split": s,
+                    "seed": int(seed),
+                    **metrics_table(g["observed"], g["predicted"], metrics),
+                }
+            )
+        out = pd.DataFrame(rows).set_index(["model", "split", "seed"])
+        out["n"] = out["n"].astype(int)
+        return out
+
+    def summary(
+        self, pooled: bool = True, metrics: Sequence[str] = METRICS, scale: str = "original"
+    ) -> pd.DataFrame:
         """A wide table, one row per (model, split), one column per metric.
 
         ``pooled=True`` computes each metric once on all out-of-fold predictions together
         (columns ``rmse, mae, ..., n``). ``pooled=False`` gives the mean and standard deviation
-        over folds (columns ``rmse_mean, rmse_sd, ...``), which shows how stable a model is.
+        over folds (columns ``rmse_mean, rmse_sd, ..., n_folds``), which shows how stable a
+        model is. For a model repeated over seeds both are computed per seed and then averaged
+        over the seeds (see "Seeds" in the class docstring; :meth:`summary_seeds` gives their
+        spread). ``scale`` is ``"original"`` (the target's unit) or ``"log1p"`` (see "Scales").
         """
-        rows = []
         if pooled:
-            for (m, s), g in self.predictions.groupby(["model", "split"], sort=False):
-                row = {"model": m, "split": s}
-                row.update(metrics_table(g["observed"], g["predicted"], metrics))
+            per_seed = self.seed_scores(metrics, scale).reset_index()
+            rows = []
+            for (m, s), g in per_seed.groupby(["model", "split"], sort=False):
+                row: dict[str, Any] = {"model": m, "split": s}
+                for metric in metrics:
+                    values = g[metric].to_numpy(dtype=np.float64)
+                    row[metric] = float(values[0]) if values.size == 1 else float(values.mean())
+                row["n"] = int(g["n"].iloc[0])
                 rows.append(row)
             out = pd.DataFrame(rows).set_index(["model", "split"])
             out["n"] = out["n"].astype(int)
             return out
-        sc = self.scores[self.scores["metric"].isin(list(metrics))]
-        agg = sc.groupby(["model", "split", "metric"], sort=False)["value"].agg(["mean", "std"])
+        sc = self._fold_scores(scale)
+        sc = sc[sc["metric"].isin(list(metrics))]
+        agg = sc.groupby(["model", "split", "seed", "metric"], sort=False)["value"].agg(
+            ["mean", "std"]
+        )
+        rows = []
         for (m, s), g in agg.groupby(level=[0, 1], sort=False):
-            row: dict[str, Any] = {"model": m, "split": s}
+            row = {"model": m, "split": s}
             for metric in metrics:
-                mean, sd = g.loc[(m, s, metric)]
-                row[f"{metric}_mean"] = mean
-                row[f"{metric}_sd"] = sd
-            row["n_folds"] = int(
-                self.scores[(self.scores.model == m) & (self.scores.split == s)]["fold"].nunique()
-            )
+                cell = g.xs(metric, level="metric")
+                for stat in ("mean", "std"):
+                    values = cell[stat].to_numpy(dtype=np.float64)
+                    value = float(values[0]) if values.size == 1 else float(values.mean())
+                    row[f"{metric}_{'sd' if stat == 'std' else stat}"] = value
+            row["n_folds"] = int(sc[(sc.model == m) & (sc.split == s)]["fold"].nunique())
             rows.append(row)
         return pd.DataFrame(rows).set_index(["model", "split"])
 
-    def summary_text(self, digits: int = 2, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    def summary_seeds(
+        self, metrics: Sequence[str] = METRICS, scale: str = "original"
+    ) -> pd.DataFrame:
+        """Pooled metrics averaged over seeds with their spread: index ``model, split``;
+        columns ``<metric>`` (the mean over seeds, as in :meth:`summary`) and
+        ``<metric>_seed_sd`` (the standard deviation over seeds, ddof=1; NaN for a model fitted
+        once) for every metric, and ``n_seeds``."""
+        per_seed = self.seed_scores(metrics, scale).reset_index()
+        rows = []
+        for (m, s), g in per_seed.groupby(["model", "split"], sort=False):
+            row: dict[str, Any] = {"model": m, "split": s}
+            for metric in metrics:
+                values = g[metric].to_numpy(dtype=np.float64)
+                row[metric] = float(values[0]) if values.size == 1 else float(values.mean())
+                row[f"{metric}_seed_sd"] = (
+                    float(values.std(ddof=1)) if values.size > 1 else float("nan")
+                )
+            row["n_seeds"] = len(g)
+            rows.append(row)
+        return pd.DataFrame(rows).set_index(["model", "split"])
+
+    def summary_text(
+        self, digits: int = 2, metrics: Sequence[str] = METRICS, scale: str = "original"
+    ) -> pd.DataFrame:
         """``mean ± sd`` over folds as strings, for display."""
-        s = self.summary(pooled=False, metrics=metrics)
+        s = self.summary(pooled=False, metrics=metrics, scale=scale)
         return pd.DataFrame(
             {
                 m: [
@@ -485,26 +793,58 @@ class CVResult:
         """The rows of ``ds`` that ``fitted[(model, split)]`` never saw (its last test fold)."""
         return subset(ds, self.test_index[(model, split)])
 
-    def to_records(self) -> dict[str, Any]:
-        """Everything but the fitted estimators, as JSON-ready Python objects."""
+    # -- serialisation ----------------------------------------------------------------------
+
+    def to_records(self, histories: bool = True) -> dict[str, Any]:
+        """Everything but the fitted estimators, as JSON-ready Python objects.
+
+        Keys: ``meta, summary_pooled, summary_folds, summary_seeds, scores, predictions,
+        timings, test_index, convergence`` and, with ``histories``, ``histories`` (one record
+        per fitted network and stage with its per-epoch ``epoch, train_loss, val_loss``
+        lists). With ``target_transform="log1p"`` also ``summary_pooled_log1p`` (the pooled
+        metrics on the log1p scale, see "Scales").
+        """
         pooled = self.summary(pooled=True).reset_index()
         folds = self.summary(pooled=False).reset_index()
-        return {
+        out: dict[str, Any] = {
             "meta": _jsonable(self.meta),
             "summary_pooled": _jsonable(pooled.to_dict(orient="records")),
             "summary_folds": _jsonable(folds.to_dict(orient="records")),
-            "scores": _jsonable(self.scores.to_dict(orient="records")),
-            "predictions": _jsonable(self.predictions.to_dict(orient="records")),
-            "timings": _jsonable(self.timing_table.to_dict(orient="records")),
-            "test_index": [
-                {"model": m, "split": s, "index": idx.tolist()}
-                for (m, s), idx in self.test_index.items()
-            ],
+            "summary_seeds": _jsonable(self.summary_seeds().reset_index().to_dict("records")),
         }
+        if self.meta.get("target_transform") == "log1p":
+            log_pooled = self.summary(pooled=True, scale="log1p").reset_index()
+            out["summary_pooled_log1p"] = _jsonable(log_pooled.to_dict(orient="records"))
+        out.update(
+            {
+                "scores": _jsonable(self.scores.to_dict(orient="records")),
+                "predictions": _jsonable(self.predictions.to_dict(orient="records")),
+                "timings": _jsonable(self.timing_table.to_dict(orient="records")),
+                "test_index": [
+                    {"model": m, "split": s, "index": idx.tolist()}
+                    for (m, s), idx in self.test_index.items()
+                ],
+                "convergence": self.networks_record(),
+            }
+        )
+        if histories:
+            out["histories"] = [
+                {
+                    **dict(zip(_FIT_KEYS, key, strict=True)),
+                    **{col: _jsonable(list(_history_column(h, col))) for col in _HISTORY_COLUMNS},
+                }
+                for key, h in self.histories.items()
+            ]
+        return out
 
-    def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
-        """Serialise (without fitted estimators); write to ``path`` when given. Returns the text."""
-        text = json.dumps(self.to_records(), indent=indent, allow_nan=True)
+    def to_json(
+        self, path: str | Path | None = None, indent: int | None = 1, histories: bool = True
+    ) -> str:
+        """Serialise (without fitted estimators); write to ``path`` when given. Returns the text.
+
+        ``histories=False`` leaves the per-epoch learning curves out (the convergence table
+        stays)."""
+        text = json.dumps(self.to_records(histories=histories), indent=indent, allow_nan=True)
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(text, encoding="utf-8")
@@ -512,11 +852,15 @@ class CVResult:
 
     @classmethod
     def from_json(cls, source: str | Path) -> CVResult:
-        """Read what :meth:`to_json` wrote (a path or the JSON text). ``fitted`` is empty."""
+        """Read what :meth:`to_json` wrote (a path or the JSON text). ``fitted`` is empty;
+        ``histories`` holds dicts of per-epoch lists (when they were written)."""
         text = str(source)
         if not text.lstrip().startswith("{"):
             text = Path(source).read_text(encoding="utf-8")
         rec = json.loads(text)
+        convergence = pd.DataFrame(rec.get("convergence", []))
+        if convergence.empty:
+            convergence = _empty_convergence()
         return cls(
             scores=pd.DataFrame(rec["scores"]),
             predictions=pd.DataFrame(rec["predictions"]),
@@ -526,7 +870,48 @@ class CVResult:
                 (r["model"], r["split"]): np.asarray(r["index"], dtype=int)
                 for r in rec.get("test_index", [])
             },
+            convergence=convergence,
+            histories={
+                (r["model"], r["split"], int(r["seed"]), int(r["fold"]), r["stage"]): {
+                    col: list(r.get(col, [])) for col in _HISTORY_COLUMNS
+                }
+                for r in rec.get("histories", [])
+            },
         )
+
+
+def _check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise ParameterError(
+            f"scale = {scale!r}. Allowed: {list(SCALES)} (metrics on the target's unit, or on "
+            "log1p of observed and predicted values)."
+        )
+    return scale
+
+
+#: The per-epoch lists of a History that :meth:`CVResult.to_records` writes.
+_HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss")
+
+
+def _history_column(history: Any, name: str) -> Sequence[Any]:
+    """``history[name]`` of a History (attribute) or of a dict; empty when it lacks one."""
+    if isinstance(history, Mapping):
+        return history.get(name, [])
+    return getattr(history, name, [])
+
+
+def _json_scalar(value: Any) -> Any:
+    """One table cell as plain JSON: numpy scalars unwrapped, NaN and NA as ``None``."""
+    value = _jsonable(value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is not None and not isinstance(value, float | int | str | bool):
+        try:
+            if pd.isna(value):
+                return None
+        except (TypeError, ValueError):
+            pass
+    return value
 
 
 def _jsonable(obj: Any) -> Any:
@@ -564,6 +949,37 @@ def _check_cv_args(estimators: Mapping[str, Any], target_transform: str) -> None
         )
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _check_seeds(seeds: Sequence[int] | None) -> list[int] | None:
+    """``seeds`` as a list of distinct ints (None stays None)."""
+    if seeds is None:
+        return None
+    values = list(seeds) if isinstance(seeds, Iterable) and not isinstance(seeds, str) else None
+    if not values or not all(_is_int(s) for s in values):
+        raise ParameterError(
+            f"seeds = {seeds!r}. Expected: None (each model's own seed, one run) or a non-empty "
+            "list of ints, e.g. [0, 1, 2]."
+        )
+    if len(set(values)) != len(values):
+        raise ParameterError(
+            f"seeds = {values} repeats a seed. What to do: give distinct seeds (a repeated seed "
+            "refits the same network and would count it twice)."
+        )
+    return [int(s) for s in values]
+
+
+def _check_n_jobs(n_jobs: int) -> int:
+    if not _is_int(n_jobs) or not (n_jobs >= 1 or n_jobs == -1):
+        raise ParameterError(
+            f"n_jobs = {n_jobs!r}. Expected: an int >= 1 (processes fitting folds at once) or "
+            "-1 (one per CPU core). What to do: use 1 to fit in this process."
+        )
+    return int(n_jobs)
+
+
 def _check_splits(splits: Mapping[str, Sequence[tuple[Any, Any]]], n: int) -> None:
     """Every fold of every split: non-empty, disjoint train/test rows within 0..n-1 (no fitting)."""
     for label, folds in splits.items():
@@ -580,6 +996,58 @@ def _check_splits(splits: Mapping[str, Sequence[tuple[Any, Any]]], n: int) -> No
                     f"split {label!r} fold {k}: {np.intersect1d(tr, te).size} samples are in both "
                     "the training and the test set. What to do: make disjoint folds."
                 )
+
+
+def repeats_over_seeds(estimator: Any) -> bool:
+    """Whether :func:`cross_validate` fits ``estimator`` once per seed of ``seeds``: it has a
+    ``seed`` parameter (``get_params(deep=False)``) *and* a ``training_histories`` method (the
+    networks). Baselines, whose seed only fixes a forest or an inner search, run once."""
+    try:
+        params = estimator.get_params(deep=False)
+    except (AttributeError, TypeError):
+        return False
+    return "seed" in params and callable(getattr(estimator, "training_histories", None))
+
+
+def _own_seed(estimator: Any) -> int:
+    """The estimator's own integer ``seed`` parameter, or :data:`NO_SEED`."""
+    try:
+        seed = estimator.get_params(deep=False).get("seed")
+    except (AttributeError, TypeError):
+        return NO_SEED
+    return int(seed) if _is_int(seed) else NO_SEED
+
+
+def _inner_model(model: Any) -> Any:
+    """The model inside a fitted wrapper: follows ``estimator_`` (:class:`Log1pTarget`) and a
+    ``Pipeline``'s last step (the same rule as :func:`soilbook.notebook.unwrap`)."""
+    while True:
+        steps = getattr(model, "steps", None)
+        if isinstance(steps, list) and steps and isinstance(steps[-1], tuple):
+            model = steps[-1][1]
+        elif getattr(model, "estimator_", None) is not None:
+            model = model.estimator_
+        else:
+            return model
+
+
+def _convergence_row(history: Any) -> dict[str, Any]:
+    """``history.convergence()``; a History without that method gives what it can, with
+    ``converged=False`` (unknown is not converged)."""
+    method = getattr(history, "convergence", None)
+    if callable(method):
+        return dict(method())
+    epochs = list(_history_column(history, "epoch"))
+    train = list(_history_column(history, "train_loss"))
+    val = list(_history_column(history, "val_loss"))
+    return {
+        "best_epoch": _history_column(history, "best_epoch") or None,
+        "epochs_run": len(epochs),
+        "final_train_loss": float(train[-1]) if train else None,
+        "final_val_loss": float(val[-1]) if val else None,
+        "converged": False,
+        "reason": "this history has no convergence() method; convergence unknown",
+    }
 
 
 @dataclass(frozen=True)
@@ -620,9 +1088,205 @@ def _fit_predict_fold(
     return _FoldFit(model, pred, t1 - t0, t2 - t1)
 
 
+@dataclass(frozen=True)
+class _Task:
+    """One fit of the plan: ``name`` under split ``label``, seed ``seed``, fold ``fold``.
+
+    ``reseed``: the clone gets ``set_params(seed=seed)`` (a model repeated over seeds);
+    ``keep_model``: the fitted model comes back (last fold of the first seed).
+    """
+
+    name: str
+    label: str
+    seed: int
+    reseed: bool
+    fold: int
+    n_folds: int
+    train: np.ndarray
+    test: np.ndarray
+    keep_model: bool
+
+    def where(self) -> str:
+        seed = "" if self.seed == NO_SEED else f" / seed {self.seed}"
+        return f"{self.name} / {self.label}{seed} / fold {self.fold + 1}/{self.n_folds}"
+
+
+@dataclass
+class _TaskResult:
+    """What one fit sends back: held-out predictions (n_test,), seconds, the model when kept,
+    each stage's History and convergence, or the error it raised."""
+
+    predicted: np.ndarray | None = None
+    fit_s: float = 0.0
+    predict_s: float = 0.0
+    model: Any = None
+    histories: dict[str, Any] = field(default_factory=dict)
+    convergence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+def _plan(
+    estimators: Mapping[str, Any],
+    splits: Mapping[str, Sequence[tuple[Any, Any]]],
+    seeds: list[int] | None,
+) -> list[_Task]:
+    """Every fit, in the order of the tables: model, split, seed, fold."""
+    tasks = []
+    for name, est in estimators.items():
+        repeated = seeds is not None and repeats_over_seeds(est)
+        model_seeds = seeds if repeated else [_own_seed(est)]
+        for label, folds in splits.items():
+            for i, seed in enumerate(model_seeds):
+                for k, (tr, te) in enumerate(folds):
+                    tasks.append(
+                        _Task(
+                            name=name,
+                            label=label,
+                            seed=int(seed),
+                            reseed=repeated,
+                            fold=k,
+                            n_folds=len(folds),
+                            train=np.asarray(tr, dtype=int),
+                            test=np.asarray(te, dtype=int),
+                            keep_model=(i == 0 and k == len(folds) - 1),
+                        )
+                    )
+    return tasks
+
+
+def _run_task(task: _Task, est: Any, ds: xr.Dataset, target_transform: str) -> _TaskResult:
+    """Fit and predict one task; read the fitted network's training histories."""
+    if task.reseed:
+        est = clone(est).set_params(seed=task.seed)
+    fold = _fit_predict_fold(task.name, est, ds, task.train, task.test, target_transform)
+    inner = _inner_model(fold.model)
+    method = getattr(inner, "training_histories", None)
+    stages = dict(method()) if callable(method) else {}
+    return _TaskResult(
+        predicted=fold.predicted,
+        fit_s=fold.fit_s,
+        predict_s=fold.predict_s,
+        model=fold.model if task.keep_model else None,
+        histories=stages,
+        convergence={stage: _convergence_row(h) for stage, h in stages.items()},
+    )
+
+
+def _one_thread() -> Any:
+    """A context in which torch and the BLAS/OpenMP pools use one thread (in a worker)."""
+    import contextlib
+    import sys
+
+    stack = contextlib.ExitStack()
+    torch = sys.modules.get("torch")  # imported when the task's estimator was unpickled
+    if torch is not None:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        stack.callback(torch.set_num_threads, before)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    else:
+        stack.enter_context(threadpool_limits(limits=1))
+    return stack
+
+
+def _worker_task(
+    index: int, task: _Task, est: Any, ds: xr.Dataset, target_transform: str
+) -> tuple[int, _TaskResult]:
+    """:func:`_run_task` in a worker process, on one thread; an error comes back as a value
+    (its own type and message, a note saying where) instead of a remote traceback."""
+    try:
+        with _one_thread():
+            return index, _run_task(task, est, ds, target_transform)
+    except Exception as exc:  # sent to the parent, which raises it
+        return index, _TaskResult(error=_portable_error(exc, task))
+
+
+def _portable_error(exc: Exception, task: _Task) -> BaseException:
+    """``exc`` ready to cross the process boundary, with a note on where it was raised."""
+    import pickle
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}"
+    note = (
+        f"(raised in a cross-validation worker process while fitting {task.where()}"
+        f"{at if frames else ''}; run with n_jobs=1 for the full traceback)"
+    )
+    try:
+        out = pickle.loads(pickle.dumps(exc))
+    except Exception:  # an exception that cannot be pickled: keep its text
+        out = RuntimeError(f"{type(exc).__name__}: {exc}")
+    out.__traceback__ = None
+    out.add_note(note)
+    return out
+
+
+def _run_serial(
+    tasks: list[_Task],
+    estimators: Mapping[str, Any],
+    ds: xr.Dataset,
+    target_transform: str,
+    bar: Any,
+) -> list[_TaskResult]:
+    results = []
+    for task in tasks:
+        if bar is not None:
+            bar.set_postfix_str(task.where())
+        try:
+            results.append(_run_task(task, estimators[task.name], ds, target_transform))
+        except Exception as exc:
+            exc.add_note(f"(raised while cross-validation was fitting {task.where()})")
+            raise
+        if bar is not None:
+            bar.update(1)
+    return results
+
+
+def _run_parallel(
+    tasks: list[_Task],
+    estimators: Mapping[str, Any],
+    ds: xr.Dataset,
+    target_transform: str,
+    n_jobs: int,
+    bar: Any,
+) -> list[_TaskResult]:
+    """The tasks in ``n_jobs`` loky worker processes (one thread each); results in task order.
+
+    Workers start with the BLAS/OpenMP thread limits at 1 (``inner_max_num_threads``) and each
+    task also sets torch's threads to 1. The first error stops the run and is raised here.
+    """
+    from joblib import Parallel, delayed, parallel_config
+
+    results: list[_TaskResult | None] = [None] * len(tasks)
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        # max_nbytes=None: every task gets its own copy of the data, never a read-only memmap
+        run = Parallel(n_jobs=n_jobs, return_as="generator_unordered", max_nbytes=None)(
+            delayed(_worker_task)(i, task, estimators[task.name], ds, target_transform)
+            for i, task in enumerate(tasks)
+        )
+        try:
+            for i, result in run:
+                if result.error is not None:
+                    raise result.error
+                results[i] = result
+                if bar is not None:
+                    bar.set_postfix_str(f"done: {tasks[i].where()}")
+                    bar.update(1)
+        finally:
+            with warnings.catch_warnings():  # "n tasks ... have been cancelled" after an error
+                warnings.filterwarnings(
+                    "ignore", message=".*have been cancelled", category=UserWarning
+                )
+                run.close()
+    return [r for r in results if r is not None]
+
+
 @dataclass
 class _CVTables:
-    """What the fold loop collects, row by row, into the tables of a :class:`CVResult`.
+    """What the fits collect, row by row, into the tables of a :class:`CVResult`.
 
     ``y`` (n_sample,) is the target in its unit and ``groups`` (n_sample,) the group labels.
     """
@@ -631,22 +1295,34 @@ class _CVTables:
     groups: np.ndarray
     score_rows: list[dict[str, Any]] = field(default_factory=list)
     pred_frames: list[pd.DataFrame] = field(default_factory=list)
-    timing_rows: list[dict[str, Any]] = field(default_factory=list)
+    timing_rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     fitted: dict[tuple[str, str], Any] = field(default_factory=dict)
     test_index: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    convergence_rows: list[dict[str, Any]] = field(default_factory=list)
+    histories: dict[tuple[str, str, int, int, str], Any] = field(default_factory=dict)
 
-    def add_fold(self, name: str, label: str, k: int, test: np.ndarray, pred: np.ndarray) -> None:
+    def add_fold(
+        self, name: str, label: str, seed: int, k: int, test: np.ndarray, pred: np.ndarray
+    ) -> None:
         """The metrics of fold ``k`` and its held-out predictions."""
         y = self.y
         for metric, value in metrics_table(y[test], pred).items():
             self.score_rows.append(
-                {"model": name, "split": label, "fold": k, "metric": metric, "value": value}
+                {
+                    "model": name,
+                    "split": label,
+                    "seed": seed,
+                    "fold": k,
+                    "metric": metric,
+                    "value": value,
+                }
             )
         self.pred_frames.append(
             pd.DataFrame(
                 {
                     "model": name,
                     "split": label,
+                    "seed": seed,
                     "fold": k,
                     "sample": test,
                     "group": self.groups[test],
@@ -656,45 +1332,53 @@ class _CVTables:
             )
         )
 
+    def add(self, task: _Task, result: _TaskResult) -> None:
+        """One finished task: scores, predictions, timings, kept model, histories."""
+        assert result.predicted is not None
+        self.add_fold(task.name, task.label, task.seed, task.fold, task.test, result.predicted)
+        key = (task.name, task.label)
+        row = self.timing_rows.setdefault(
+            key,
+            {
+                "model": task.name,
+                "split": task.label,
+                "n_folds": task.n_folds,
+                "n_seeds": 0,
+                "fit_s": 0.0,
+                "predict_s": 0.0,
+            },
+        )
+        row["fit_s"] += result.fit_s
+        row["predict_s"] += result.predict_s
+        if task.fold == 0:
+            row["n_seeds"] += 1
+        if task.keep_model:
+            self.fitted[key] = result.model
+            self.test_index[key] = task.test
+        for stage, history in result.histories.items():
+            fit_key = (task.name, task.label, task.seed, task.fold, str(stage))
+            self.histories[fit_key] = history
+            self.convergence_rows.append(
+                {**dict(zip(_FIT_KEYS, fit_key, strict=True)), **result.convergence[stage]}
+            )
+
     def to_result(self, meta: dict[str, Any]) -> CVResult:
+        if self.convergence_rows:
+            convergence = pd.DataFrame(self.convergence_rows)
+            extra = [c for c in convergence.columns if c not in NETWORK_RECORD_KEYS]
+            convergence = convergence.reindex(columns=[*NETWORK_RECORD_KEYS, *extra])
+        else:
+            convergence = _empty_convergence()
         return CVResult(
             scores=pd.DataFrame(self.score_rows),
             predictions=pd.concat(self.pred_frames, ignore_index=True),
-            timing_table=pd.DataFrame(self.timing_rows),
+            timing_table=pd.DataFrame(list(self.timing_rows.values())),
             meta=meta,
             fitted=self.fitted,
             test_index=self.test_index,
+            convergence=convergence,
+            histories=self.histories,
         )
-
-
-def _cross_validate_split(
-    name: str,
-    est: Any,
-    label: str,
-    folds: Sequence[tuple[Any, Any]],
-    ds: xr.Dataset,
-    target_transform: str,
-    tables: _CVTables,
-    bar: Any,
-) -> None:
-    """Every fold of one split for one estimator; keeps the last fold's model and test rows."""
-    fit_s = pred_s = 0.0
-    for k, (tr, te) in enumerate(folds):
-        tr, te = np.asarray(tr, dtype=int), np.asarray(te, dtype=int)
-        if bar is not None:
-            bar.set_postfix_str(f"{name} / {label} / fold {k + 1}/{len(folds)}")
-        fold = _fit_predict_fold(name, est, ds, tr, te, target_transform)
-        fit_s += fold.fit_s
-        pred_s += fold.predict_s
-        tables.add_fold(name, label, k, te, fold.predicted)
-        if k == len(folds) - 1:
-            tables.fitted[(name, label)] = fold.model
-            tables.test_index[(name, label)] = te
-        if bar is not None:
-            bar.update(1)
-    tables.timing_rows.append(
-        {"model": name, "split": label, "n_folds": len(folds), "fit_s": fit_s, "predict_s": pred_s}
-    )
 
 
 def _cv_meta(
@@ -702,6 +1386,7 @@ def _cv_meta(
     estimators: Mapping[str, Any],
     splits: Mapping[str, Sequence[tuple[Any, Any]]],
     target_transform: str,
+    seeds: list[int] | None,
 ) -> dict[str, Any]:
     """Target name and unit, the data's provenance, the split descriptions and the models."""
     descriptions = dict(getattr(splits, "descriptions", {}) or {})
@@ -717,6 +1402,12 @@ def _cv_meta(
         "target_transform": target_transform,
         "split_descriptions": {k: descriptions.get(k, k) for k in splits},
         "models": list(estimators),
+        "seeds": seeds,
+        "repeated_over_seeds": [
+            name
+            for name, est in estimators.items()
+            if seeds is not None and repeats_over_seeds(est)
+        ],
     }
 
 
@@ -726,6 +1417,8 @@ def cross_validate(
     splits: Mapping[str, Sequence[tuple[Any, Any]]],
     target_transform: str = "none",
     progress: bool = True,
+    seeds: Sequence[int] | None = None,
+    n_jobs: int = 1,
 ) -> CVResult:
     """Fit and score every estimator on every fold of every split, on held-out rows only.
 
@@ -737,29 +1430,54 @@ def cross_validate(
     splits : ``{label: [(train_idx, test_idx), ...]}``, e.g. from :func:`make_splits`.
     target_transform : ``"none"`` or ``"log1p"`` — with ``"log1p"`` every estimator is wrapped in
         :class:`Log1pTarget` (fit on log1p(target), predictions back-transformed with expm1, so
-        scores stay in the target's unit; expect a negative bias, see :class:`Log1pTarget`).
-    progress : show a progress bar over fits.
+        scores stay in the target's unit; expect a negative bias, see :class:`Log1pTarget`,
+        which also passes the transform to a model's auxiliary labelled data).
+    progress : show a progress bar over fits (it advances as each fit finishes).
+    seeds : ``None`` (default): every estimator is fitted once per fold with its own
+        parameters, as before seeds existed. A list of distinct ints: estimators that have a
+        ``seed`` parameter *and* a ``training_histories`` method (the networks, see
+        :func:`repeats_over_seeds`) are fitted once per seed, as
+        ``clone(est).set_params(seed=s)``; the others (baselines) are fitted once.
+    n_jobs : processes that fit at once. ``1`` (default) fits in this process, in order. More
+        runs the (model, split, seed, fold) fits in ``n_jobs`` joblib/loky worker processes,
+        each limited to one torch and one BLAS thread (``-1``: one process per core). The
+        tables are assembled in the same order either way, so the results equal those of
+        ``n_jobs=1`` wherever a fit does not depend on its thread count (all baselines; the
+        small networks, which train on one thread anyway; any network with
+        ``cpu_threads=1``) — larger networks may differ in the last digits, as multithreaded
+        sums do. Fitted models come back pickled. An error in a worker is raised here with
+        its own type and message and a note naming the fit (rerun with ``n_jobs=1`` for the
+        full traceback). Notebooks take ``n_jobs`` from a parameter; on a GPU keep it at 1
+        unless the networks are small.
 
     Returns
     -------
     CVResult
+        With ``predictions`` and ``scores`` per seed, ``fitted`` the last fold of the first
+        seed, and ``convergence`` / ``histories`` for every fitted network (every fold, seed
+        and training stage).
     """
     from soilbook.data.schema import validate_samples
 
     validate_samples(ds)
     _check_cv_args(estimators, target_transform)
+    seed_list = _check_seeds(seeds)
+    n_jobs = _check_n_jobs(n_jobs)
     tables = _CVTables(y=target_values(ds), groups=np.asarray(ds["group"].values).astype(str))
     _check_splits(splits, ds.sizes[SAMPLE])  # before any fitting
-    total = len(estimators) * sum(len(f) for f in splits.values())
-    bar = _progress(total, progress, "cross-validation")
+    tasks = _plan(estimators, splits, seed_list)
+    bar = _progress(len(tasks), progress, "cross-validation")
     try:
-        for name, est in estimators.items():
-            for label, folds in splits.items():
-                _cross_validate_split(name, est, label, folds, ds, target_transform, tables, bar)
+        if n_jobs == 1 or len(tasks) == 1:
+            results = _run_serial(tasks, estimators, ds, target_transform, bar)
+        else:
+            results = _run_parallel(tasks, estimators, ds, target_transform, n_jobs, bar)
     finally:
         if bar is not None:
             bar.close()
-    return tables.to_result(_cv_meta(ds, estimators, splits, target_transform))
+    for task, result in zip(tasks, results, strict=True):
+        tables.add(task, result)
+    return tables.to_result(_cv_meta(ds, estimators, splits, target_transform, seed_list))
 
 
 def paper_comparison(

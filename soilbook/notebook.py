@@ -172,18 +172,74 @@ def unwrap(estimator: Any) -> Any:
             return estimator
 
 
-def histories(fitted: Mapping[tuple[str, str], Any], split: str | None = None) -> dict[str, Any]:
+def histories(
+    source: Any,
+    split: str | None = None,
+    *,
+    seed: int | None = None,
+    fold: int | None = None,
+) -> dict[str, Any]:
     """Training histories of the fitted networks, keyed ``"<model> / <split>"``.
 
-    ``fitted`` is ``CVResult.fitted`` (``{(model, split): estimator}``); models without a
-    ``history_`` (the baselines) are left out, and ``split`` keeps one split only. The values
-    are :class:`soilbook.train.History` objects, ready for :func:`soilbook.plots.learning_curves`.
+    ``source`` is either
+
+    * ``CVResult.fitted`` (``{(model, split): estimator}``, the last fold of the first seed):
+      each network's :meth:`training_histories` (or its ``history_``) is read; or
+    * the :class:`~soilbook.evaluate.CVResult` itself: its :attr:`histories` of every fit,
+      of which one fold per (model, split) is returned — the first seed (``seed`` picks
+      another) and the last fold (``fold`` picks another, 0-based), i.e. the same fits as
+      ``fitted``.
+
+    A network trained in one stage is keyed ``"<model> / <split>"``; one with several stages
+    (DeepSalt's teacher and student) gets a key per stage, ``"<model> / <split> / <stage>"``.
+    Models without histories (the baselines) are left out, and ``split`` keeps one split only.
+    The values are :class:`soilbook.train.History` objects (plain dicts of per-epoch lists
+    after ``CVResult.from_json``), ready for :func:`soilbook.plots.learning_curves`.
     """
+    if isinstance(source, Mapping):
+        fits: dict[tuple[str, str], dict[str, Any]] = {}
+        for (name, split_name), estimator in source.items():
+            inner = unwrap(estimator)
+            method = getattr(inner, "training_histories", None)
+            if callable(method):
+                stages = dict(method())
+            elif hasattr(inner, "history_"):
+                stages = {"network": inner.history_}
+            else:
+                continue
+            if split in (None, split_name):
+                fits[(name, split_name)] = stages
+        return _history_keys(fits)
+    records = getattr(source, "histories", None)
+    if not isinstance(records, Mapping):
+        raise ParameterError(
+            f"histories() got a {type(source).__name__}. Expected: a CVResult or its `fitted` "
+            "dict {(model, split): estimator}."
+        )
+    chosen: dict[tuple[str, str], tuple[int, int]] = {}
+    for name, split_name, fit_seed, fit_fold, _stage in records:
+        if split not in (None, split_name):
+            continue
+        want_seed = source.seeds_of(name)[0] if seed is None else seed
+        if fit_seed != want_seed or (fold is not None and fit_fold != fold):
+            continue
+        best = chosen.get((name, split_name))
+        if best is None or fit_fold > best[1]:
+            chosen[(name, split_name)] = (fit_seed, fit_fold)
+    fits = {}
+    for (name, split_name, fit_seed, fit_fold, stage), history in records.items():
+        if chosen.get((name, split_name)) == (fit_seed, fit_fold):
+            fits.setdefault((name, split_name), {})[stage] = history
+    return _history_keys(fits)
+
+
+def _history_keys(fits: Mapping[tuple[str, str], Mapping[str, Any]]) -> dict[str, Any]:
+    """``{(model, split): {stage: history}}`` → ``{"model / split[ / stage]": history}``."""
     out = {}
-    for (name, split_name), estimator in fitted.items():
-        inner = unwrap(estimator)
-        if hasattr(inner, "history_") and split in (None, split_name):
-            out[f"{name} / {split_name}"] = inner.history_
+    for (name, split_name), stages in fits.items():
+        for stage, history in stages.items():
+            key = f"{name} / {split_name}"
+            out[key if len(stages) == 1 else f"{key} / {stage}"] = history
     return out
 
 

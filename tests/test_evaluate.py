@@ -13,6 +13,7 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from soilbook.errors import ParameterError
 from soilbook.evaluate import (
     METRICS,
+    NO_SEED,
     CVResult,
     Log1pTarget,
     SplitError,
@@ -259,7 +260,8 @@ def test_cv_scores_and_summaries() -> None:
         progress=False,
     )
     sc = res.scores
-    assert list(sc.columns) == ["model", "split", "fold", "metric", "value"]
+    assert list(sc.columns) == ["model", "split", "seed", "fold", "metric", "value"]
+    assert (sc["seed"] == NO_SEED).all()  # SpyRegressor has no seed parameter
     assert len(sc) == 2 * 2 * 3 * (len(METRICS) + 1)
     pooled = res.summary()
     assert list(pooled.index.names) == ["model", "split"]

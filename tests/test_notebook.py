@@ -172,3 +172,27 @@ def test_histories_reads_the_networks_inside_their_wrappers():
     assert found["net / random"] is cv.fitted[("net", "random")].estimator_.history_
     assert histories(cv.fitted, split="random") == found
     assert histories(cv.fitted, split="spatial") == {}
+
+
+def test_histories_reads_a_cv_result_over_seeds_and_stages():
+    ds = _samples()
+    net = SSSoilNetRegressor(width=8, heads=2, epochs=2, batch_size=16, device="cpu", seed=0)
+    models = {"RF": RandomForestBaseline(n_estimators=5, seed=0), "net": net}
+    splits = {"random": random_kfold(ds, n_splits=2, seed=0)}
+    cv = cross_validate(models, ds, splits, seeds=[3, 4], progress=False)
+    found = histories(cv)
+    assert list(found) == ["net / random"]
+    assert found["net / random"] is cv.histories[("net", "random", 3, 1, "network")]
+    assert found["net / random"] is histories(cv.fitted)["net / random"]  # the same fit
+    assert histories(cv, seed=4)["net / random"] is cv.histories[("net", "random", 4, 1, "network")]
+    assert histories(cv, fold=0)["net / random"] is cv.histories[("net", "random", 3, 0, "network")]
+    assert histories(cv, split="spatial") == {}
+    with pytest.raises(ParameterError, match="Expected: a CVResult"):
+        histories(42)
+
+    class TwoStages:
+        def training_histories(self):
+            return {"teacher": History(), "student": History()}
+
+    keys = histories({("ds", "region"): TwoStages()})
+    assert list(keys) == ["ds / region / teacher", "ds / region / student"]
