@@ -327,13 +327,24 @@ def make_splits(
     kinds: Iterable[str] = ("random", "spatial"),
     n_splits: int = 5,
     seed: int = 0,
+    buffer_m: float = 0.0,
 ) -> Splits:
     """The cross-validation splits a notebook reports, by label.
 
     ``"random"`` is :func:`random_kfold`; ``"spatial"`` (alias ``"group"``, kept under the label
     you asked for) is :func:`group_kfold` on ``ds.group``. The dataset's ``attrs["group_kind"]``
     (e.g. ``"spatial block"``, ``"pedon"``) names what a group is in ``Splits.descriptions``.
+
+    ``buffer_m`` > 0 (metres) drops, in every spatial fold, the training samples closer than that
+    to any test sample (:func:`soilbook.geo.buffer_split`; coordinates from ``x_m``/``y_m`` or
+    ``lat``/``lon``), so that training data do not sit right next to the held-out blocks. Test
+    folds are unchanged; random folds are never buffered.
     """
+    buffer_m = float(buffer_m)
+    if not np.isfinite(buffer_m) or buffer_m < 0:
+        raise ParameterError(
+            f"buffer_m={buffer_m!r} must be a distance in metres >= 0 (0 = no buffer)."
+        )
     out = Splits()
     group_kind = str(ds.attrs.get("group_kind", "group"))
     for kind in kinds:
@@ -346,12 +357,31 @@ def make_splits(
             out.descriptions[kind] = (
                 f"grouped {n_splits}-fold CV by {group_kind} ({n_groups} groups)"
             )
+            if buffer_m > 0:
+                out[kind] = _buffered(ds, out[kind], buffer_m)
+                out.descriptions[kind] += f", training samples within {buffer_m:g} m dropped"
         else:
             raise SplitError(
                 f"unknown split kind {kind!r}. Allowed: 'random', 'spatial' (or 'group'). "
                 "What to do: build other splits yourself as a list of (train_idx, test_idx)."
             )
     return out
+
+
+def _buffered(ds: xr.Dataset, folds: Split, buffer_m: float) -> Split:
+    """``folds`` with every training set thinned by :func:`soilbook.geo.buffer_split`."""
+    from soilbook.geo import buffer_split, local_xy_m
+
+    if "x_m" in ds.coords or "x_m" in ds:
+        x, y = np.asarray(ds["x_m"].values, float), np.asarray(ds["y_m"].values, float)
+    elif "lat" in ds.coords or "lat" in ds:
+        x, y = local_xy_m(ds["lat"].values, ds["lon"].values)
+    else:
+        raise SplitError(
+            "buffer_m needs sample coordinates (x_m/y_m or lat/lon) and the data have none. "
+            "What to do: set buffer_m=0, or give the samples coordinates."
+        )
+    return [(buffer_split(tr, te, x, y, buffer_m), te) for tr, te in folds]
 
 
 # --------------------------------------------------------------------------------------------

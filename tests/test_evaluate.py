@@ -360,3 +360,20 @@ def test_paper_comparison() -> None:
     assert {"spy / random", "spy / spatial"} <= set(both.columns)
     with pytest.raises(ValueError, match="not in the summary"):
         paper_comparison(res.summary(), {"nse": 0.5})
+
+
+def test_make_splits_buffer_drops_training_samples_near_test_blocks():
+    ds = make_ds(n=120, n_groups=12)
+    block = np.array([int(g[3:]) for g in ds["group"].values])
+    ds = ds.assign_coords(  # blocks 1 km apart along x, samples within 400 m of their centre
+        x_m=("sample", block * 1000.0 + np.linspace(-400, 400, 120)),
+        y_m=("sample", np.zeros(120)),
+    )
+    plain = make_splits(ds, kinds=("spatial",), n_splits=4, seed=0)
+    buffered = make_splits(ds, kinds=("spatial",), n_splits=4, seed=0, buffer_m=700.0)
+    for (tr0, te0), (tr1, te1) in zip(plain["spatial"], buffered["spatial"], strict=True):
+        np.testing.assert_array_equal(te0, te1)
+        assert set(tr1) <= set(tr0) and len(tr1) < len(tr0)
+    assert "700 m" in buffered.descriptions["spatial"]
+    with pytest.raises(ParameterError, match="buffer_m"):
+        make_splits(ds, kinds=("spatial",), buffer_m=-1)
