@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -45,7 +47,9 @@ def make_ds(n: int = 150, n_groups: int = 10, seed: int = 0) -> xr.Dataset:
 
 
 FAST = {
-    "RF": lambda: RandomForestBaseline(n_estimators=60, seed=0),
+    "RF": lambda: RandomForestBaseline(
+        n_estimators=40, seed=0, max_features_grid=(1 / 3, 1.0), min_samples_leaf_grid=(1, 5)
+    ),
     "SVR": lambda: SVRBaseline(
         seed=0, C_grid=(1.0, 10.0), gamma_grid=(0.5, 1.0), epsilon_grid=(0.1,)
     ),
@@ -77,15 +81,49 @@ def test_fit_predict_clone(name: str) -> None:
 
 def test_rf_defaults_and_seed() -> None:
     rf = RandomForestBaseline()
-    assert (
-        rf.n_estimators == 300
-        and rf.max_features == pytest.approx(1 / 3)
-        and rf.min_samples_leaf == 2
-    )
+    assert rf.n_estimators == 300 and rf.tune and rf.inner_cv == "oob"
+    assert rf.max_features == pytest.approx(1 / 3) and rf.min_samples_leaf == 2  # tune=False
+    # the grid holds scikit-learn's defaults (all features, leaves of 1) and the fixed ones
+    assert 1.0 in rf.max_features_grid and 1 in rf.min_samples_leaf_grid
+    assert rf.max_features_grid[0] == pytest.approx(1 / 3) and 2 in rf.min_samples_leaf_grid
     ds = make_ds(n=80)
-    a = RandomForestBaseline(n_estimators=20, seed=1).fit(ds).predict(ds)
-    b = RandomForestBaseline(n_estimators=20, seed=2).fit(ds).predict(ds)
+    a = RandomForestBaseline(n_estimators=20, seed=1, tune=False).fit(ds).predict(ds)
+    b = RandomForestBaseline(n_estimators=20, seed=2, tune=False).fit(ds).predict(ds)
     assert not np.allclose(a, b)
+
+
+def test_rf_is_tuned_on_the_training_rows_by_out_of_bag_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sklearn.ensemble import RandomForestRegressor
+
+    sizes: list[tuple[int, int]] = []
+    original = RandomForestRegressor.fit
+
+    def spy_fit(self, X, y, **kw):
+        sizes.append((len(X), self.n_estimators))
+        return original(self, X, y, **kw)
+
+    monkeypatch.setattr(RandomForestRegressor, "fit", spy_fit)
+    ds = make_ds(n=90)
+    train = subset(ds, np.arange(60))
+    rf = RandomForestBaseline(
+        n_estimators=30, tune_trees=10, min_samples_leaf_grid=(1, 5), seed=0
+    ).fit(train)
+    assert len(rf.cv_results_["params"]) == 4 == len(rf.cv_results_["rmse"])
+    best = int(np.argmin(rf.cv_results_["rmse"]))
+    assert rf.best_params_ == rf.cv_results_["params"][best]
+    assert rf.model_.max_features == rf.best_params_["max_features"]
+    assert rf.model_.min_samples_leaf == rf.best_params_["min_samples_leaf"]
+    # four small forests on the 60 training rows, then the chosen one at full size
+    assert sizes == [(60, 10)] * 4 + [(60, 30)]
+    fixed = RandomForestBaseline(n_estimators=10, tune=False).fit(train)
+    assert fixed.best_params_ == {"max_features": pytest.approx(1 / 3), "min_samples_leaf": 2}
+    cv = RandomForestBaseline(
+        n_estimators=10, inner_cv="group", max_features_grid=(1.0,), min_samples_leaf_grid=(1, 5)
+    ).fit(train)
+    assert len(cv.cv_results_["rmse"]) == 2 and cv.model_.n_estimators == 10
+    assert np.isfinite(cv.predict(subset(ds, np.arange(60, 90)))).all()
 
 
 def test_predict_refuses_other_features() -> None:
@@ -147,3 +185,31 @@ def test_plsr_components_are_chosen_within_limits() -> None:
     assert 1 <= pls.best_params_["n_components"] <= 8  # capped at the 8 features
     assert pls.model_.n_components == pls.best_params_["n_components"]
     assert pls.predict(ds).shape == (60,)
+
+
+def test_svr_search_is_subsampled_on_large_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above max_tune_samples rows the grid search uses a seeded subsample; the fit uses all."""
+    from soilbook import baselines
+
+    seen: list[int] = []
+    original = Pipeline.fit
+
+    def spy_fit(self, X, y=None, **kw):
+        seen.append(len(X))
+        return original(self, X, y, **kw)
+
+    monkeypatch.setattr(Pipeline, "fit", spy_fit)
+    monkeypatch.setattr(baselines, "_SUBSAMPLE_NOTED", [])
+    ds = make_ds(n=90)
+    grid = dict(C_grid=(1.0, 10.0), gamma_grid=(1.0,), epsilon_grid=(0.1,), inner_folds=3)
+    with pytest.warns(UserWarning, match="90 training rows is more than max_tune_samples=40"):
+        svr = SVRBaseline(seed=0, max_tune_samples=40, **grid).fit(ds)
+    assert svr.tune_rows_ == 40 and seen[-1] == 90  # the chosen settings fitted on all rows
+    assert len(seen) == 3 * 2 + 1 and all(n < 40 for n in seen[:-1])
+    assert svr.model_.regressor_.named_steps["svr"].C == svr.best_params_["C"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once per process
+        again = SVRBaseline(seed=0, max_tune_samples=40, **grid).fit(ds)
+    np.testing.assert_allclose(again.predict(ds), svr.predict(ds))  # seeded subsample
+    small = SVRBaseline(seed=0, **grid).fit(ds)
+    assert small.tune_rows_ == 90

@@ -267,3 +267,143 @@ def test_cgroup_limit_counts_reclaimable_cache_as_free(tmp_path):
     assert common._cgroup_free_bytes(tmp_path) == 3 * 2**30
     (tmp_path / "memory.max").write_text("max\n")
     assert common._cgroup_free_bytes(tmp_path) is None
+
+
+# -- chapter 1: your own file, models, blocks (issue 7 §6) ---------------------------------------
+
+
+def _field_csv(path: Path, n: int = 40, *, spectra: bool = True, **extra) -> str:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "lat": 37.0 + rng.uniform(0, 0.5, n),
+            "lon": 118.0 + rng.uniform(0, 0.5, n),
+            "target": rng.gamma(2.0, 2.0, n),
+            "terrain:slope": rng.uniform(0, 5, n),
+            "soil:clay": rng.uniform(5, 40, n),
+        }
+    )
+    if spectra:
+        df["B04"], df["B08"] = rng.uniform(0.05, 0.2, n), rng.uniform(0.2, 0.5, n)
+    for name, values in extra.items():
+        df[name] = values
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+def _file_params(path: str, **more) -> dict:
+    return {"data_source": "file", "data_path": path, **more}
+
+
+def test_a_table_without_spectra_is_checked_and_goes_on_with_the_baselines(tmp_path):
+    from soilbook.data.real.userfile import load_user_file
+
+    path = _field_csv(tmp_path / "lab.csv", spectra=False)
+    with pytest.warns(UserWarning, match="no spectral inputs.*RF and SVR only"):
+        p = config.validate_params(NB, _file_params(path, target_units="dS/m"), partial=True)
+    samples = salinity.load_data(p).samples
+    assert samples["target"].attrs["units"] == "dS/m"
+    available, skipped = salinity.models_for(samples)
+    assert available == ["RF", "SVR"] and list(skipped) == list(salinity.NETWORK_FUSIONS)
+    assert all(r.startswith("no spectral inputs") for r in skipped.values())
+    text = salinity.models_message(available, skipped)
+    assert text.startswith("Models trained: RF, SVR.") and "Skipped SS-SoilNet (concat)" in text
+    full = load_user_file(_field_csv(tmp_path / "full.csv"))
+    assert salinity.models_for(full) == (list(salinity.MODEL_NAMES), {})
+    assert "SS-SoilNet" in salinity.NOTES and salinity.CHAPTER.notes == salinity.NOTES
+    assert set(salinity.MODEL_NEEDS) == set(salinity.MODEL_NAMES)
+
+
+def test_file_coordinates_and_folds_are_checked_before_the_notebook(tmp_path):
+    n = 40
+    metres = _field_csv(tmp_path / "utm.csv", n)
+    import pandas as pd
+
+    df = pd.read_csv(metres)
+    df["lat"], df["lon"] = 4.1e6 + df["lat"] * 1e5, 5e5 + df["lon"] * 1e5
+    df.to_csv(metres, index=False)
+    with pytest.raises(SchemaError, match="not WGS84 degrees"):
+        config.validate_params(NB, _file_params(metres), partial=True)
+    xy = df.rename(columns={"lat": "y", "lon": "x"})
+    xy_path = tmp_path / "xy.csv"
+    xy.to_csv(xy_path, index=False)
+    with pytest.raises(SchemaError, match="no crs"):
+        config.validate_params(NB, _file_params(str(xy_path)), partial=True)
+    with pytest.raises(ParameterError, match="pyproj knows"):
+        config.validate_params(NB, _file_params(str(xy_path), crs="EPSG:0"), partial=True)
+    p = config.validate_params(NB, _file_params(str(xy_path), crs="EPSG:32650"), partial=True)
+    samples = salinity.load_data(p).samples
+    assert "transformed" in samples.attrs["coordinate_source"] and "lat" in samples.coords
+    grouped = _field_csv(tmp_path / "g.csv", n, group=np.arange(n) % 3)
+    with pytest.raises(
+        ParameterError, match=r"cv_folds=5 but g\.csv's 'group' column gives only 3"
+    ):
+        config.validate_params(NB, _file_params(grouped), partial=True)
+    config.validate_params(NB, _file_params(grouped, cv_folds=3), partial=True)
+
+
+def test_file_blocks_follow_block_size(tmp_path):
+    path = _field_csv(tmp_path / "f.csv")
+    with pytest.raises(ParameterError, match="smaller block_size"):
+        config.validate_params(NB, _file_params(path, block_size=100_000), partial=True)
+    p = config.validate_params(NB, _file_params(path, block_size=5000), partial=True)
+    assert p["block_size"] == "5000" and salinity.block_size_m(p) == 5000.0
+    samples = salinity.load_data(p).samples
+    assert samples.attrs["block_size_m"] == 5000.0
+
+
+def test_block_size_and_the_new_parameters_are_validated():
+    assert salinity.block_size_m({"block_size": "auto"}) is None
+    assert salinity.block_size_m({"block_size": " 400.5"}) == 400.5
+    for bad in ("big", "-3", "0", "nan", "inf"):
+        with pytest.raises(ParameterError, match="neither 'auto' nor a positive number"):
+            config.validate_params(NB, {"block_size": bad}, partial=True)
+    p = config.validate_params(NB, {"block_size": 400.0}, partial=True)
+    assert p["block_size"] == "400"
+    with pytest.raises(ParameterError, match="bool"):
+        config.validate_params(NB, {"block_size": True}, partial=True)
+    from soilbook.data import tables
+
+    assert salinity.SPECTRA_KINDS == tables.SPECTRA_KINDS
+    d = salinity.CHAPTER.defaults()
+    assert (d["n_seeds"], d["n_jobs"], d["buffer_m"], d["block_size"]) == (3, 2, 0.0, "auto")
+    assert (d["target_units"], d["crs"], d["spectra_kind"]) == ("", "", "auto")
+    # a simulated scene: a numeric block size is checked against the folds, buffers too
+    with pytest.raises(ParameterError, match=r"1600 m\) scene in 800 m blocks gives only 4"):
+        config.validate_params(NB, {"block_size": 800}, partial=True)
+    with pytest.raises(ParameterError, match="buffer_m=900 m is at least half"):
+        config.validate_params(NB, {"buffer_m": 900}, partial=True)
+
+
+def test_with_blocks_regroups_and_keeps_pedons_whole():
+    from soilbook.data.schema import sample_set
+
+    n = 12
+    ds = sample_set(
+        np.arange(n, dtype=float),
+        groups=np.repeat(["p1", "p2", "p3"], 4),
+        target_units="dS/m",
+        target_long_name="EC",
+        covariates=np.ones((n, 1), np.float32),
+        features=[("depth", "soil")],
+        covariate_units="cm",
+        lat=np.r_[[37.0] * 3, 37.3, [37.001] * 4, [37.3] * 4],  # p1's 4th horizon: far off
+        lon=np.r_[[118.0] * 3, 118.3, [118.001] * 4, [118.3] * 4],
+        source="t",
+        licence="CC0",
+        citation="none",
+        simulated=False,
+        group_kind="pedon",
+    )
+    out = salinity.with_blocks(ds, 5000.0)
+    groups = out["group"].values
+    assert len(set(groups[:8])) == 1 and groups[8] != groups[0]  # pedon p1 stays whole
+    assert (
+        salinity.with_blocks(ds.assign_attrs(group_kind="spatial block"), 5000.0)["group"].values[3]
+        == groups[8]
+    )  # spatial blocks are simply recut
+    assert out.attrs["group_kind"] == "spatial block" and out.attrs["block_size_m"] == 5000.0
+    with pytest.raises(ParameterError, match="needs coordinates"):
+        salinity.with_blocks(ds.drop_vars(["lat", "lon"]), 100.0)

@@ -48,6 +48,11 @@ def test_defaults_validate():
         ("epochs", 2.5, "has type float"),
         ("epochs", True, "must be an int"),
         ("profile", "huge", "allowed"),
+        ("n_seeds", 0, "too small"),
+        ("n_jobs", 0, "too small"),
+        ("buffer_m", -1.0, "too small"),
+        ("block_size", "large", "neither 'auto' nor a positive number of metres"),
+        ("spectra_kind", "log", "allowed: ['auto', 'reflectance', 'percent', 'absorbance']"),
     ],
 )
 def test_bad_values_are_explained(name, value, fragment):
@@ -147,3 +152,10 @@ def test_cuda_without_cuda_is_an_error():
 def test_unknown_device():
     with pytest.raises(ParameterError, match="allowed: 'auto', 'cpu'"):
         check_device("tpu")
+
+
+def test_str_parameters_that_hold_numbers_take_numbers():
+    """`-p block_size 400` reaches validate_params as an int (YAML); it is kept as text."""
+    assert validate_params(NB, {"block_size": 400}, partial=True)["block_size"] == "400"
+    with pytest.raises(ParameterError, match="has type int"):
+        validate_params(NB, {"target_units": 3}, partial=True)  # no number for other str params

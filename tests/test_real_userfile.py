@@ -85,7 +85,7 @@ def test_csv_scaled_reflectance_and_missing_rows(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d.drop(columns=["target"]), "no target column 'target'"),
+        (lambda d: d.drop(columns=["target"]), r"no column\(s\) \['target'\]"),
         (lambda d: d.drop(columns=["lat", "lon"]), "neither a 'group' column nor 'lat' and 'lon'"),
         (lambda d: d.assign(soil_type="clay"), r"non-numeric column\(s\) \['soil_type'\]"),
         (lambda d: d.rename(columns={"ndvi": "vegetaion:ndvi"}), "unknown feature group prefix"),
@@ -215,3 +215,109 @@ def test_a_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "fields.csv").mkdir()
     with pytest.raises(ParameterError, match="is a folder"):
         load_user_file(tmp_path / "fields.csv")
+
+
+# -- issue 7 §6: coordinates, identifiers, absorbance, units, descriptions -------------------------
+
+
+def _write(tmp_path: Path, df: pd.DataFrame, name: str = "t.csv") -> Path:
+    path = tmp_path / name
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_projected_metres_in_lat_lon_are_refused(tmp_path: Path) -> None:
+    df = _table()
+    df["lat"], df["lon"] = 4.1e6 + df["lat"] * 1e4, 5.0e5 + df["lon"] * 1e4
+    with pytest.raises(SchemaError, match=r"not WGS84 degrees.*'x' and 'y'.*crs="):
+        load_user_file(_write(tmp_path, df))
+
+
+def test_xy_with_a_crs_become_lat_lon_and_blocks(tmp_path: Path) -> None:
+    from soilbook.data.tables import xy_to_lat_lon
+
+    rng = np.random.default_rng(1)
+    df = _table().drop(columns=["lat", "lon"])
+    df["x"] = 500000 + rng.uniform(0, 20000, len(df))
+    df["y"] = 4100000 + rng.uniform(0, 20000, len(df))
+    path = _write(tmp_path, df)
+    with pytest.raises(SchemaError, match="'x' and 'y' columns but no crs"):
+        load_user_file(path)
+    ds = load_user_file(path, crs="EPSG:32650", block_size_m=5000)
+    lat, lon = xy_to_lat_lon(df["x"].to_numpy(), df["y"].to_numpy(), "EPSG:32650", name="t")
+    np.testing.assert_allclose(ds["lat"].values, lat)
+    np.testing.assert_allclose(ds["lon"].values, lon)
+    assert "EPSG:32650" in ds.attrs["coordinate_source"] and ds.attrs["block_size_m"] == 5000
+    assert "x" not in list(ds["feature"].values) and "y" not in list(ds["feature"].values)
+
+
+def test_identifier_columns_are_not_predictors(tmp_path: Path) -> None:
+    df = _table().assign(FID=np.arange(40), site_key=[f"s{i}" for i in range(40)])
+    df["OID_"] = np.arange(100, 140)
+    with pytest.warns(
+        UserWarning, match=r"3 identifier column\(s\) excluded.*Predictors used: B04"
+    ):
+        ds = load_user_file(_write(tmp_path, df))
+    assert list(ds["feature"].values) == ["slope", "ppt", "ndvi"]
+    assert ds.attrs["excluded_columns"] == "FID, site_key, OID_"
+
+
+def test_lab_properties_only_table_loads_without_spectra(tmp_path: Path) -> None:
+    from soilbook.data.real.userfile import describe_header
+
+    df = _table().drop(columns=["B04", "B08", "refl_1610", "ndvi"])
+    df["soil:clay"] = np.linspace(5, 40, len(df))
+    path = _write(tmp_path, df)
+    info = describe_header(path, list(df.columns), "target")
+    assert not info.has_spectral_inputs and info.other_covariates == [
+        "terrain:slope",
+        "climate:ppt",
+        "soil:clay",
+    ]
+    ds = load_user_file(path)
+    assert "reflectance" not in ds and ds.sizes["feature"] == 3
+
+
+def test_absorbance_columns_become_reflectance(tmp_path: Path) -> None:
+    df = _table().drop(columns=["B04", "B08"]).rename(columns={"refl_1610": "abs_1610"})
+    df["abs_500"] = np.log10(1 / np.linspace(0.05, 0.2, len(df)))
+    df["abs_1610"] = np.log10(1 / df["abs_1610"])
+    with pytest.warns(UserWarning, match="absorbance"):
+        ds = load_user_file(_write(tmp_path, df))
+    assert list(ds["band"].values) == ["refl_500", "refl_1610"]
+    np.testing.assert_allclose(
+        ds["reflectance"].values[:, 0, 0], np.linspace(0.05, 0.2, len(df)), rtol=1e-6
+    )
+    assert ds.attrs["reflectance_scale"].startswith("10^-")
+    with pytest.raises(SchemaError, match="spectra_kind='percent'"):
+        load_user_file(_write(tmp_path, df, "p.csv"), spectra_kind="percent")
+    with pytest.raises(ParameterError, match="spectra_kind"):
+        load_user_file(_write(tmp_path, df, "k.csv"), spectra_kind="kelvin")
+
+
+def test_units_groups_and_files_without_coordinates(tmp_path: Path) -> None:
+    from soilbook.data.real.userfile import NO_COORDINATES
+    from soilbook.evaluate import make_splits
+
+    df = _table(30).drop(columns=["lat", "lon"])
+    df["group"] = np.repeat(["f1", "f2", "f3", "f4", "f5"], 6)
+    path = _write(tmp_path, df)
+    ds = load_user_file(path, target_units="")
+    assert ds["target"].attrs["units"] == "unknown"
+    assert load_user_file(path, target_units="dS/m")["target"].attrs["units"] == "dS/m"
+    assert "lat" not in ds.coords and ds.attrs["coordinate_source"] == NO_COORDINATES
+    desc = make_splits(ds, ("spatial",), n_splits=5).descriptions["spatial"]
+    assert desc == "grouped 5-fold CV by the file's 'group' column (5 groups)"
+    placeholder = df.assign(lat=0.5, lon=0.5)
+    with pytest.warns(UserWarning, match="placeholders, not locations"):
+        ds = load_user_file(_write(tmp_path, placeholder, "same.csv"))
+    assert "lat" not in ds.coords and "placeholder" in ds.attrs["coordinate_source"]
+
+
+def test_netcdf_target_units_replace_the_files(tmp_path: Path) -> None:
+    ds = _schema_dataset(tmp_path)
+    path = tmp_path / "set.nc"
+    _to_netcdf(ds, path)
+    back = load_user_file(path, target_units="g/kg")
+    assert back["target"].attrs["units"] == "g/kg"
+    assert back.attrs["coordinate_source"].startswith("WGS84")

@@ -14,7 +14,13 @@ from soilbook.data.schema import SchemaError, subset
 from soilbook.data.simulate.salinity import simulate_scene
 from soilbook.errors import ParameterError
 from soilbook.models.base import NetworkRegressor, inner_group_split
-from soilbook.models.ss_soilnet import FUSIONS, SSSoilNet, SSSoilNetRegressor, window_attention_pool
+from soilbook.models.ss_soilnet import (
+    FUSIONS,
+    SSSoilNet,
+    SSSoilNetRegressor,
+    missing_inputs,
+    window_attention_pool,
+)
 
 SIZE, WINDOW = 32, 7
 FAST = dict(width=8, heads=2, n_queries=2, epochs=3, batch_size=32, device="cpu", seed=0)
@@ -216,6 +222,22 @@ def test_no_spectral_inputs_is_a_clear_error():
     ds = ds.assign_coords(feature_group=("feature", ["terrain"] * 4))
     with pytest.raises(SchemaError, match="no spectral inputs"):
         SSSoilNetRegressor(**FAST).fit(ds)
+
+
+def test_missing_inputs_says_before_fit_what_a_variant_lacks(samples):
+    """The cheap test agrees with what fit does (error / spectral-only fallback / fine)."""
+    lab_only = point_samples().drop_vars("reflectance")
+    lab_only = lab_only.assign_coords(feature_group=("feature", ["terrain", "soil"] * 2))
+    for fusion in FUSIONS:
+        reason = missing_inputs(lab_only, fusion)
+        assert reason.startswith("no spectral inputs") and "'soil', 'terrain'" in reason
+    bare = point_samples(with_context=False)
+    assert missing_inputs(bare, "spectral_only") is None
+    assert "would train the spectral-only variant" in missing_inputs(bare, "concat")
+    assert all(missing_inputs(point_samples(), f) is None for f in FUSIONS)  # point data
+    assert all(missing_inputs(samples, f) is None for f in FUSIONS)  # patches
+    with pytest.raises(ParameterError, match="fusion="):
+        missing_inputs(bare, "sum")
 
 
 def test_predict_rejects_mismatched_inputs(fitted, samples):

@@ -127,3 +127,138 @@ def test_netcdf_that_is_not_netcdf(tmp_path):
     path = _write(tmp_path, "fake.nc", "<html>404 Not Found</html>")
     with pytest.raises(SchemaError, match=r"fake\.nc cannot be read as NetCDF"):
         tables.read_netcdf(path)
+
+
+# -- reflectance, percent or absorbance (spectra_kind) -------------------------------------------
+
+WL = [490.0, 560.0, 665.0, 833.0, 1610.0]
+
+
+def _soil_reflectance(n: int = 30, seed: int = 0) -> np.ndarray:
+    """Soil-like reflectance 0-1 rising from the visible to the NIR, (n, band)."""
+    rng = np.random.default_rng(seed)
+    base = np.array([0.08, 0.11, 0.15, 0.22, 0.30])
+    return base * rng.uniform(0.6, 1.6, (n, 1))
+
+
+def test_spectra_auto_keeps_reflectance_and_scales_percent_and_dn():
+    r = _soil_reflectance()
+    same, note = tables.spectra_to_reflectance(r, name="f.csv", wavelengths_nm=WL)
+    np.testing.assert_array_equal(same, r)
+    assert note is None
+    with pytest.warns(UserWarning, match="look like percent; dividing by 100"):
+        pct, note = tables.spectra_to_reflectance(r * 100, name="f.csv", wavelengths_nm=WL)
+    np.testing.assert_allclose(pct, r)
+    assert note == "stored value / 100"
+    with pytest.warns(UserWarning, match="x 10000; dividing by 10000"):
+        dn, _ = tables.spectra_to_reflectance(r * 10000, name="f.csv")
+    np.testing.assert_allclose(dn, r)
+
+
+def test_spectra_auto_detects_absorbance_by_values_and_by_column_names():
+    r = _soil_reflectance() / 4  # dark soils: absorbance mostly above 1
+    a = np.log10(1 / r)
+    assert np.mean(a > 1) > 0.5 and a.max() <= tables.MAX_ABSORBANCE
+    with pytest.warns(UserWarning, match=r"look like absorbance log10\(1/R\).*10\^-A"):
+        back, note = tables.spectra_to_reflectance(a, name="f.csv", wavelengths_nm=WL)
+    np.testing.assert_allclose(back, r, rtol=1e-12)
+    assert note.startswith("10^-(stored value)")
+    bright = np.log10(1 / _soil_reflectance())  # absorbance < 1: only the names tell
+    with pytest.warns(UserWarning, match="named abs_<nm>"):
+        back, _ = tables.spectra_to_reflectance(bright, name="f.csv", absorbance_columns=True)
+    np.testing.assert_allclose(back, _soil_reflectance(), rtol=1e-12)
+    told, _ = tables.spectra_to_reflectance(bright, name="f.csv", kind="absorbance")
+    np.testing.assert_allclose(told, _soil_reflectance(), rtol=1e-12)
+
+
+def test_spectra_that_cannot_be_told_apart_ask_for_spectra_kind():
+    bright = np.log10(1 / _soil_reflectance())  # 0-1 values that fall from visible to NIR
+    with pytest.raises(SchemaError, match=r"fall from the visible.*spectra_kind='reflectance'"):
+        tables.spectra_to_reflectance(bright, name="f.csv", wavelengths_nm=WL)
+    kept, _ = tables.spectra_to_reflectance(bright, name="f.csv", kind="reflectance")
+    np.testing.assert_array_equal(kept, bright)  # the user said so
+    odd = _soil_reflectance()
+    odd[0, 0] = 3.0  # one value up to 3, the rest 0-1 and rising
+    with pytest.raises(SchemaError, match="too dark for percent"):
+        tables.spectra_to_reflectance(odd, name="f.csv", wavelengths_nm=WL)
+
+
+def test_spectra_kind_told_is_checked_against_the_values():
+    r = _soil_reflectance()
+    with pytest.raises(SchemaError, match="not percent reflectance"):
+        tables.spectra_to_reflectance(r * 10000, name="f.csv", kind="percent")
+    with pytest.raises(SchemaError, match="spectra_kind='reflectance' but the values reach"):
+        tables.spectra_to_reflectance(r * 100, name="f.csv", kind="reflectance")
+    with pytest.raises(SchemaError, match="not absorbance"):
+        tables.spectra_to_reflectance(r * 100, name="f.csv", kind="absorbance")
+    with pytest.raises(ParameterError, match="spectra_kind='kelvin'"):
+        tables.spectra_to_reflectance(r, name="f.csv", kind="kelvin")
+    with pytest.raises(SchemaError, match="missing or infinite"):
+        tables.spectra_to_reflectance(np.array([[0.1, np.nan]]), name="f.csv")
+    assert tables.parse_band_columns(["abs_1400", "abs_900"]).bands == ["abs_900", "abs_1400"]
+
+
+# -- identifier columns ----------------------------------------------------------------------------
+
+
+def test_identifier_columns_by_name():
+    ids = [
+        "FID", "OID_", "objectid", "site_id", "Pedon_Key", "SampleID", "pedonKey", "ID_plot",
+        "Unnamed: 0", "soil:profile_id", "lab-uuid",
+    ]  # fmt: skip
+    predictors = ["ndvi", "acid_sat", "humid", "PAID", "terrain:slope", "monkey", "idx_b4"]
+    found = tables.identifier_columns(ids + predictors)
+    assert list(found) == ids
+    assert "fid" in tables.IDENTIFIER_RULE and "_key" in tables.IDENTIFIER_RULE
+
+
+def test_identifier_columns_by_values():
+    n = 12
+    df = pd.DataFrame(
+        {
+            "name": [f"P{i}" for i in range(n)],  # unique text
+            "rownum": np.arange(1, n + 1),  # numbers the rows (in any order)
+            "clay": np.linspace(5, 40, n),
+            "year": [2020] * 6 + [2021] * 6,
+            "texture": ["loam"] * n,
+        }
+    )
+    df["rownum"] = df["rownum"].sample(frac=1, random_state=0).to_numpy()
+    found = tables.identifier_columns(list(df.columns), df)
+    assert found == {
+        "name": "text with a different value in every row",
+        "rownum": "whole numbers that number the rows",
+    }
+    assert tables.identifier_columns(["rownum"], df.head(5)) == {}  # too few rows to tell
+
+
+# -- coordinates -----------------------------------------------------------------------------------
+
+
+def test_projected_metres_in_lat_lon_are_refused():
+    with pytest.raises(SchemaError, match=r"not WGS84 degrees.*name the columns 'x' and 'y'.*crs="):
+        tables.check_lat_lon(np.array([4.1e6, 4.2e6]), np.array([5.1e5, 5.3e5]), name="f.csv")
+    with pytest.raises(SchemaError, match="look swapped"):
+        tables.check_lat_lon(np.array([118.0, 119.0]), np.array([37.0, 38.0]), name="f.csv")
+    with pytest.raises(SchemaError, match="placeholders"):
+        tables.check_lat_lon(np.zeros(5), np.zeros(5), name="f.csv")
+    with pytest.warns(UserWarning, match="radians"):
+        tables.check_lat_lon(np.array([0.6, 0.7]), np.array([2.0, 2.1]), name="f.csv")
+    tables.check_lat_lon(np.array([37.0, np.nan]), np.array([118.0, 118.5]), name="f.csv")
+
+
+def test_xy_in_a_crs_become_lat_lon():
+    lat, lon = tables.xy_to_lat_lon(
+        np.array([500000.0, 600000.0]), np.array([4100000.0, 4150000.0]), "EPSG:32650", name="f"
+    )
+    np.testing.assert_allclose(lon[0], 117.0, atol=1e-6)  # the zone's central meridian
+    assert 37.0 < lat[0] < 37.1 and 118.0 < lon[1] < 118.2
+    with pytest.raises(ParameterError, match="crs='EPSG:99999999' is not a coordinate"):
+        tables.xy_to_lat_lon(np.array([1.0]), np.array([1.0]), "EPSG:99999999", name="f")
+    with pytest.raises(ParameterError, match="pyproj knows"):
+        tables.check_crs("not a crs")
+    tables.check_crs("EPSG:3035")
+    with pytest.warns(UserWarning, match="degrees?"):
+        tables.xy_to_lat_lon(
+            np.array([118.0, 118.1]), np.array([37.0, 37.1]), "EPSG:32650", name="f"
+        )

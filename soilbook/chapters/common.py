@@ -52,7 +52,10 @@ class Param:
 
     ``kind`` is the Python type (``int``, ``float``, ``str``, ``bool``); ``choices`` limits the
     value to a fixed set; ``minimum`` / ``maximum`` are inclusive bounds for numbers. A float
-    must also be finite (no NaN, no ±inf).
+    must also be finite (no NaN, no ±inf). ``accepts_number=True`` lets a ``str`` parameter
+    that may hold a number (``block_size``: ``"auto"`` or metres) take an int or float too,
+    stored as its text (``400`` → ``"400"``), since the command line and papermill pass
+    ``-p block_size 400`` as a number.
     """
 
     name: str
@@ -62,6 +65,7 @@ class Param:
     choices: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    accepts_number: bool = False
 
 
 def describe(p: Param) -> str:
@@ -78,6 +82,13 @@ def describe(p: Param) -> str:
 
 
 def _coerce(p: Param, value: Any) -> Any:
+    if (
+        p.accepts_number
+        and p.kind is str
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    ):
+        return f"{value:g}" if isinstance(value, float) else str(value)
     if p.kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if p.kind is bool and not isinstance(value, bool):
@@ -295,12 +306,15 @@ class Chapter:
     the order of the notebook's parameters cell; ``check(params)`` the cross-parameter checks
     (raises :class:`ParameterError` or :class:`~soilbook.errors.SchemaError`), given the full,
     per-value-checked set; ``load(params)`` returns the chapter's data for a validated set.
+    ``notes`` (optional) is text for ``--help-params`` below the table (e.g. what each model
+    needs from a user's file).
     """
 
     key: str
     params: tuple[Param, ...]
     check: Callable[[dict[str, Any]], None]
     load: Callable[[Mapping[str, Any]], Any]
+    notes: str = ""
 
     def defaults(self) -> dict[str, Any]:
         """The quick-profile defaults (the notebook's parameters cell holds the same)."""

@@ -7,15 +7,31 @@ checks of the whole set (:func:`check`) and its data (:func:`load_data`, over
 Besides the source arguments, :func:`check` refuses, before any data are simulated:
 
 - a ``window`` that is even or does not fit in the scene, ``heads`` that do not divide
-  ``width``;
-- simulated data: more ``n_samples`` than the scene holds (:func:`sample_capacity`), and scene /
-  map sizes whose memory (:func:`memory_estimate`) exceeds what the machine has free.
+  ``width``, a ``block_size`` that is neither ``"auto"`` nor a positive number of metres;
+- simulated data: more ``n_samples`` than the scene holds (:func:`sample_capacity`), scene /
+  map sizes whose memory (:func:`memory_estimate`) exceeds what the machine has free, more
+  ``cv_folds`` than a numeric ``block_size`` gives blocks, a ``buffer_m`` half as wide as the scene;
+- your file (``data_source="file"``, a CSV): what :func:`soilbook.data.real.userfile.
+  describe_header` refuses (no target, no group or coordinates — ``x`` / ``y`` need ``crs`` —,
+  no predictor once identifier columns are excluded), a ``crs`` pyproj does not know,
+  coordinates that are not degrees, and more ``cv_folds`` than the file has groups or spatial
+  blocks (its group / coordinate columns are read for that). A table without spectral inputs
+  is not refused: a warning says that only RF and SVR will run (:func:`models_for`).
+
+What each model needs (:data:`MODEL_NEEDS`, also in ``--help-params``): RF and SVR use any
+numeric predictor; SS-SoilNet and its concat variant need spectral inputs (reflectance bands, or
+covariates in the ``spectral`` / ``vegetation`` groups) *and* a spatial input (patches, or for
+point data the other covariates); the spectral-only variant needs spectral inputs only.
+:func:`models_for` says, for a loaded sample set, which models can run and why the others are
+skipped, so a run on a table of lab properties goes on with the baselines.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from soilbook.chapters.common import (
@@ -29,6 +45,34 @@ from soilbook.chapters.common import (
 from soilbook.errors import ParameterError
 
 KEY = "01_salinity_ss_soilnet"
+
+#: The chapter's models, by the names the notebook and its tables use.
+MODEL_NAMES = ("RF", "SVR", "SS-SoilNet", "SS-SoilNet (concat)", "SS-SoilNet (spectral only)")
+#: The fusion of each network model (:class:`soilbook.models.ss_soilnet.SSSoilNetRegressor`).
+NETWORK_FUSIONS = {
+    "SS-SoilNet": "cross_attention",
+    "SS-SoilNet (concat)": "concat",
+    "SS-SoilNet (spectral only)": "spectral_only",
+}
+_SPECTRAL = (
+    "spectral inputs: reflectance bands (B01..B12, B8A, refl_<nm> or abs_<nm> columns) or "
+    "covariates in the 'spectral' / 'vegetation' groups (e.g. 'vegetation:ndvi')"
+)
+_SPATIAL = "a spatial input: patches, or (point data) covariates in any other group"
+#: What each model needs from the data.
+MODEL_NEEDS = {
+    "RF": "at least one numeric predictor (reflectance and/or covariates)",
+    "SVR": "at least one numeric predictor (reflectance and/or covariates)",
+    "SS-SoilNet": f"{_SPECTRAL}, and {_SPATIAL}",
+    "SS-SoilNet (concat)": f"{_SPECTRAL}, and {_SPATIAL}",
+    "SS-SoilNet (spectral only)": _SPECTRAL,
+}
+#: ``spectra_kind`` values (:data:`soilbook.data.tables.SPECTRA_KINDS`; a test keeps them equal).
+SPECTRA_KINDS = ("auto", "reflectance", "percent", "absorbance")
+#: Pixel side (m) of the simulated scene.
+PIXEL_M = 10.0
+#: Largest file whose group / coordinate columns :func:`check` reads to count the groups.
+CHECK_READ_BYTES = 200 * 2**20
 
 PARAMS: tuple[Param, ...] = (
     *shared_params(output_dir=f"../_build/outputs/{KEY}"),
@@ -46,7 +90,37 @@ PARAMS: tuple[Param, ...] = (
         "auto",
         "target variable; 'auto' = the source's default (see soilbook.data.sources)",
     ),
-    Param("data_path", str, "", "path of your CSV / NetCDF / Zarr (data_source='file')"),
+    Param(
+        "data_path",
+        str,
+        "",
+        "path of your CSV / NetCDF / Zarr (data_source='file'). RF and SVR use any numeric "
+        "predictor column; SS-SoilNet needs spectral inputs (B01..B12 / refl_<nm> / abs_<nm> "
+        "columns or 'spectral:' / 'vegetation:' covariates) — without them only RF and SVR "
+        "run. Identifier columns (FID, OID_, *_id, *_key, ...) are not predictors",
+    ),
+    Param(
+        "target_units",
+        str,
+        "",
+        "unit of the target in your file (data_source='file'), e.g. 'dS/m'; '' records 'unknown'",
+    ),
+    Param(
+        "crs",
+        str,
+        "",
+        "coordinate reference system of 'x' / 'y' columns in your file, e.g. 'EPSG:32650' "
+        "(transformed to lat/lon; not needed with 'lat' / 'lon' in degrees)",
+    ),
+    Param(
+        "spectra_kind",
+        str,
+        "auto",
+        "how your file's spectra are stored: 'auto' (told from the values and names; an "
+        "ambiguous table is refused), 'reflectance' (0-1 or x 10000), 'percent' or "
+        "'absorbance' (log10(1/R), converted to R = 10^-A)",
+        choices=SPECTRA_KINDS,
+    ),
     Param(
         "target_transform",
         str,
@@ -67,6 +141,39 @@ PARAMS: tuple[Param, ...] = (
         minimum=1,
     ),
     Param("cv_folds", int, 5, "folds of random and spatial-block cross-validation", minimum=2),
+    Param(
+        "n_seeds",
+        int,
+        3,
+        "network repetitions over seeds (seed, seed+1, ...) for the claims' intervals (full "
+        "profile: 5)",
+        minimum=1,
+        maximum=20,
+    ),
+    Param(
+        "n_jobs",
+        int,
+        2,
+        "worker processes for the cross-validation folds (1 = in this process)",
+        minimum=1,
+        maximum=64,
+    ),
+    Param(
+        "block_size",
+        str,
+        "auto",
+        "side of the spatial-CV blocks: 'auto' (chosen from the residual variogram) or a "
+        "number of metres, e.g. 400 (a file's own 'group' column is kept)",
+        accepts_number=True,
+    ),
+    Param(
+        "buffer_m",
+        float,
+        0.0,
+        "spatial CV: drop training samples within this distance (m) of the test block "
+        "(0 = no buffer)",
+        minimum=0.0,
+    ),
     Param("epochs", int, 40, "maximum training epochs per fold", minimum=1),
     Param("batch_size", int, 64, "mini-batch size", minimum=1),
     Param("width", int, 32, "network width (channels / attention dim)", minimum=4),
@@ -255,25 +362,231 @@ def _check_simulated(p: Mapping[str, Any]) -> None:
     check_memory(p)
 
 
+def block_size_m(p: Mapping[str, Any]) -> float | None:
+    """The ``block_size`` parameter in metres, or None for ``"auto"``.
+
+    Raises :class:`ParameterError` for anything but ``"auto"`` or a positive, finite number
+    (as text or a number).
+    """
+    value = p["block_size"]
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    try:
+        side = float(value)
+    except (TypeError, ValueError):
+        side = math.nan
+    if isinstance(value, bool) or not math.isfinite(side) or side <= 0:
+        raise ParameterError(
+            f"block_size={value!r} is neither 'auto' nor a positive number of metres; allowed: "
+            "'auto' (chosen from the residual variogram) or e.g. 400."
+        )
+    return side
+
+
+def _too_few_groups(p: Mapping[str, Any], n_groups: int, what: str) -> None:
+    if n_groups < p["cv_folds"]:
+        raise ParameterError(
+            f"cv_folds={p['cv_folds']} but {what} gives only {n_groups} group(s) for spatial "
+            f"cross-validation (each fold needs at least one). Use cv_folds <= {n_groups}"
+            + (", or a smaller block_size" if "block" in what else "")
+            + "."
+        )
+
+
+def _check_simulated_blocks(p: Mapping[str, Any]) -> None:
+    """cv_folds against a numeric ``block_size`` and buffer_m against the simulated scene
+    (cheap arithmetic). With ``"auto"`` the side is chosen at run time (from the residual
+    variogram, down to 5 m), so the folds are not checked here."""
+    extent = p["scene_size"] * PIXEL_M
+    side = block_size_m(p)
+    if side is not None:
+        per_side = math.ceil(extent / side)
+        _too_few_groups(
+            p,
+            min(per_side**2, p["n_samples"]),
+            f"a {p['scene_size']} px ({extent:g} m) scene in {side:g} m blocks",
+        )
+    if p["buffer_m"] >= extent / 2:
+        raise ParameterError(
+            f"buffer_m={p['buffer_m']:g} m is at least half the {extent:g} m scene: it would drop "
+            "(nearly) every training sample. Use a buffer of the order of the residual "
+            "autocorrelation range (a few hundred metres)."
+        )
+
+
+def _file_group_count(p: Mapping[str, Any], path: Path, info: Any) -> int | None:
+    """The number of groups / spatial blocks a user's CSV gives, or None where not cheap."""
+    import numpy as np
+    import pandas as pd
+
+    from soilbook import geo
+    from soilbook.data import tables
+
+    if path.stat().st_size > CHECK_READ_BYTES:
+        return None
+    cols = (
+        ["group"]
+        if info.has_group
+        else {"lat/lon": ["lat", "lon"], "x/y": ["x", "y"]}[info.coordinates]
+    )
+    try:
+        df = pd.read_csv(path, usecols=lambda c: c.strip() in {*cols, info.target})
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return None  # the loader gives the message
+    df.columns = [c.strip() for c in df.columns]
+    df = df[df[info.target].notna()].dropna(subset=cols)
+    if info.has_group:
+        return int(df["group"].astype(str).nunique())
+    try:
+        a, b = (df[c].to_numpy(np.float64) for c in cols)
+    except ValueError:
+        return None  # text in a coordinate column: the loader names it
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or a.size < 2:
+        return None
+    if info.coordinates == "x/y":
+        lat, lon = tables.xy_to_lat_lon(a, b, p["crs"], name=path.name)
+    else:
+        lat, lon = a, b
+        tables.check_lat_lon(lat, lon, name=path.name)
+    x, y = geo.local_xy_m(lat, lon)
+    side = block_size_m(p)
+    side = geo.choose_block_side(x, y, min_blocks=10) if side is None else side
+    return int(np.unique(geo.spatial_blocks(x, y, side)).size)
+
+
+def no_spectra_message(path_name: str) -> str:
+    """The note for a table without spectral inputs (shown by :func:`check` and the notebook)."""
+    return (
+        f"{path_name} has no spectral inputs ({_SPECTRAL}), so the SS-SoilNet models cannot be "
+        "trained on it; the run goes on with RF and SVR only (they use any numeric predictor)."
+    )
+
+
+def _check_user_file(p: Mapping[str, Any]) -> None:
+    """The pre-papermill checks of ``data_source="file"`` (see the module docstring)."""
+    from soilbook.data import tables
+    from soilbook.data.checks import check_file_content, check_utf8_text
+    from soilbook.data.real.userfile import EXPECTED_LAYOUT, check_user_path, describe_header
+    from soilbook.data.sources import resolve_target
+
+    target = resolve_target("file", p["target"])
+    path = check_file_content(check_user_path(p["data_path"]))
+    if p["crs"].strip():
+        tables.check_crs(p["crs"])
+    if path.suffix.lower() != ".csv":
+        return
+    columns = tables.read_header(path, layout=EXPECTED_LAYOUT)
+    check_utf8_text(path)
+    info = describe_header(path, columns, target, crs=p["crs"])
+    if not info.has_spectral_inputs:
+        warnings.warn(no_spectra_message(path.name), stacklevel=4)
+    n_groups = _file_group_count(p, path, info)
+    if n_groups is not None:
+        what = (
+            f"{path.name}'s 'group' column"
+            if info.has_group
+            else f"{path.name}'s coordinates in "
+            + (f"{block_size_m(p):g} m blocks" if block_size_m(p) else "automatic blocks")
+        )
+        _too_few_groups(p, n_groups, what)
+
+
 def check(p: dict[str, Any]) -> None:
     """Chapter 1's cross-checks of a full, per-value-checked parameter set (see the module)."""
     from soilbook.data.sources import check_source_args
 
     _check_window(p)
     check_heads_divide_width(p["width"], p["heads"], min_width=int(_WIDTH_MIN or 1))
-    check_source_args(
-        p["data_source"], dataset_id=p["dataset_id"], target=p["target"], data_path=p["data_path"]
-    )
+    block_size_m(p)
+    if p["data_source"] == "file":
+        _check_user_file(p)
+    else:
+        check_source_args(
+            p["data_source"],
+            dataset_id=p["dataset_id"],
+            target=p["target"],
+            data_path=p["data_path"],
+        )
     if p["data_source"] == "simulated":
         _check_simulated(p)
+        _check_simulated_blocks(p)
+
+
+# -- the data and the models -------------------------------------------------------------------
+
+
+def with_blocks(samples: Any, side_m: float) -> Any:
+    """``samples`` regrouped into square spatial blocks of ``side_m`` metres.
+
+    Positions: the ``x_m`` / ``y_m`` coordinates (simulated scenes) or ``lat`` / ``lon`` on a
+    local projection (:func:`soilbook.geo.local_xy_m`); the block grid starts at (0, 0).
+    Groups that are units of their own (a pedon's horizons: ``group_kind`` other than
+    ``"spatial block"``) stay whole: each goes to the block of its first sample. Sets
+    ``attrs["group_kind"] = "spatial block"`` and ``attrs["block_size_m"]``.
+
+    Raises :class:`ParameterError` when ``side_m`` is not positive or ``samples`` have no
+    coordinates.
+    """
+    import numpy as np
+
+    from soilbook import geo
+
+    if not (math.isfinite(side_m) and side_m > 0):
+        raise ParameterError(f"side_m={side_m!r}; expected a positive block side in metres.")
+    if "x_m" in samples.coords and "y_m" in samples.coords:
+        x, y = samples["x_m"].values, samples["y_m"].values
+    elif "lat" in samples.coords and "lon" in samples.coords:
+        x, y = geo.local_xy_m(samples["lat"].values, samples["lon"].values)
+    else:
+        raise ParameterError(
+            "block_size needs coordinates, but these samples have none (x_m / y_m or lat / "
+            "lon); their own 'group' makes the folds. Use block_size='auto'."
+        )
+    labels = geo.spatial_blocks(x, y, float(side_m), origin=(0.0, 0.0))
+    if samples.attrs.get("group_kind") != "spatial block" and "group" in samples.coords:
+        old = np.asarray(samples["group"].values).astype(str)
+        first = {g: labels[i] for i, g in reversed(list(enumerate(old)))}
+        labels = np.array([first[g] for g in old])
+    out = samples.assign_coords(
+        group=("sample", labels, {"long_name": f"spatial block ({float(side_m):g} m)"})
+    )
+    out.attrs.update(group_kind="spatial block", block_size_m=float(side_m))
+    return out
 
 
 def load_data(p: Mapping[str, Any]) -> Any:
-    """The sample set (and, for simulated data, the scene) for validated parameters ``p``:
-    :func:`soilbook.data.sources.load`, a :class:`~soilbook.data.sources.LoadedData`."""
+    """The sample set (and, for simulated data, the scene) for validated parameters ``p``, a
+    :class:`~soilbook.data.sources.LoadedData`.
+
+    :func:`soilbook.data.sources.load`, except for ``data_source="file"``, read by
+    :func:`soilbook.data.real.userfile.load_user_file` with ``target_units``, ``crs``,
+    ``spectra_kind`` and ``block_size``. A numeric ``block_size`` regroups the samples into
+    blocks of that side (:func:`with_blocks`) — except a file's own ``group`` column, which is
+    kept (with a warning).
+    """
     from soilbook.data import sources
 
-    return sources.load(
+    side = block_size_m(p)
+    if p["data_source"] == "file":
+        from soilbook.data.real.userfile import load_user_file
+        from soilbook.data.schema import validate_samples
+
+        samples = load_user_file(
+            p["data_path"],
+            sources.resolve_target("file", p["target"]),
+            target_units=p["target_units"],
+            crs=p["crs"],
+            spectra_kind=p["spectra_kind"],
+            block_size_m=side,
+        )
+        if side is not None and samples.attrs.get("group_kind") != "spatial block":
+            warnings.warn(
+                f"block_size={p['block_size']!r} is not used: the file's own groups "
+                f"({samples.attrs.get('group_kind', 'group')}) make the folds.",
+                stacklevel=2,
+            )
+        return sources.LoadedData(validate_samples(samples), None)
+    data = sources.load(
         p["data_source"],
         target=p["target"],
         dataset_id=p["dataset_id"],
@@ -284,19 +597,71 @@ def load_data(p: Mapping[str, Any]) -> Any:
         n_dates=p["n_dates"],
         window=p["window"],
     )
+    if side is None:
+        return data
+    return sources.LoadedData(with_blocks(data.samples, side), data.scene)
 
 
-CHAPTER = Chapter(key=KEY, params=PARAMS, check=check, load=load_data)
+def models_for(samples: Any) -> tuple[list[str], dict[str, str]]:
+    """Which of :data:`MODEL_NAMES` can be trained on ``samples``, and why the others cannot.
+
+    Returns ``(available, skipped)``: the model names in book order, and ``{name: reason}``
+    for the skipped ones (see :data:`MODEL_NEEDS`). RF and SVR need a tabular predictor;
+    the networks are tested with :func:`soilbook.models.ss_soilnet.missing_inputs` — a
+    table of lab properties only (no spectral inputs) keeps the baselines, and data without a
+    spatial input skip the cross-attention and concat variants, which would only repeat the
+    spectral-only one. Cheap: names and groups are read, no values.
+    """
+    from soilbook.data.schema import tabular_feature_names
+    from soilbook.models.ss_soilnet import missing_inputs
+
+    available: list[str] = []
+    skipped: dict[str, str] = {}
+    names, _ = tabular_feature_names(samples)
+    for model in MODEL_NAMES:
+        if model in NETWORK_FUSIONS:
+            reason = missing_inputs(samples, NETWORK_FUSIONS[model])
+        else:
+            reason = None if names else "no predictors: the data have no reflectance or covariates"
+        if reason is None:
+            available.append(model)
+        else:
+            skipped[model] = reason
+    return available, skipped
+
+
+def models_message(available: list[str], skipped: Mapping[str, str]) -> str:
+    """A few lines for the reader: the models that run, and each skipped one with its reason."""
+    lines = [f"Models trained: {', '.join(available) if available else 'none'}."]
+    lines += [f"Skipped {name}: {reason}." for name, reason in skipped.items()]
+    return "\n".join(lines)
+
+
+NOTES = "What each model needs from the data:\n" + "\n".join(
+    f"  {name}: {need}" for name, need in MODEL_NEEDS.items()
+)
+
+CHAPTER = Chapter(key=KEY, params=PARAMS, check=check, load=load_data, notes=NOTES)
 
 __all__ = [
     "CHAPTER",
     "KEY",
+    "MODEL_NAMES",
+    "MODEL_NEEDS",
+    "NETWORK_FUSIONS",
+    "NOTES",
     "PARAMS",
+    "SPECTRA_KINDS",
     "MemoryEstimate",
+    "block_size_m",
     "check",
     "check_memory",
     "load_data",
     "memory_estimate",
+    "models_for",
+    "models_message",
+    "no_spectra_message",
     "sample_capacity",
     "scene_bytes_per_pixel",
+    "with_blocks",
 ]

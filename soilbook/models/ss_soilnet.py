@@ -72,7 +72,7 @@ from soilbook.data.schema import SAMPLE, SchemaError, validate_scene
 from soilbook.errors import ParameterError
 from soilbook.models.base import NetworkRegressor, select_names
 
-__all__ = ["FUSIONS", "SSSoilNet", "SSSoilNetRegressor"]
+__all__ = ["FUSIONS", "INDEX_GROUPS", "SSSoilNet", "SSSoilNetRegressor", "missing_inputs"]
 
 #: The fusion variants: the full model and the two ablations.
 FUSIONS = ("cross_attention", "concat", "spectral_only")
@@ -82,6 +82,41 @@ INDEX_GROUPS = ("spectral", "vegetation")
 MIN_CONV_WINDOW = 5
 #: Pooling windows wider than this use FFT correlation in predict_scene (when fft=None).
 FFT_MIN_WINDOW = 16
+
+
+def missing_inputs(ds: xr.Dataset, fusion: str = "cross_attention") -> str | None:
+    """Why :class:`SSSoilNetRegressor` with ``fusion`` cannot be trained on ``ds`` as asked, or
+    None when it can (cheap: reads names and groups only, no values).
+
+    SS-SoilNet needs **spectral inputs**: ``reflectance`` (sample, date, band) and/or covariates
+    whose ``feature_group`` is in :data:`INDEX_GROUPS` (``spectral``, ``vegetation``) — a table
+    of lab properties alone has none, and every variant is refused. ``"cross_attention"`` and
+    ``"concat"`` also need a spatial input — ``patches`` or, for point data, covariates in any
+    other group (a 1 × 1 "patch"); without one they would train the spectral-only variant
+    instead (``fusion_``), so the reason says that.
+    """
+    if fusion not in FUSIONS:
+        raise ParameterError(f"fusion={fusion!r}; allowed: {list(FUSIONS)}.")
+    groups: list[str] = []
+    if "covariates" in ds.data_vars and "feature_group" in ds.coords:
+        groups = [str(g) for g in ds["feature_group"].values]
+    has_refl = "reflectance" in ds.data_vars and ds.sizes.get("band", 0) > 0
+    if not has_refl and not any(g in INDEX_GROUPS for g in groups):
+        return (
+            "no spectral inputs: SS-SoilNet needs reflectance bands (B01..B12 / refl_<nm> "
+            f"columns) or covariates in the groups {list(INDEX_GROUPS)} (e.g. 'spectral:ndsi', "
+            "'vegetation:ndvi'); the data have "
+            + (f"only covariates in {sorted(set(groups))}" if groups else "no covariates")
+        )
+    if fusion == "spectral_only" or "patches" in ds.data_vars:
+        return None
+    if not any(g not in INDEX_GROUPS for g in groups):
+        return (
+            "no spatial input: no patches and no covariates outside "
+            f"{list(INDEX_GROUPS)} for the spatial branch, so fusion={fusion!r} would train the "
+            "spectral-only variant"
+        )
+    return None
 
 
 class SSSoilNet(nn.Module):

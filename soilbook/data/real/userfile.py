@@ -9,36 +9,55 @@ CSV layout (one row per field sample)
     ...
 
 - ``target`` — the measured soil property (or name the column with ``target="my_column"``).
-  Give its unit with ``target_units`` (default ``"unknown"``). Rows without a value are dropped
-  (with a warning).
+  Give its unit with ``target_units`` (default ``"unknown"``); it becomes the target's
+  ``units`` attribute. Rows without a value are dropped (with a warning).
 - ``group`` — the unit of grouped / spatial cross-validation (field, pedon, farm...), **or**
-  ``lat`` and ``lon`` (WGS84 degrees) from which square spatial blocks are made (the largest of
-  :data:`soilbook.data.real.limesoda.BLOCK_SIDES_M` that gives at least 10 blocks, on a local
-  equirectangular projection). One of the two is required.
+  coordinates from which square spatial blocks are made: ``lat`` and ``lon`` in WGS84 degrees
+  (checked: ``|lat| <= 90``, ``|lon| <= 180``, not all at (0, 0) — projected metres in
+  lat/lon are refused with a message), or ``x`` and ``y`` in the coordinate reference system
+  given by ``crs`` (e.g. ``crs="EPSG:32650"``, transformed to lat/lon with pyproj). The block
+  side is ``block_size_m`` when given, else the largest of :data:`soilbook.geo.BLOCK_SIDES_M`
+  (5 m to 100 km) that still gives at least 10 occupied blocks, on a local equirectangular
+  projection. One of the two (group, or coordinates) is required; with both, ``group`` makes
+  the folds and the coordinates are kept. A file without coordinates has no ``lat`` / ``lon``
+  (``attrs["coordinate_source"]`` says which case holds; no location is invented).
 - **Reflectance** columns become the ``reflectance`` (sample, date, band) variable: Sentinel-2
   band names ``B01``...``B12``, ``B8A`` (wavelength = the band centre), or ``refl_<nm>`` (e.g.
-  ``refl_665``). Append ``@<date>`` for several acquisitions (``B04@2021-05-03``); every date
-  needs the same bands. Values must be reflectance 0-1; a table whose largest value is above 1.5
-  is taken to be reflectance × 10 000 and divided (with a warning).
-- **Covariates**: every other numeric column. Prefix a column with its feature group and a colon
-  to use grouped importance (``terrain:slope``); the groups are
+  ``refl_665``); ``abs_<nm>`` columns hold absorbance log10(1/R). Append ``@<date>`` for
+  several acquisitions (``B04@2021-05-03``); every date needs the same bands. How the values
+  are stored is ``spectra_kind``: ``"auto"`` (default: told from the values and column names by
+  :func:`soilbook.data.tables.spectra_to_reflectance` — reflectance 0-1, percent, reflectance
+  x 10 000, or absorbance converted to R = 10^-A; an ambiguous table is refused with a request
+  to say which), ``"reflectance"``, ``"percent"`` or ``"absorbance"``.
+- **Covariates**: every other numeric column, except identifiers. Prefix a column with its
+  feature group and a colon to use grouped importance (``terrain:slope``); the groups are
   :data:`soilbook.data.schema.FEATURE_GROUPS`; unprefixed columns go to ``"other"``.
+  Identifier columns (``FID``, ``OID_``, ``site_id``, ``pedon_key``, ``SampleID``, a saved
+  pandas index, a text column unique per row...) are **not predictors**: they are excluded by
+  the rule :data:`soilbook.data.tables.IDENTIFIER_RULE`, with a warning that lists the
+  predictors used and the columns excluded (``attrs["excluded_columns"]``).
 - ``sample_id`` (optional) is kept as a coordinate. Any other text column is an error (encode
-  categories as numbers first). Rows with a missing covariate or reflectance are dropped (with a
-  warning).
+  categories as numbers first). Rows with a missing covariate, reflectance or coordinate are
+  dropped (with a warning).
 - Refused with a :class:`~soilbook.errors.SchemaError` that names the problem, because each
   would otherwise pass silently: a header that names a column twice (pandas would read the copy
   as ``target.1``, a predictor that leaks the target), two columns that give the same feature
   name (``slope`` and ``terrain:slope``), and an infinite value (``inf``, ``1e999``) in the
-  target, a feature or lat/lon — named by line and column, since one of them would make the
-  whole table look like reflectance × 10 000. An empty file, a file that is not UTF-8 or a
+  target, a feature or a coordinate — named by line and column, since one of them would make
+  the whole table look like reflectance × 10 000. An empty file, a file that is not UTF-8 or a
   folder get a message too (see :mod:`soilbook.data.tables`, which both chapters read
   users' files with).
 
+What each chapter-1 model needs: RF and SVR use any numeric predictor (reflectance and/or
+covariates); SS-SoilNet needs spectral inputs — reflectance columns or covariates in the
+``spectral`` / ``vegetation`` groups — and its spatial branch uses the other covariates (point
+data) or patches (:func:`soilbook.chapters.salinity.models_for`).
+
 NetCDF (``.nc``) and Zarr (``.zarr``) files must already follow :mod:`soilbook.data.schema`; a
 missing ``group`` is made from ``lat``/``lon`` as above, ``simulated`` stored as 0/1 or text is
-turned back into a bool, and ``target`` may name another data variable to use as the target.
-Zarr needs the optional ``zarr`` package (``pip install zarr``).
+turned back into a bool, ``target`` may name another data variable to use as the target, and a
+non-empty ``target_units`` replaces the target's ``units``. Zarr needs the optional ``zarr``
+package (``pip install zarr``).
 """
 
 from __future__ import annotations
@@ -46,6 +65,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -54,27 +74,42 @@ import xarray as xr
 from soilbook import geo
 from soilbook.data.schema import FEATURE_GROUPS, SchemaError, sample_set, validate_samples
 from soilbook.data.tables import (
+    IDENTIFIER_RULE,
+    SPECTRA_KINDS,
     BandColumns,
+    SpectraKind,
     check_finite,
+    check_lat_lon,
     check_path,
+    identifier_columns,
     parse_band_columns,
     read_array_file,
     read_csv,
     read_netcdf,
-    to_unit_reflectance,
+    require_columns,
+    spectra_to_reflectance,
+    xy_to_lat_lon,
 )
 from soilbook.data.targets import column_name
+from soilbook.errors import ParameterError
 
 #: File types :func:`load_user_file` reads.
 SUPPORTED_EXTENSIONS = (".csv", ".nc", ".nc4", ".zarr")
-RESERVED = ("sample_id", "lat", "lon", "group")
+#: Columns that are never predictors: the sample id, coordinates and the group.
+RESERVED = ("sample_id", "lat", "lon", "x", "y", "group")
 UNKNOWN_LICENCE = "unknown (user data; set licence=...)"
+#: ``target_units`` recorded when none is given.
+UNKNOWN_UNITS = "unknown"
+#: ``attrs["coordinate_source"]`` of a file without coordinates.
+NO_COORDINATES = "none: the file has no coordinates (groups from its 'group' column)"
 
 EXPECTED_LAYOUT = (
     "a CSV with a 'target' column (or the name given by target=...), a 'group' column or "
-    "'lat' and 'lon' columns, and numeric feature columns — reflectance as B01..B12/B8A or "
-    "refl_<nm> (optionally '@<date>'), covariates as '<group>:<name>' or plain names; e.g. "
-    "'sample_id,lat,lon,target,B04,B08,terrain:slope'. See help(soilbook.data.real.userfile)."
+    "coordinates ('lat' and 'lon' in WGS84 degrees, or 'x' and 'y' with crs=...), and numeric "
+    "predictor columns — reflectance as B01..B12/B8A or refl_<nm> (absorbance: abs_<nm>; "
+    "optionally '@<date>'), covariates as '<group>:<name>' or plain names (identifier columns "
+    "such as FID or site_id are excluded); e.g. 'sample_id,lat,lon,target,B04,B08,"
+    "terrain:slope'. See help(soilbook.data.real.userfile)."
 )
 
 
@@ -94,19 +129,110 @@ def _fail(path: Path, what: str) -> None:
     raise SchemaError(f"{path.name}: {what}. Expected: {EXPECTED_LAYOUT}")
 
 
-def _lonlat_blocks(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, float]:
-    """Spatial blocks of lat/lon points: the largest side giving >= 10 blocks, labels, side (m)."""
+def check_spectra_kind(spectra_kind: str) -> str:
+    """``spectra_kind`` if allowed (:data:`~soilbook.data.tables.SPECTRA_KINDS`), else
+    :class:`ParameterError`."""
+    if spectra_kind not in SPECTRA_KINDS:
+        raise ParameterError(
+            f"spectra_kind={spectra_kind!r} is not allowed; allowed: {list(SPECTRA_KINDS)}."
+        )
+    return spectra_kind
+
+
+# -- what a header offers (cheap: no rows read) ------------------------------------------------
+
+
+class HeaderInfo(NamedTuple):
+    """What a CSV header offers chapter 1 (:func:`describe_header`)."""
+
+    target: str
+    coordinates: str  # "lat/lon", "x/y" (with crs) or "none"
+    has_group: bool
+    band_columns: list[str]  # reflectance / absorbance columns
+    spectral_covariates: list[str]  # covariates in the 'spectral' or 'vegetation' group
+    other_covariates: list[str]  # every other predictor
+    identifiers: dict[str, str]  # excluded identifier columns (by name) -> why
+
+    @property
+    def has_spectral_inputs(self) -> bool:
+        """Whether SS-SoilNet has spectral inputs (reflectance or spectral/vegetation covariates)."""
+        return bool(self.band_columns or self.spectral_covariates)
+
+    @property
+    def predictors(self) -> list[str]:
+        return [*self.band_columns, *self.spectral_covariates, *self.other_covariates]
+
+
+def _coordinate_kind(columns: list[str], crs: str) -> str:
+    if "lat" in columns and "lon" in columns:
+        return "lat/lon"
+    if "x" in columns and "y" in columns and crs.strip():
+        return "x/y"
+    return "none"
+
+
+def describe_header(path: Path, columns: list[str], target: str, *, crs: str = "") -> HeaderInfo:
+    """What a CSV header offers (:class:`HeaderInfo`), checked without reading the rows.
+
+    Raises :class:`SchemaError` (with the expected layout) when ``target`` is missing, when
+    there are neither a ``group`` column nor coordinates (``lat`` + ``lon``, or ``x`` + ``y``
+    with ``crs``; ``x`` / ``y`` without ``crs`` get their own message), or when no predictor
+    is left once identifiers (by name, :data:`~soilbook.data.tables.IDENTIFIER_RULE`) are
+    excluded. The value rules of the identifier test need the rows and run at load time.
+    """
+    path = Path(path)
+    require_columns(path, columns, [target], layout=EXPECTED_LAYOUT)
+    coords = _coordinate_kind(columns, crs)
+    has_group = "group" in columns
+    if not has_group and coords == "none":
+        if "x" in columns and "y" in columns:
+            raise SchemaError(
+                f"{path.name} has 'x' and 'y' columns but no crs: say which coordinate "
+                "reference system they are in with crs='EPSG:<code>' (e.g. 'EPSG:32650' for "
+                "UTM zone 50N), so they can be transformed to lat/lon; or give a 'group' column "
+                f"(file: {path})."
+            )
+        raise SchemaError(
+            f"{path.name} has neither a 'group' column nor 'lat' and 'lon' columns (nor 'x' and "
+            "'y' with crs=...), so no spatial groups can be made for cross-validation "
+            f"(file: {path}; columns: {columns[:12]}). Expected: {EXPECTED_LAYOUT}"
+        )
+    bands = parse_band_columns(columns)
+    band_cols = list(bands.columns.values())
+    rest = [c for c in columns if c not in {target, *RESERVED, *band_cols}]
+    ids = identifier_columns(rest)
+    feats = [c for c in rest if c not in ids]
+    spectral = [c for c in feats if c.split(":", 1)[0] in ("spectral", "vegetation") and ":" in c]
+    other = [c for c in feats if c not in spectral]
+    if not band_cols and not feats:
+        _fail(
+            path,
+            "no predictor columns"
+            + (f" (identifier columns excluded: {list(ids)})" if ids else ""),
+        )
+    return HeaderInfo(target, coords, has_group, band_cols, spectral, other, ids)
+
+
+# -- the rows ----------------------------------------------------------------------------------
+
+
+def _lonlat_blocks(
+    lat: np.ndarray, lon: np.ndarray, block_size_m: float | None = None
+) -> tuple[np.ndarray, float]:
+    """Spatial blocks of lat/lon points: labels and side (m); the side is ``block_size_m``, or
+    the largest of :data:`soilbook.geo.BLOCK_SIDES_M` giving >= 10 blocks."""
     x, y = geo.local_xy_m(lat, lon)
-    side = geo.choose_block_side(x, y, min_blocks=10)
+    side = (
+        float(block_size_m)
+        if block_size_m is not None
+        else geo.choose_block_side(x, y, min_blocks=10)
+    )
     return geo.spatial_blocks(x, y, side), side
 
 
-def _labelled_rows(path: Path, df: pd.DataFrame, target: str) -> pd.DataFrame:
-    """Check the target and group columns; drop the rows without a target (with a warning)."""
-    if target not in df.columns:
-        _fail(path, f"no target column {target!r} (columns: {list(df.columns)[:20]})")
-    if "group" not in df.columns and not ("lat" in df.columns and "lon" in df.columns):
-        _fail(path, "neither a 'group' column nor 'lat' and 'lon' columns")
+def _labelled_rows(path: Path, df: pd.DataFrame, target: str, crs: str) -> pd.DataFrame:
+    """Check the target, group and coordinate columns; drop the rows without a target."""
+    describe_header(path, list(df.columns), target, crs=crs)
     n0 = len(df)
     df = df[df[target].notna()]
     if len(df) < n0:
@@ -116,10 +242,15 @@ def _labelled_rows(path: Path, df: pd.DataFrame, target: str) -> pd.DataFrame:
     return df
 
 
-def _feature_columns(path: Path, df: pd.DataFrame, target: str, bands: BandColumns) -> list[str]:
-    """The covariate columns (every other column), checked: numeric, known group, unique name."""
+def _feature_columns(
+    path: Path, df: pd.DataFrame, target: str, bands: BandColumns
+) -> tuple[list[str], dict[str, str]]:
+    """The covariate columns (every other column but identifiers), checked: numeric, known
+    group, unique name. Identifiers are excluded with a warning listing what is used."""
     used = {target, *RESERVED, *bands.columns.values()}
-    feat_cols = [c for c in df.columns if c not in used]
+    candidates = [c for c in df.columns if c not in used]
+    ids = identifier_columns(candidates, df)
+    feat_cols = [c for c in candidates if c not in ids]
     text = [c for c in feat_cols if not pd.api.types.is_numeric_dtype(df[c])]
     if text:
         _fail(path, f"non-numeric column(s) {text}; encode categories as numbers or drop them")
@@ -146,16 +277,31 @@ def _feature_columns(path: Path, df: pd.DataFrame, target: str, bands: BandColum
                 "the same bands",
             )
     if not bands.columns and not feat_cols:
-        _fail(path, "no feature columns")
-    return feat_cols
+        _fail(
+            path,
+            "no feature columns" + (f" (identifier columns excluded: {list(ids)})" if ids else ""),
+        )
+    if ids:
+        used_cols = [*bands.columns.values(), *feat_cols]
+        shown = ", ".join(used_cols[:15]) + (
+            f" … ({len(used_cols)} in all)" if len(used_cols) > 15 else ""
+        )
+        why = "; ".join(f"{c!r}: {r}" for c, r in ids.items())
+        warnings.warn(
+            f"{path.name}: {len(ids)} identifier column(s) excluded from the predictors ({why}). "
+            f"Predictors used: {shown}. Rule: {IDENTIFIER_RULE}",
+            stacklevel=4,
+        )
+    return feat_cols, ids
 
 
 def _complete_rows(path: Path, df: pd.DataFrame, value_cols: list[str]) -> pd.DataFrame:
-    """Drop the rows with a missing feature value (with a warning); at least two must remain."""
+    """Drop the rows with a missing value in ``value_cols`` (with a warning); >= 2 must remain."""
     na = df[value_cols].isna().any(axis=1)
     if na.any():
         warnings.warn(
-            f"{path.name}: dropped {int(na.sum())} rows with missing feature values.", stacklevel=4
+            f"{path.name}: dropped {int(na.sum())} rows with missing feature or coordinate values.",
+            stacklevel=4,
         )
         df = df[~na]
     df = df.reset_index(drop=True)
@@ -164,10 +310,23 @@ def _complete_rows(path: Path, df: pd.DataFrame, value_cols: list[str]) -> pd.Da
     return df
 
 
-def _reflectance_args(path: Path, df: pd.DataFrame, bands: BandColumns) -> dict:
+def _reflectance_args(path: Path, df: pd.DataFrame, bands: BandColumns, spectra_kind: str) -> dict:
     """:func:`~soilbook.data.schema.sample_set` arguments for the reflectance columns."""
     if not bands.columns:
         return {}
+    kinds = {"abs" if b.startswith("abs_") else "refl" for b in bands.bands}
+    if len(kinds) > 1:
+        _fail(
+            path,
+            "both absorbance (abs_<nm>) and reflectance columns; give one kind of spectra",
+        )
+    absorbance_columns = kinds == {"abs"}
+    if absorbance_columns and spectra_kind not in ("auto", "absorbance"):
+        _fail(
+            path,
+            f"columns named abs_<nm> (absorbance) but spectra_kind={spectra_kind!r}; rename them "
+            "refl_<nm> or set spectra_kind='absorbance'",
+        )
     cube = np.stack(
         [
             df[[bands.columns[(d, b)] for b in bands.bands]].to_numpy(np.float64)
@@ -175,38 +334,100 @@ def _reflectance_args(path: Path, df: pd.DataFrame, bands: BandColumns) -> dict:
         ],
         axis=1,
     )
-    cube, note = to_unit_reflectance(cube, name=path.name, large="dn", stacklevel=4)
+    cube, note = spectra_to_reflectance(
+        cube,
+        kind=spectra_kind,
+        name=path.name,
+        wavelengths_nm=bands.wavelengths_nm,
+        absorbance_columns=absorbance_columns,
+        stacklevel=4,
+    )
     return {
         "reflectance": cube.astype(np.float32),
         "dates": [d or "date-1" for d in bands.dates],
-        "bands": bands.bands,
+        "bands": [b.replace("abs_", "refl_", 1) for b in bands.bands],
         "wavelengths_nm": bands.wavelengths_nm,
         "note": note,
     }
 
 
-def _load_csv(
-    path: Path, target: str, target_units: str, licence: str, citation: str
-) -> xr.Dataset:
-    df = _labelled_rows(path, read_csv(path, layout=EXPECTED_LAYOUT), target)
-    bands = parse_band_columns(list(df.columns))
-    feat_cols = _feature_columns(path, df, target, bands)
-    value_cols = list(bands.columns.values()) + feat_cols
-    has_ll = "lat" in df.columns and "lon" in df.columns
-    check_finite(path, df, [target, *value_cols, *(["lat", "lon"] if has_ll else [])])
-    df = _complete_rows(path, df, value_cols)
+def _coordinates(
+    path: Path, df: pd.DataFrame, crs: str
+) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """(lat, lon, description) of the file's rows: WGS84 lat/lon checked, x/y transformed
+    from ``crs``, or (None, None, ...) without coordinates (or with placeholders only)."""
+    kind = _coordinate_kind(list(df.columns), crs)
+    if kind == "none":
+        return None, None, NO_COORDINATES
+    if kind == "lat/lon":
+        if crs.strip():
+            warnings.warn(
+                f"{path.name}: the file has lat/lon columns, so crs={crs!r} is not used (it is "
+                "for x/y columns).",
+                stacklevel=4,
+            )
+        lat, lon = df["lat"].to_numpy(float), df["lon"].to_numpy(float)
+        what = "WGS84 lat/lon from the file"
+    else:
+        lat, lon = xy_to_lat_lon(
+            df["x"].to_numpy(float), df["y"].to_numpy(float), crs, name=path.name
+        )
+        what = f"x/y in {crs} from the file, transformed to WGS84 lat/lon"
+    same = lat.size > 1 and np.ptp(lat) == 0 and np.ptp(lon) == 0
+    if same and "group" in df.columns:
+        warnings.warn(
+            f"{path.name}: every sample has the same coordinates ({lat[0]:g}, {lon[0]:g}) — "
+            "placeholders, not locations; they are dropped and the 'group' column makes the "
+            "folds.",
+            stacklevel=4,
+        )
+        return None, None, NO_COORDINATES.replace("no coordinates", "placeholder coordinates only")
+    if same:
+        _fail(
+            path,
+            f"every sample has the same coordinates ({lat[0]:g}, {lon[0]:g}): placeholders, "
+            "not locations; give the real ones or a 'group' column",
+        )
+    check_lat_lon(lat, lon, name=path.name)
+    return lat, lon, what
 
-    attrs: dict[str, object] = {"target_name": target}
-    refl = _reflectance_args(path, df, bands)
-    if refl.pop("note", None):
-        attrs["reflectance_scale"] = "stored value / 10000"
+
+def _load_csv(
+    path: Path,
+    target: str,
+    target_units: str,
+    licence: str,
+    citation: str,
+    *,
+    crs: str = "",
+    spectra_kind: str = "auto",
+    block_size_m: float | None = None,
+) -> xr.Dataset:
+    df = _labelled_rows(path, read_csv(path, layout=EXPECTED_LAYOUT), target, crs)
+    bands = parse_band_columns(list(df.columns))
+    feat_cols, excluded = _feature_columns(path, df, target, bands)
+    value_cols = list(bands.columns.values()) + feat_cols
+    coord_kind = _coordinate_kind(list(df.columns), crs)
+    coord_cols = {"lat/lon": ["lat", "lon"], "x/y": ["x", "y"]}.get(coord_kind, [])
+    check_finite(path, df, [target, *value_cols, *coord_cols])
+    df = _complete_rows(path, df, value_cols + coord_cols)
+    lat, lon, coord_text = _coordinates(path, df, crs)
+
+    attrs: dict[str, object] = {"target_name": target, "coordinate_source": coord_text}
+    refl = _reflectance_args(path, df, bands, spectra_kind)
+    note = refl.pop("note", None)
+    if note:
+        attrs["reflectance_scale"] = note
+    if excluded:
+        attrs["excluded_columns"] = ", ".join(excluded)
     coords: dict[str, object] = {}
     if "group" in df.columns:
         groups = df["group"].astype(str).to_numpy()
         group_long_name = None
-        attrs["group_kind"] = "from the file's 'group' column"
+        attrs["group_kind"] = "the file's 'group' column"
     else:
-        groups, side = _lonlat_blocks(df["lat"].to_numpy(float), df["lon"].to_numpy(float))
+        assert lat is not None and lon is not None  # describe_header required coordinates
+        groups, side = _lonlat_blocks(lat, lon, block_size_m)
         group_long_name = f"spatial block ({side:g} m)"
         attrs.update(group_kind="spatial block", block_size_m=side)
     if "sample_id" in df.columns:
@@ -226,13 +447,13 @@ def _load_csv(
             df[target].to_numpy(np.float64),
             groups=groups,
             group_long_name=group_long_name,
-            target_units=target_units,
+            target_units=target_units.strip() or UNKNOWN_UNITS,
             target_long_name=target,
             **refl,
             **covariates,
             sample_ids=np.arange(len(df)),
-            lat=df["lat"].to_numpy(float) if has_ll else None,
-            lon=df["lon"].to_numpy(float) if has_ll else None,
+            lat=lat,
+            lon=lon,
             coords=coords,
             source=f"user file {path.name}",
             licence=licence,
@@ -250,17 +471,34 @@ def _as_bool(value: object) -> bool:
     return bool(value)
 
 
-def _load_array_file(path: Path, target: str) -> xr.Dataset:
+def _load_array_file(
+    path: Path, target: str, target_units: str = "", block_size_m: float | None = None
+) -> xr.Dataset:
     ds = read_array_file(path)
     if target != "target":
         if target not in ds.data_vars:
             _fail(path, f"no data variable {target!r} (variables: {list(ds.data_vars)})")
         ds = ds.drop_vars("target", errors="ignore").rename({target: "target"})
         ds.attrs["target_name"] = target
+    if target_units.strip() and "target" in ds.data_vars:
+        old = str(ds["target"].attrs.get("units", ""))
+        if old and old not in (target_units, UNKNOWN_UNITS):
+            warnings.warn(
+                f"{path.name}: the target's units {old!r} are replaced by target_units="
+                f"{target_units!r}.",
+                stacklevel=3,
+            )
+        ds["target"].attrs["units"] = target_units.strip()
     if "simulated" in ds.attrs:
         ds.attrs["simulated"] = _as_bool(ds.attrs["simulated"])
-    if "group" not in ds.coords and "lat" in ds.coords and "lon" in ds.coords:
-        ids, side = _lonlat_blocks(ds["lat"].values, ds["lon"].values)
+    located = "lat" in ds.coords and "lon" in ds.coords
+    if located:
+        check_lat_lon(ds["lat"].values, ds["lon"].values, name=path.name)
+        ds.attrs.setdefault("coordinate_source", "WGS84 lat/lon from the file")
+    else:
+        ds.attrs.setdefault("coordinate_source", NO_COORDINATES)
+    if "group" not in ds.coords and located:
+        ids, side = _lonlat_blocks(ds["lat"].values, ds["lon"].values, block_size_m)
         warnings.warn(
             f"{path.name} has no 'group'; using {side:g} m spatial blocks of lat/lon.", stacklevel=3
         )
@@ -273,9 +511,12 @@ def load_user_file(
     path: str | os.PathLike[str],
     target: str | None = None,
     *,
-    target_units: str = "unknown",
+    target_units: str = UNKNOWN_UNITS,
     licence: str = UNKNOWN_LICENCE,
     citation: str = "",
+    crs: str = "",
+    spectra_kind: SpectraKind | str = "auto",
+    block_size_m: float | None = None,
 ) -> xr.Dataset:
     """Read your CSV / NetCDF / Zarr file into a validated sample set (layout: module docstring).
 
@@ -285,21 +526,47 @@ def load_user_file(
         ``.csv``, ``.nc`` / ``.nc4`` or ``.zarr``.
     target
         Name of the target column / variable; ``None`` or ``"auto"`` means ``"target"``.
-    target_units, licence, citation
+    target_units
+        The target's unit, recorded as ``target.attrs["units"]`` (``""`` → ``"unknown"``; for
+        NetCDF/Zarr a non-empty value replaces the file's).
+    licence, citation
         Recorded on the result (CSV only; NetCDF/Zarr carry their own attributes).
+    crs
+        The coordinate reference system of ``x`` / ``y`` columns (e.g. ``"EPSG:32650"``);
+        unused when the file has ``lat`` / ``lon``.
+    spectra_kind
+        How reflectance columns are stored: ``"auto"``, ``"reflectance"``, ``"percent"`` or
+        ``"absorbance"`` (:func:`soilbook.data.tables.spectra_to_reflectance`).
+    block_size_m
+        Side (m) of the spatial blocks made from coordinates when there is no ``group``;
+        ``None``: the largest of :data:`soilbook.geo.BLOCK_SIDES_M` giving >= 10 blocks.
 
     Raises
     ------
     ParameterError
-        The path does not exist or has an unsupported extension.
+        The path does not exist or has an unsupported extension; an unknown ``spectra_kind``
+        or ``crs``.
     SchemaError
-        A required column / variable is missing; the message shows the expected layout.
+        A required column / variable is missing, coordinates are not degrees, spectra cannot
+        be told apart; the message shows the expected layout or what to set.
     """
     p = check_user_path(path)
     name = column_name(target)
+    check_spectra_kind(spectra_kind)
+    if block_size_m is not None and not (np.isfinite(block_size_m) and block_size_m > 0):
+        raise ParameterError(f"block_size_m={block_size_m!r}; expected a positive size in metres.")
     if p.suffix.lower() == ".csv":
-        return _load_csv(p, name, target_units, licence, citation or f"user data from {p.name}")
-    ds = _load_array_file(p, name)
+        return _load_csv(
+            p,
+            name,
+            target_units,
+            licence,
+            citation or f"user data from {p.name}",
+            crs=crs,
+            spectra_kind=spectra_kind,
+            block_size_m=block_size_m,
+        )
+    ds = _load_array_file(p, name, target_units, block_size_m)
     try:
         return validate_samples(ds)
     except SchemaError as err:
@@ -308,9 +575,14 @@ def load_user_file(
 
 __all__ = [
     "EXPECTED_LAYOUT",
+    "NO_COORDINATES",
     "SUPPORTED_EXTENSIONS",
+    "UNKNOWN_UNITS",
+    "HeaderInfo",
     "check_path",
+    "check_spectra_kind",
     "check_user_path",
+    "describe_header",
     "load_user_file",
     "read_netcdf",
 ]
