@@ -46,7 +46,9 @@ from soilbook.errors import ParameterError
 from soilbook.geo import BLOCK_SIDES_M
 
 __all__ = [
+    "BlockDesign",
     "VariogramFit",
+    "block_design",
     "block_side_from_variogram",
     "empirical_variogram",
     "fit_variogram",
@@ -337,3 +339,167 @@ def block_side_from_variogram(
         stacklevel=2,
     )
     return float(sides[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# the block design of a sample set
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BlockDesign:
+    """The spatial-block side chosen for a sample set, and the evidence for it.
+
+    ``target`` / ``residual`` are :func:`empirical_variogram` tables of the (transformed)
+    target and of out-of-fold residuals of a Random Forest on the tabular predictors (random
+    5-fold CV, so that neighbours are in training); ``target_fit`` / ``residual_fit`` their
+    :class:`VariogramFit` (None when a fit failed). ``side_target_m`` / ``side_residual_m`` are
+    :func:`block_side_from_variogram` of each fit, ``block_side_m`` the side used and ``rule``
+    one sentence saying how it was chosen.
+    """
+
+    block_side_m: float
+    rule: str
+    target: pd.DataFrame
+    residual: pd.DataFrame
+    target_fit: VariogramFit | None
+    residual_fit: VariogramFit | None
+    side_target_m: float | None
+    side_residual_m: float | None
+
+    def table(self) -> pd.DataFrame:
+        """One row per variogram: nugget share, range, share of the sill at the chosen side."""
+        rows = {}
+        for name, fit, side in (
+            ("target", self.target_fit, self.side_target_m),
+            ("residual (RF, out-of-fold)", self.residual_fit, self.side_residual_m),
+        ):
+            if fit is None:
+                continue
+            rows[name] = {
+                "model": fit.model,
+                "nugget share": fit.nugget_share,
+                "effective range (m)": fit.effective_range_m,
+                f"share of sill at {self.block_side_m:g} m": float(
+                    fit.share_of_sill(self.block_side_m)
+                ),
+                "block side it implies (m)": side,
+            }
+        return pd.DataFrame(rows).T
+
+    def to_dict(self) -> dict:
+        """JSON-able record for ``metrics.json``."""
+        return {
+            "block_side_m": self.block_side_m,
+            "rule": self.rule,
+            "target_fit": None if self.target_fit is None else self.target_fit.to_dict(),
+            "residual_fit": None if self.residual_fit is None else self.residual_fit.to_dict(),
+            "side_target_m": self.side_target_m,
+            "side_residual_m": self.side_residual_m,
+        }
+
+
+def _residuals(ds, z: np.ndarray, seed: int) -> np.ndarray:
+    """Out-of-fold residuals (n,) of a 100-tree Random Forest on the tabular predictors."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    from soilbook.data.schema import to_tabular
+
+    X = to_tabular(ds)
+    X = np.where(np.isfinite(X), X, np.nanmean(np.where(np.isfinite(X), X, np.nan), axis=0))
+    rf = RandomForestRegressor(n_estimators=100, min_samples_leaf=2, random_state=seed, n_jobs=1)
+    folds = KFold(5, shuffle=True, random_state=seed)
+    return z - cross_val_predict(rf, np.nan_to_num(X), z, cv=folds)
+
+
+def _fit_or_none(empirical: pd.DataFrame, model: str) -> VariogramFit | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fit_variogram(empirical, model)  # type: ignore[arg-type]
+    except Exception:  # a failed fit only removes one line of evidence
+        return None
+
+
+def _side_or_none(fit: VariogramFit | None, sill_share: float) -> float | None:
+    if fit is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return block_side_from_variogram(fit, sill_share=sill_share)
+
+
+def block_design(
+    x_m,
+    y_m,
+    ds,
+    z,
+    *,
+    block_size: float | None = None,
+    model: Literal["spherical", "exponential"] = "exponential",
+    sill_share: float = 0.85,
+    min_blocks: int = 10,
+    seed: int = 0,
+) -> BlockDesign:
+    """Variograms of the target and of RF residuals, and the block side they justify.
+
+    Parameters
+    ----------
+    x_m, y_m : sample coordinates (m), shape (n,).
+    ds : the schema sample set (its tabular predictors feed the residual model).
+    z : the target on the scale the models fit (e.g. log1p(EC)), shape (n,).
+    block_size : a side in metres chosen by the user (recorded, not changed), or None for
+        ``"auto"``.
+    model, sill_share : the variogram model and the share of the sill a block must reach
+        (:func:`block_side_from_variogram`).
+    min_blocks : fewest occupied blocks an ``"auto"`` side may leave (enough for the folds);
+        a longer range is capped at the largest side that keeps this many, and the rule says so.
+    seed : seeds the residual model's forest and folds.
+
+    Rule for ``"auto"``: the **larger** of the sides implied by the target's and the residuals'
+    variograms. The residual range is what decides whether held-out blocks are independent
+    (module docstring), but these residuals come from one model; the target's range bounds it
+    from above, and taking the larger side errs on the side of harder, more honest tests. When
+    neither fit succeeds, the largest candidate side with at least 10 occupied blocks
+    (:func:`soilbook.geo.choose_block_side`) is used and the rule says so.
+    """
+    from soilbook.geo import choose_block_side
+
+    x = np.asarray(x_m, dtype=float)
+    y = np.asarray(y_m, dtype=float)
+    z = np.asarray(z, dtype=float)
+    target = empirical_variogram(x, y, z)
+    residual = empirical_variogram(x, y, _residuals(ds, z, seed))
+    tfit, rfit = _fit_or_none(target, model), _fit_or_none(residual, model)
+    s_t, s_r = _side_or_none(tfit, sill_share), _side_or_none(rfit, sill_share)
+    if block_size is not None:
+        side, rule = float(block_size), f"block side {float(block_size):g} m set by the user"
+    elif s_t is None and s_r is None:
+        side = choose_block_side(x, y, min_blocks=min_blocks)
+        rule = (
+            f"no variogram could be fitted; {side:g} m is the largest side with at least 10 "
+            "occupied blocks"
+        )
+    else:
+        side = max(s for s in (s_t, s_r) if s is not None)
+        rule = (
+            f"the larger of the sides at which the target's ({_fmt_side(s_t)}) and the RF "
+            f"residuals' ({_fmt_side(s_r)}) {model} variograms reach {sill_share:.0%} of "
+            "their sill"
+        )
+        from soilbook.geo import spatial_blocks
+
+        if np.unique(spatial_blocks(x, y, side)).size < min_blocks:
+            capped = choose_block_side(x, y, min_blocks=min_blocks)
+            rule += (
+                f"; {side:g} m would leave fewer than {min_blocks} blocks, so the largest side "
+                f"that leaves {min_blocks} ({capped:g} m) is used and held-out blocks are not "
+                "fully independent"
+            )
+            side = capped
+    return BlockDesign(side, rule, target, residual, tfit, rfit, s_t, s_r)
+
+
+def _fmt_side(side: float | None) -> str:
+    return "no fit" if side is None else f"{side:g} m"

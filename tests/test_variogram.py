@@ -102,3 +102,33 @@ def test_variogram_input_errors():
         v.fit_variogram(emp, "gaussian")
     with pytest.raises(ParameterError, match="at least 3"):
         v.fit_variogram(emp.iloc[:2], "spherical")
+
+
+def test_block_design_takes_the_larger_side_and_respects_the_user():
+    from factories import random_sample_set
+
+    from soilbook.variogram import block_design
+
+    rng = np.random.default_rng(0)
+    n = 300
+    x, y = rng.uniform(0, 3000, n), rng.uniform(0, 3000, n)
+    field = np.sin(x / 500.0) + np.cos(y / 500.0)  # structure on a ~1 km scale
+    ds = random_sample_set(
+        n,
+        seed=1,
+        dates=["2020-01-01"],
+        bands=["B4", "B8"],
+        features={"a": "terrain"},
+        target=lambda r, refl, cov: field + r.normal(0, 0.1, n),
+        groups=[f"g{i % 10}" for i in range(n)],
+    )
+    z = ds["target"].values
+    auto = block_design(x, y, ds, z, seed=0)
+    sides = [s for s in (auto.side_target_m, auto.side_residual_m) if s is not None]
+    assert sides and auto.block_side_m <= max(sides)
+    assert auto.block_side_m >= 100
+    assert "larger of the sides" in auto.rule
+    assert set(auto.table().columns) >= {"nugget share", "effective range (m)"}
+    user = block_design(x, y, ds, z, block_size=250.0)
+    assert user.block_side_m == 250.0 and "set by the user" in user.rule
+    assert user.to_dict()["block_side_m"] == 250.0
