@@ -1284,3 +1284,39 @@ def domain_pca(
     if nested and title:
         fig.suptitle(title)
     return finish_figure(fig, simulated)
+
+
+def variograms(
+    curves: Mapping[str, tuple[pd.DataFrame, Any]],
+    *,
+    block_side_m: float,
+    units: str = "",
+    simulated: bool = False,
+    title: str | None = None,
+) -> Figure:
+    """Empirical variograms with their fitted models and the chosen block side, one panel each.
+
+    ``curves`` maps a panel title to ``(empirical, fit)``: an
+    :func:`soilbook.variogram.empirical_variogram` table (``lag_m``/``mean_distance_m``,
+    ``semivariance``, ``n_pairs``) and a fitted model (a callable on distances in m with a
+    ``sill`` attribute, e.g. :class:`soilbook.variogram.VariogramFit`) or None. Semivariance is
+    in the squared unit of the variable (``units``); the vertical line marks ``block_side_m``.
+    """
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
+    for ax, (name, (emp, fit)) in zip(axes[0], curves.items(), strict=True):
+        h = emp["mean_distance_m"] if "mean_distance_m" in emp else emp["lag_m"]
+        ax.scatter(h, emp["semivariance"], s=14, color=OKABE_ITO[0], label="empirical")
+        if fit is not None:
+            grid = np.linspace(0.0, float(np.nanmax(h)), 200)
+            ax.plot(grid, fit(grid), color=OKABE_ITO[1], label="fitted model")
+            ax.axhline(fit.sill, color="0.6", lw=0.8, ls=":", label="sill")
+        ax.axvline(block_side_m, color=OKABE_ITO[2], ls="--", label=f"block {block_side_m:g} m")
+        ax.set_xlabel("distance (m)")
+        ax.set_ylabel(f"semivariance (({units})²)" if units else "semivariance")
+        ax.set_title(name)
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+    axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    if title:
+        fig.suptitle(title)
+    return finish_figure(fig, simulated)

@@ -447,3 +447,21 @@ def test_table_labels_work_for_any_table():
     assert "SIMULATED" not in real and "1.235" in real
     with pytest.raises(ParameterError):
         plots.metric_table_style([1, 2], simulated=True)
+
+
+def test_variograms_panels_with_fit_and_block_line():
+    from soilbook.variogram import empirical_variogram, fit_variogram
+
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 2000, 200), rng.uniform(0, 2000, 200)
+    z = np.sin(x / 300) + rng.normal(0, 0.1, 200)
+    emp = empirical_variogram(x, y, z)
+    fig = plots.variograms(
+        {"target": (emp, fit_variogram(emp)), "residual": (emp, None)},
+        block_side_m=400,
+        units="g/kg",
+        simulated=True,
+    )
+    assert len(fig.axes) == 2
+    assert any("400 m" in t.get_text() for t in fig.axes[1].get_legend().get_texts())
+    plt.close(fig)
