@@ -518,8 +518,10 @@ def check(p: dict[str, Any]) -> None:
 def with_blocks(samples: Any, side_m: float) -> Any:
     """``samples`` regrouped into square spatial blocks of ``side_m`` metres.
 
-    Positions: the ``x_m`` / ``y_m`` coordinates (simulated scenes) or ``lat`` / ``lon`` on a
-    local projection (:func:`soilbook.geo.local_xy_m`); the block grid starts at (0, 0).
+    Positions: a scene's pixel ``row`` / ``col`` times ``attrs["pixel_size_m"]`` (the rule of
+    :mod:`soilbook.data.scene` and :func:`soilbook.maps.pixel_blocks`, so sample blocks match
+    the map's), else the ``x_m`` / ``y_m`` coordinates, else ``lat`` / ``lon`` on a local
+    projection (:func:`soilbook.geo.local_xy_m`); the block grid starts at (0, 0).
     Groups that are units of their own (a pedon's horizons: ``group_kind`` other than
     ``"spatial block"``) stay whole: each goes to the block of its first sample. Sets
     ``attrs["group_kind"] = "spatial block"`` and ``attrs["block_size_m"]``.
@@ -533,7 +535,13 @@ def with_blocks(samples: Any, side_m: float) -> Any:
 
     if not (math.isfinite(side_m) and side_m > 0):
         raise ParameterError(f"side_m={side_m!r}; expected a positive block side in metres.")
-    if "x_m" in samples.coords and "y_m" in samples.coords:
+    origin = (0.0, 0.0)
+    if "row" in samples.coords and "col" in samples.coords and "pixel_size_m" in samples.attrs:
+        # pixels of a scene: the scene's own block rule (soilbook.data.scene, soilbook.maps),
+        # counted from its north-west pixel, so sample blocks and map blocks agree
+        px = float(samples.attrs["pixel_size_m"])
+        x, y = samples["col"].values * px, samples["row"].values * px
+    elif "x_m" in samples.coords and "y_m" in samples.coords:
         x, y = samples["x_m"].values, samples["y_m"].values
     elif "lat" in samples.coords and "lon" in samples.coords:
         x, y = geo.local_xy_m(samples["lat"].values, samples["lon"].values)
@@ -542,7 +550,7 @@ def with_blocks(samples: Any, side_m: float) -> Any:
             "block_size needs coordinates, but these samples have none (x_m / y_m or lat / "
             "lon); their own 'group' makes the folds. Use block_size='auto'."
         )
-    labels = geo.spatial_blocks(x, y, float(side_m), origin=(0.0, 0.0))
+    labels = geo.spatial_blocks(x, y, float(side_m), origin=origin)
     if samples.attrs.get("group_kind") != "spatial block" and "group" in samples.coords:
         old = np.asarray(samples["group"].values).astype(str)
         first = {g: labels[i] for i, g in reversed(list(enumerate(old)))}
