@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,14 +99,16 @@ class NotebookRun:
         *,
         data: str,
         summary: pd.DataFrame,
-        claims: pd.DataFrame,
+        claims: pd.DataFrame | Sequence[Any],
         timings: Mapping[Any, float],
         **extra: Any,
     ) -> dict[str, Any]:
         """Write the run record and the pooled metric table; return the record.
 
         ``data`` says what the data were (e.g. ``"simulated"``); ``summary`` is the pooled
-        ``CVResult.summary()`` (one row per model × split); ``claims`` the claims-check table;
+        ``CVResult.summary()`` (one row per model × split); ``claims`` the claims check: a list of
+        :class:`soilbook.claims.Claim` (written with ``Claim.to_dict``, the one record shape of
+        every chapter) or a table;
         ``timings`` ``CVResult.timings`` (seconds per model × split). ``extra`` adds fields, e.g.
         ``source=...`` or ``map=map_scores``; a DataFrame becomes a list of row records (its
         index included), ``None`` stays ``None``.
@@ -123,13 +125,14 @@ class NotebookRun:
             "summary": _rows(summary, keep_index=True),
             "timings_s": timings_record(timings),
             **{name: _rows(value, keep_index=True) for name, value in extra.items()},
-            "claims": _rows(claims, keep_index=False),
+            "claims": _claim_rows(claims),
             "wall_time_s": self.elapsed_s,
         }
         path = self.output_dir / RECORD_NAME
         path.write_text(json.dumps(record, indent=2, default=str))
         summary.to_csv(self.output_dir / SUMMARY_NAME)
-        print(f"wrote {path} ({record['wall_time_s']:.0f} s in total)")
+        # names only: the reader of a built book should not see this machine's folders
+        print(f"wrote {RECORD_NAME} and {SUMMARY_NAME} to output_dir ({self.elapsed_s:.0f} s)")
         return record
 
 
@@ -252,6 +255,13 @@ def timings_record(timings: Mapping[Any, float]) -> dict[str, float]:
         " / ".join(map(str, key)) if isinstance(key, tuple) else str(key): float(seconds)
         for key, seconds in timings.items()
     }
+
+
+def _claim_rows(claims: Any) -> Any:
+    """Claims as JSON records: ``Claim.to_dict()`` per claim, or a table's rows."""
+    if isinstance(claims, pd.DataFrame):
+        return _rows(claims, keep_index=False)
+    return [c.to_dict() if hasattr(c, "to_dict") else dict(c) for c in claims]
 
 
 def _rows(value: Any, *, keep_index: bool) -> Any:
