@@ -11,7 +11,9 @@ sample, on in-memory tensors, with the same recipe for all four papers:
 * **mixed precision** bfloat16 autocast on CUDA only (CPU trains in float32, so CPU results are
   exactly reproducible);
 * **early stopping** on the validation loss with ``patience`` epochs, never before ``min_epochs``
-  (clipped to ``epochs``); the best weights are restored at the end. Without a validation set
+  (clipped to ``epochs``); the best weights are restored at the end. Epochs before
+  ``min_epochs`` are a warm-up: the best epoch is chosen from ``min_epochs`` on, so a noisy small
+  validation set cannot keep the weights of a network that has barely trained. Without a validation set
   the run follows a **fixed schedule**: all ``epochs`` run, and the epoch with the lowest
   training loss is kept (``History.monitor == "train_loss"``);
 * **a convergence record** :meth:`History.convergence` (best epoch, epochs run, final losses,
@@ -119,8 +121,9 @@ class TrainConfig:
     """Settings of one training run (see the module docstring for the recipe).
 
     ``epochs`` is the maximum number of epochs (the cosine schedule spans it); ``patience`` the
-    epochs without a better validation loss before stopping; ``min_epochs`` the epochs that
-    always run before early stopping may trigger (clipped to ``epochs`` on construction, so
+    epochs without a better validation loss before stopping; ``min_epochs`` the warm-up epochs
+    that always run before early stopping may trigger and before the best epoch is tracked
+    (clipped to ``epochs`` on construction, so
     ``TrainConfig(epochs=4).min_epochs == 4``); ``loss`` is ``"mse"`` or
     ``"huber"``; ``scheduler`` ``"cosine"`` or ``"none"``; ``device`` as for
     :func:`resolve_device`; ``checkpoint_dir`` enables checkpoints and resume; ``max_grad_norm``
@@ -688,7 +691,8 @@ class _RunState:
         """Log an epoch, keep the weights when the monitored loss improved, and return whether
         training stops: ``patience`` epochs without a better validation loss once ``min_epochs``
         have run (early stopping; never on the training loss of a fixed schedule), or the last
-        epoch."""
+        epoch. Monitoring starts at epoch ``min_epochs``: the kept (best) weights are those of
+        the best epoch from then on."""
         h = self.history
         monitored = val_loss if h.monitor == "val_loss" else train_loss
         h.epoch.append(epoch)
@@ -696,12 +700,16 @@ class _RunState:
         h.val_loss.append(val_loss)
         h.lr.append(lr)
         h.seconds.append(seconds)
-        if monitored < h.best_loss:
+        # warm-up: epochs before min_epochs are neither candidates for the kept weights nor
+        # counted against patience (as Keras' ``start_from_epoch``), so a noisy small validation
+        # set cannot pick a barely trained network from the first epochs
+        monitoring = epoch >= config.min_epochs
+        if monitoring and monitored < h.best_loss:
             h.best_loss = monitored
             h.best_epoch = epoch
             self.best_state = _cpu_state(module)
             self.bad_epochs = 0
-        else:
+        elif monitoring:
             self.bad_epochs += 1
         self.epoch = epoch
         # early stopping: on the validation loss only, and never before min_epochs

@@ -520,3 +520,16 @@ def test_convergence_of_real_runs_and_of_restored_histories(tmp_path):
     old["retired_field"] = 1
     again = History.from_dict(old)
     assert again.patience == 0 and again.convergence()["converged"] == rec["converged"]
+
+
+def test_best_epoch_is_chosen_after_the_warm_up():
+    """Epochs before min_epochs are never kept, even when their validation loss is lowest."""
+    torch.manual_seed(0)
+    x = torch.randn(80, 3)
+    y = x[:, 0] * 2.0
+    x_val = torch.randn(20, 3)
+    y_val = torch.zeros(20)  # unrelated to x: the untrained network (near 0) looks best
+    module = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    config = TrainConfig(epochs=12, batch_size=16, patience=3, min_epochs=6, seed=0)
+    history = fit(module, [x], y, [x_val], y_val, config)
+    assert history.best_epoch >= 6
