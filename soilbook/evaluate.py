@@ -1291,7 +1291,10 @@ def _run_parallel(
     from joblib import Parallel, delayed, parallel_config
 
     results: list[_TaskResult | None] = [None] * len(tasks)
-    with parallel_config(backend="loky", inner_max_num_threads=1):
+    with parallel_config(backend="loky", inner_max_num_threads=1), warnings.catch_warnings():
+        # loky replaces a worker that it judged to leak memory and says so; the task is re-run
+        # by another worker, so this is housekeeping, not something for the reader
+        warnings.filterwarnings("ignore", message="A worker stopped while", category=UserWarning)
         # max_nbytes=None: every task gets its own copy of the data, never a read-only memmap
         run = Parallel(n_jobs=n_jobs, return_as="generator_unordered", max_nbytes=None)(
             delayed(_worker_task)(i, task, estimators[task.name], ds, target_transform)
