@@ -43,7 +43,7 @@ from typing import IO, Any
 import yaml
 
 from soilbook.chapters.common import check_writable_dir
-from soilbook.config import NOTEBOOK_PARAMS, Param, defaults, validate_params
+from soilbook.config import NOTEBOOK_PARAMS, Param, chapter, defaults, validate_params
 from soilbook.errors import ParameterError, require
 
 __all__ = [
@@ -282,7 +282,8 @@ def _allowed(p: Param) -> str:
 
 
 def params_table(stem: str, repo: Path | None = None) -> str:
-    """The parameter table of ``stem`` (name, type, default, allowed, profile values, help)."""
+    """The parameter table of ``stem`` (name, type, default, allowed, profile values, help),
+    followed by the chapter's notes (:attr:`soilbook.chapters.common.Chapter.notes`)."""
     spec = NOTEBOOK_PARAMS.get(stem)
     if not spec:
         raise ParameterError(
@@ -306,6 +307,9 @@ def params_table(stem: str, repo: Path | None = None) -> str:
         )
         if i == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 4)
+    notes = chapter(stem).notes
+    if notes:  # what each model needs, coverage rules: read before a run, not after a failure
+        lines += ["", notes]
     return "\n".join(lines)
 
 

@@ -89,6 +89,7 @@ def test_help_params(repo: Path, capsys) -> None:
     assert cli.main(["run", "01", "--help-params"]) == 0
     out = capsys.readouterr().out
     assert "data_source" in out and "simulated|limesoda|ucrb|file" in out and "quick" in out
+    assert "What each model needs from the data" in out  # the chapter's notes, before any run
 
 
 def test_unwritable_output_dir_is_one_message_before_papermill(
