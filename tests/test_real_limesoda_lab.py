@@ -135,6 +135,18 @@ def test_truncation_and_som():
     assert set(ph["target_method"].values) == {"CaCl2 2.5:1"}
 
 
+def test_ancillary_clay_beside_the_target():
+    ph = load_limesoda_lab(["MG.44", "SC.93"], target="pH", ancillary=("clay",), truncate=True)
+    clay = ph["anc_clay"]
+    assert clay.attrs["units"] == "%" and "ancillary" in clay.attrs["long_name"]
+    mg = ph["group"].values == "MG.44"
+    assert np.isnan(clay.values[mg]).all()  # MG.44 reports clay in g dm-3: not poolable in %
+    raw = LimeSoDa.load_dataset("SC.93")["Dataset"]["Clay_target"].to_numpy(float)
+    np.testing.assert_allclose(clay.values[~mg], raw)
+    with pytest.raises(ParameterError, match="names the target"):
+        load_limesoda_lab(target="SOC", ancillary=("soc",))
+
+
 # -- EnMAP / PRISMA sensors (soilbook.data.spectra) -------------------------------------------
 
 

@@ -305,3 +305,18 @@ def test_an_html_page_already_in_the_cache_is_replaced(files, ossl_server, cache
     with pytest.warns(UserWarning, match="web page"):
         path = registry.fetch("ossl_visnir")
     assert path.read_bytes() == files["visnir"].read_bytes() and registry.verify("ossl_visnir")
+
+
+def test_ancillary_properties_come_as_coordinates(files, tmp_path):
+    lab = pd.read_csv(files["soillab"])
+    lab["clay.tot_usda.a334_w.pct"] = np.linspace(5.0, 45.0, len(lab))
+    lab.loc[lab[ID] == "us2", "clay.tot_usda.a334_w.pct"] = np.nan  # a gap never drops a layer
+    soillab = tmp_path / "soillab.csv.gz"
+    lab.to_csv(soillab, index=False)
+    ds = read_ossl(files["visnir"], soillab, files["soilsite"], ancillary=("clay", "sand"))
+    plain = read_ossl(files["visnir"], files["soillab"], files["soilsite"])
+    assert ds.sizes["sample"] == plain.sizes["sample"]
+    assert ds["anc_clay"].attrs["units"] == "%" and "sand" not in ds.attrs["ancillary"]
+    assert ds.attrs["ancillary_missing"] == ["sand"]  # no sand column in this table
+    clay = dict(zip(ds["layer_id"].values, ds["anc_clay"].values, strict=True))
+    assert np.isnan(clay["us2"]) and clay["us1"] == pytest.approx(5.0)

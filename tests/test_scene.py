@@ -133,3 +133,12 @@ def test_pixels_as_samples(scene):
     no_target = scene.drop_vars("target")
     out = sc.pixels_as_samples(no_target, rows=[1], cols=[1])
     assert np.isnan(out["target"].values).all()
+
+
+def test_sample_scene_docstring_states_the_default_lab_noise():
+    import inspect
+
+    from soilbook.data.scene import sample_scene
+
+    default = inspect.signature(sample_scene).parameters["lab_noise"].default
+    assert f"The default {default:.2f}" in (sample_scene.__doc__ or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -11,6 +12,7 @@ from soilbook.data.schema import validate_samples
 from soilbook.data.transfer import (
     LAB_GRID_NM,
     MIN_PAIRED_PER_REGION,
+    PAIRING,
     SOC_REGIONS,
     TransferData,
     _stratified_pairs,
@@ -20,7 +22,13 @@ from soilbook.data.transfer import (
 )
 from soilbook.errors import ParameterError
 
-QUICK = {"n_sites": 300, "paired_fraction": 0.25, "unlabelled_per_site": 2, "n_regions": 4}
+QUICK = {
+    "n_sites": 300,
+    "paired_fraction": 0.25,
+    "unlabelled_per_site": 2,
+    "n_regions": 4,
+    "min_region_pixels": 10,
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +64,11 @@ def test_salinity_shapes_and_schema(salinity):
     for lo, hi in spectra.WATER_VAPOUR_NM:
         assert not np.any((wl >= lo) & (wl <= hi))
     np.testing.assert_array_equal(lab["wavelength"].values, LAB_GRID_NM)
-    assert lab.sizes["sample"] == QUICK["n_sites"] and lab.sizes["date"] == 1
+    # isolated sites (oceanic islands) are dropped by the region rule, and the description says so
+    assert lab.sizes["sample"] <= QUICK["n_sites"] and lab.sizes["date"] == 1
+    if lab.sizes["sample"] < QUICK["n_sites"]:
+        n_gone = QUICK["n_sites"] - lab.sizes["sample"]
+        assert f"Dropped {n_gone} isolated site(s)" in salinity.description
     # the library's water-vapour gaps are interpolated and flagged, never NaN
     assert lab["gap_filled"].values.sum() == 26
     assert not np.isnan(lab["reflectance"].values).any()
@@ -114,7 +126,8 @@ def test_every_region_has_paired_sites(salinity):
     table = region_table(salinity)
     assert list(table.index) == [f"region_{i}" for i in range(QUICK["n_regions"])]
     assert (table["paired_sites"] >= MIN_PAIRED_PER_REGION).all()
-    assert table["lab_sites"].sum() == QUICK["n_sites"]
+    assert table["lab_sites"].sum() == salinity.lab.sizes["sample"]
+    assert (table["satellite_pixels"] >= QUICK["min_region_pixels"]).all()  # the floor
     assert (table["paired_sites"] == table["satellite_pixels"]).all()
     assert (table["lab_only_sites"] == table["lab_sites"] - table["paired_sites"]).all()
     assert table["unlabelled_pixels"].sum() == salinity.unlabelled.sizes["sample"]
@@ -122,6 +135,63 @@ def test_every_region_has_paired_sites(salinity):
     share = table["paired_sites"] / table["lab_sites"]
     assert np.all(np.abs(share - QUICK["paired_fraction"]) < 0.1)
     assert np.all(table["target_mean"] > 0) and np.all(table["target_sd"] > 0)
+
+
+def test_regions_are_compact_with_a_floor_on_labelled_pixels(salinity):
+    table = region_table(salinity)
+    assert {"locations", "extent_km", "radius_km"} <= set(table.columns)
+    assert (table["satellite_pixels"] >= QUICK["min_region_pixels"]).all()
+    # k-means once joined Hawaii, Samoa and eastern Australia into one region (9,256 km, 13
+    # labelled pixels); isolated island groups are now dropped and no region spans an ocean
+    assert (table["extent_km"] < 9000).all()
+    assert not ((salinity.lab["lon"].values < -150) & (salinity.lab["lat"].values > 15)).any()
+    assert "Regions: region_0: " in salinity.description and "km across" in salinity.description
+
+
+def test_one_labelled_pixel_per_location_and_location_ids(salinity):
+    sat, lab, unl = salinity.satellite, salinity.lab, salinity.unlabelled
+    assert sat["location"].to_index().is_unique  # a pixel is a place
+    np.testing.assert_array_equal(
+        sat["location"].values, lab["location"].values[sat["lab_index"].values]
+    )
+    # lab samples at the same coordinates (horizons of one profile) share a location id
+    where = pd.DataFrame(
+        {
+            "loc": lab["location"].values,
+            "lat": lab["lat"].values.round(6),
+            "lon": lab["lon"].values.round(6),
+        }
+    )
+    assert (where.groupby(["lat", "lon"])["loc"].nunique() == 1).all()
+    assert where.groupby(["lat", "lon"]).ngroups == where["loc"].nunique()
+    # unlabelled pixels keep the location of the sample they were made from
+    site_loc = dict(zip(lab["site"].values, lab["location"].values, strict=True))
+    at_site = unl["site"].values != ""
+    np.testing.assert_array_equal(
+        unl["location"].values[at_site], [site_loc[s] for s in unl["site"].values[at_site]]
+    )
+
+
+def test_description_states_pairing_depth_and_ancillary_inputs(salinity):
+    text = salinity.description
+    assert "Pairing: pairs come from the site id" in text and "distance 0 km" in text
+    assert salinity.satellite.attrs["pairing"] == PAIRING
+    assert "records no sampling depth" in text
+    assert np.isnan(salinity.lab["depth_top_cm"].values).all()
+    assert salinity.lab["topsoil"].values.all()
+    assert "Ancillary inputs: none" in text and "sand, clay and climate" in text
+    assert "covariates" not in salinity.satellite.data_vars
+
+
+def test_pairs_one_per_location_and_topsoil_only():
+    rng = np.random.default_rng(0)
+    group = np.array(["a"] * 40 + ["b"] * 40)
+    location = np.repeat(np.arange(40), 2)  # two horizons per place
+    eligible = np.tile([True, False], 40)  # only the upper one is topsoil
+    paired = _stratified_pairs(group, 0.75, rng, "soc", location=location, eligible=eligible)
+    assert not paired[~eligible].any()
+    assert np.bincount(location[paired]).max() == 1
+    assert paired[:40].sum() == paired[40:].sum() == 20  # capped by the 20 topsoil places
 
 
 def test_salinity_labels_are_simulated_and_said_so(salinity):
@@ -170,6 +240,25 @@ def test_soc_uses_real_limesoda_labels(soc, mirror):
     assert (region_table(soc)["paired_sites"] >= MIN_PAIRED_PER_REGION).all()
 
 
+def test_soc_student_gets_the_measured_clay(soc, mirror):
+    from soilbook.data.real.limesoda_lab import load_limesoda_lab
+
+    real = load_limesoda_lab(target="SOC", ancillary=("Clay",))
+    clay = dict(zip(real["sample_id"].values, real["anc_clay"].values, strict=True))
+    sat, unl = soc.satellite, soc.unlabelled
+    for ds in (sat, unl):
+        assert list(ds["feature"].values) == ["clay"]
+        assert list(ds["feature_group"].values) == ["soil"]
+        assert list(ds["feature_units"].values) == ["%"]
+        assert np.isfinite(ds["covariates"].values).all()
+    np.testing.assert_allclose(
+        sat["covariates"].values[:, 0], [clay[s] for s in sat["site"].values], rtol=1e-6
+    )
+    validate_samples(sat)
+    assert "Ancillary inputs" in soc.description and "clay (soil, %)" in soc.description
+    assert "Not available here: sand, climate" in soc.description
+
+
 # -- argument checks -----------------------------------------------------------------------------
 
 GOOD = {"n_sites": 800, "paired_fraction": 0.25, "unlabelled_per_site": 2, "n_regions": 5}
@@ -193,6 +282,8 @@ def test_check_accepts_defaults():
         ("soc", {}, "fixed by the data"),
         ("salinity", {"n_regions": 1}, ">= 2"),
         ("salinity", {"unlabelled_per_site": -1}, "unlabelled_per_site"),
+        ("salinity", {"min_region_pixels": 50}, "below min_region_pixels=50"),
+        ("salinity", {"min_region_pixels": 1}, "min_region_pixels=1"),
     ],
 )
 def test_check_errors(target, changes, match):
@@ -218,7 +309,7 @@ def test_loader_rechecks_the_drawn_pairs():
 
 def test_load_refuses_bad_srf_and_soc_regions(mirror):
     with pytest.raises(ParameterError, match="srf"):
-        load_transfer("salinity", n_sites=100, srf="boxcar")
+        load_transfer("salinity", n_sites=100, srf="boxcar", min_region_pixels=2)
     with pytest.raises(ParameterError, match="fixed by the data"):
         load_transfer("soc", n_regions=5)
     with pytest.raises(ParameterError, match="only 4065"):

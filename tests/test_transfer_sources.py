@@ -16,10 +16,22 @@ from soilbook.errors import ParameterError
 
 N_ROWS = 120
 GRID_10 = np.arange(400, 2451, 10)
-QUICK = {"n_sites": 800, "paired_fraction": 0.25, "unlabelled_per_site": 1, "n_regions": 2}
+QUICK = {
+    "n_sites": 800,
+    "paired_fraction": 0.25,
+    "unlabelled_per_site": 1,
+    "n_regions": 2,
+    "min_region_pixels": 5,
+}
 #: check_transfer_args settings of the quick profile, and of a small file.
 QUICK_ARGS = {"n_sites": 800, "paired_fraction": 0.25, "unlabelled_per_site": 2, "n_regions": 5}
-SMALL_FILE_ARGS = {"n_sites": 30, "paired_fraction": 0.9, "unlabelled_per_site": 1, "n_regions": 2}
+SMALL_FILE_ARGS = {
+    "n_sites": 30,
+    "paired_fraction": 0.9,
+    "unlabelled_per_site": 1,
+    "n_regions": 2,
+    "min_region_pixels": 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +169,114 @@ def test_file_missing_columns_and_range(tmp_path):
             )
         with pytest.raises(SchemaError, match=name):
             load_transfer("salinity", lab_source="file", data_path=path, target_column="ec")
-    short = tmp_path / "short.csv"
-    df.drop(columns=[f"refl_{w}" for w in GRID_10 if w > 2300]).to_csv(short, index=False)
-    with pytest.raises(SchemaError, match=r"missing 2300-2450 nm.*narrower grid is not supported"):
-        load_transfer("salinity", lab_source="file", data_path=short, target_column="ec")
+    tiny = tmp_path / "tiny.csv"
+    df.drop(columns=[f"refl_{w}" for w in GRID_10 if not 1000 <= w <= 1150]).to_csv(tiny)
+    with pytest.raises(SchemaError, match=r"cover 1000-1150 nm.*at least 20 \(200 nm\)"):
+        check_transfer_args(
+            "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=tiny, target_column="ec"
+        )
+
+
+def test_nir_only_library_gives_a_narrower_grid_and_drops_satellite_bands(mirror, tmp_path):
+    """A NIR-only library (1100-2498 nm) is used on 1100-2450 nm; bands outside are dropped."""
+    df = _soil_table(n=60, seed=2)
+    nir = np.arange(1100, 2499, 2)
+    lab_wl = np.arange(400, 2451, 10)
+    refl = df[[f"refl_{w}" for w in lab_wl]].to_numpy()
+    values = np.stack([np.interp(nir, lab_wl, r) for r in refl])
+    table = pd.concat(
+        [
+            df[["site", "lat", "lon", "ec"]],
+            pd.DataFrame(values, columns=[f"refl_{w}" for w in nir]),
+        ],
+        axis=1,
+    )
+    path = tmp_path / "nir.csv"
+    table.to_csv(path, index=False)
+    check_transfer_args(
+        "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+    )
+    with pytest.warns(UserWarning, match=r"lab grid is 1100-2450 nm.*satellite bands outside"):
+        data = load_transfer(
+            "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+        )
+    lab, sat = data.lab, data.satellite
+    np.testing.assert_array_equal(lab["wavelength"].values, np.arange(1100, 2451, 10.0))
+    half = sat["fwhm"].values / 2
+    assert (sat["wavelength"].values - half >= 1100).all()
+    assert (sat["wavelength"].values + half <= 2450).all()
+    assert 100 < sat.sizes["band"] < 216
+    assert "1100-2450 nm" in data.description and "half-maximum" in data.description
+    np.testing.assert_array_equal(data.unlabelled["band"].values, sat["band"].values)
+
+
+def test_group_column_makes_coordinates_optional(mirror, tmp_path):
+    df = _soil_table(n=60, seed=4)
+    df["group"] = np.where(df["lon"] > 0, "east", "west")
+    path = tmp_path / "no_coords.csv"
+    df.drop(columns=["lat", "lon"]).to_csv(path, index=False)
+    kwargs = {**SMALL_FILE_ARGS, "n_regions": None}
+    check_transfer_args("salinity", **kwargs, lab_source="file", data_path=path, target_column="ec")
+    data = load_transfer(
+        "salinity", **kwargs, lab_source="file", data_path=path, target_column="ec"
+    )
+    assert set(data.lab["group"].values) == {"east", "west"}
+    assert np.isnan(data.lab["lat"].values).all()
+    validate_samples(data.satellite)
+    assert "extent unknown" in data.description
+    one = tmp_path / "only_lat.csv"
+    df.drop(columns=["lon"]).to_csv(one, index=False)
+    with pytest.raises(SchemaError, match="has a 'lat' column but no 'lon'"):
+        check_transfer_args(
+            "salinity", **kwargs, lab_source="file", data_path=one, target_column="ec"
+        )
+
+
+def test_depth_and_ancillary_columns_of_a_file(mirror, tmp_path):
+    df = _soil_table(n=80, seed=5)
+    rng = np.random.default_rng(5)
+    df["depth_top_cm"] = np.where(np.arange(80) % 4 == 0, 30.0, 0.0)  # every 4th: subsoil
+    df.loc[3, "depth_top_cm"] = np.nan  # not recorded: treated as topsoil
+    df["soil:sand"] = rng.uniform(10, 80, 80)
+    df["climate:map_mm"] = rng.uniform(200, 900, 80)
+    path = tmp_path / "depth.csv"
+    df.to_csv(path, index=False)
+    kwargs = {**SMALL_FILE_ARGS, "n_sites": 80, "paired_fraction": 0.4}
+    data = load_transfer(
+        "salinity", **kwargs, lab_source="file", data_path=path, target_column="ec"
+    )
+    lab, sat, unl = data.lab, data.satellite, data.unlabelled
+    subsoil = lab["depth_top_cm"].values > 5
+    np.testing.assert_array_equal(lab["topsoil"].values, ~subsoil)
+    assert subsoil.sum() == 20 and not lab["paired"].values[subsoil].any()
+    deep = set(lab["site"].values[subsoil])
+    assert not deep & set(sat["site"].values) and not deep & set(unl["site"].values)
+    for ds in (sat, unl):
+        assert list(ds["feature"].values) == ["sand", "map_mm"]
+        assert list(ds["feature_group"].values) == ["soil", "climate"]
+    sand = dict(zip(df["site"], df["soil:sand"], strict=True))
+    np.testing.assert_allclose(
+        sat["covariates"].values[:, 0], [sand[s] for s in sat["site"].values], rtol=1e-6
+    )
+    assert "records the top depth of 79 of" in data.description
+    assert "sand (soil), map_mm (climate)" in data.description
+    bad = tmp_path / "bad_prefix.csv"
+    df.rename(columns={"soil:sand": "soils:sand"}).to_csv(bad, index=False)
+    with pytest.raises(SchemaError, match=r"unknown feature group prefix\(es\) \['soils'\]"):
+        check_transfer_args(
+            "salinity", **kwargs, lab_source="file", data_path=bad, target_column="ec"
+        )
+
+
+def test_projected_coordinates_in_a_lab_file_are_refused(mirror, tmp_path):
+    df = _soil_table(n=30)
+    df["lat"] = df["lat"] * 1e5  # metres, not degrees
+    path = tmp_path / "utm.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(SchemaError, match="not WGS84 degrees"):
+        load_transfer(
+            "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+        )
 
 
 @pytest.mark.parametrize(
@@ -276,7 +392,13 @@ def _write_ossl(tmp_path: Path, n: int = 60) -> list[Path]:
     visnir.insert(0, ID, ids)
     east = np.arange(n) >= n // 2
     lab = pd.DataFrame(
-        {ID: ids, "ec_usda.a364_ds.m": rng.lognormal(0, 1, n), "oc_usda.c729_w.pct": 2.0}
+        {
+            ID: ids,
+            "ec_usda.a364_ds.m": rng.lognormal(0, 1, n),
+            "oc_usda.c729_w.pct": 2.0,
+            "clay.tot_usda.a334_w.pct": rng.uniform(5, 50, n),
+            "sand.tot_usda.c60_w.pct": np.where(np.arange(n) == 7, np.nan, rng.uniform(5, 80, n)),
+        }
     )
     site = pd.DataFrame(
         {
@@ -284,7 +406,7 @@ def _write_ossl(tmp_path: Path, n: int = 60) -> list[Path]:
             "longitude.point_wgs84_dd": np.where(east, 36.0, -105.0) + rng.normal(0, 0.2, n),
             "latitude.point_wgs84_dd": np.where(east, -1.0, 40.0) + rng.normal(0, 0.2, n),
             "dataset.code_ascii_txt": np.where(east, "AFSIS1.SSL", "KSSL.SSL"),
-            "layer.upper.depth_usda_cm": 0.0,
+            "layer.upper.depth_usda_cm": np.where(np.arange(n) % 5 == 4, 30.0, 0.0),
         }
     )
     paths = [tmp_path / f"ossl_{k}.csv.gz" for k in ("visnir", "soillab", "soilsite")]
@@ -312,6 +434,7 @@ def test_ossl_source_through_monkeypatched_loader(mirror, tmp_path, monkeypatch)
         unlabelled_per_site=1,
         n_regions=2,
         seed=0,
+        min_region_pixels=5,
     )
     assert asked == ["ec"]
     lab, sat = data.lab, data.satellite
@@ -328,6 +451,15 @@ def test_ossl_source_through_monkeypatched_loader(mirror, tmp_path, monkeypatch)
     by_group = pd.Series(lab["dataset_code"].values).groupby(lab["group"].values).nunique()
     assert (by_group == 1).all()
     assert "Open Soil Spectral Library" in data.description
+    # clay and sand are the student's ancillary inputs; the one missing sand value is filled
+    for ds in (sat, data.unlabelled):
+        assert list(ds["feature"].values) == ["clay", "sand"]
+        assert np.isfinite(ds["covariates"].values).all()
+    # subsoil layers (top 30 cm) stay in the lab set but get no pixel
+    deep = lab["depth_top_cm"].values > 5
+    assert deep.any() and not lab["paired"].values[deep].any()
+    assert not set(lab["site"].values[deep]) & set(data.unlabelled["site"].values)
+    assert "only topsoil samples" in data.description
     load_transfer(
         "soc",
         lab_source="ossl",
@@ -335,5 +467,6 @@ def test_ossl_source_through_monkeypatched_loader(mirror, tmp_path, monkeypatch)
         paired_fraction=0.4,
         unlabelled_per_site=0,
         n_regions=2,
+        min_region_pixels=5,
     )
     assert asked == ["ec", "soc"]

@@ -3,12 +3,19 @@
 The notebook ``notebooks/02_spectral_transfer_deepsalt.ipynb``: its parameters
 (:data:`PARAMS`), the checks of the whole set (:func:`check`: ``heads`` must divide ``width``,
 then :func:`soilbook.data.transfer.check_transfer_args`, which reads only a CSV's header and
-scans its bytes) and its data (:func:`load_data`, over
+scans its bytes — the required columns, the spectra's coverage of the lab grid, the floor on
+labelled pixels per region) and its data (:func:`load_data`, over
 :func:`soilbook.data.transfer.load_transfer`), gathered in :data:`CHAPTER`.
+
+What the data need, shown by ``soilbook run 02 --help-params``: a lab file's spectra are used
+where they cover 400-2450 nm (:data:`soilbook.data.labdomain.COVERAGE_RULE`); ``lat``/``lon``
+are needed only without a ``group`` column.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,13 +39,40 @@ PARAMS: tuple[Param, ...] = (
         "lab spectra from the bundled 'library', your own 'file' (data_path) or 'ossl' (download)",
         choices=("library", "file", "ossl"),
     ),
-    Param("data_path", str, "", "your lab spectra (CSV with refl_<nm> columns, or NetCDF)"),
+    Param(
+        "data_path",
+        str,
+        "",
+        "your lab spectra: a CSV with refl_<nm> columns, the target, lat/lon (not needed when "
+        "a 'group' column gives the regions), optional site, depth_top_cm (only topsoil, top "
+        "<= 5 cm, gets satellite pixels) and ancillary '<group>:<name>' columns (e.g. "
+        "soil:sand, climate:map_mm); or a NetCDF sample set. Coverage: the lab grid is "
+        "400-2450 nm every 10 nm where the spectra cover it (at least 200 nm; e.g. NIR-only "
+        "1100-2498 nm gives 1100-2450 nm) and satellite bands whose centre +/- FWHM/2 is not "
+        "inside it are dropped",
+    ),
     Param("target_column", str, "target", "the target's column in your file (lab_source='file')"),
     Param("n_sites", int, 800, "lab sites drawn from the spectral library", minimum=20),
     Param("paired_fraction", float, 0.25, "share of lab sites with a labelled satellite pixel"),
     Param("unlabelled_per_site", int, 2, "unlabelled satellite pixels around a site", minimum=0),
-    Param("n_regions", int, 5, "geographic regions for salinity (soc: the 3 datasets)", minimum=2),
+    Param(
+        "n_regions",
+        int,
+        5,
+        "regions built from the coordinates: compact, of comparable extent (soc from the "
+        "library: the 3 LimeSoDa datasets; a file's 'group' column: its groups)",
+        minimum=2,
+    ),
     Param("holdout_region", str, "all", "region held out ('all' = leave each region out in turn)"),
+    Param(
+        "min_region_pixels",
+        int,
+        20,
+        "fewest labelled satellite pixels a region built from coordinates must hold (its test "
+        "set when held out); isolated sites are dropped and n_regions lowered, with a warning, "
+        "when the sites cannot meet it",
+        minimum=2,
+    ),
     Param("cv_folds", int, 5, "folds of the random-split comparison", minimum=2),
     Param("epochs", int, 40, "maximum training epochs (teacher and student)", minimum=1),
     Param("batch_size", int, 32, "mini-batch size", minimum=1),
@@ -51,6 +85,15 @@ PARAMS: tuple[Param, ...] = (
     Param("beta", float, 0.9, "weight of the feature-distillation loss", minimum=0.0),
     Param("rf_trees", int, 200, "trees in the Random Forest", minimum=1),
     Param("explain_samples", int, 60, "samples for band attributions and SHAP", minimum=5),
+    Param(
+        "n_seeds",
+        int,
+        3,
+        "network repetitions over seeds for the claims' intervals; full profile 5",
+        minimum=1,
+        maximum=50,
+    ),
+    Param("n_jobs", int, 2, "worker processes for cross-validation folds", minimum=1, maximum=64),
 )
 
 _WIDTH_MIN = next(p.minimum for p in PARAMS if p.name == "width")
@@ -62,11 +105,24 @@ def n_regions(p: Mapping[str, Any]) -> int | None:
     return None if (p["target"], p["lab_source"]) == ("soc", "library") else p["n_regions"]
 
 
+def check_n_jobs(n_jobs: int) -> None:
+    """Warn when ``n_jobs`` asks for more worker processes than this machine has cores (the
+    folds then share cores and run no faster)."""
+    cores = os.cpu_count() or 1
+    if n_jobs > cores:
+        warnings.warn(
+            f"n_jobs={n_jobs} worker processes on {cores} CPU core(s): the folds will share "
+            f"cores; n_jobs={cores} is as fast and uses less memory.",
+            stacklevel=3,
+        )
+
+
 def check(p: dict[str, Any]) -> None:
     """Chapter 2's cross-checks of a full, per-value-checked parameter set."""
     from soilbook.data.transfer import check_transfer_args
 
     check_heads_divide_width(p["width"], p["heads"], min_width=int(_WIDTH_MIN or 1))
+    check_n_jobs(p["n_jobs"])
     check_transfer_args(
         p["target"],
         lab_source=p["lab_source"],
@@ -77,6 +133,7 @@ def check(p: dict[str, Any]) -> None:
         unlabelled_per_site=p["unlabelled_per_site"],
         n_regions=n_regions(p),
         holdout_region=None if p["holdout_region"] == "all" else p["holdout_region"],
+        min_region_pixels=p["min_region_pixels"],
     )
 
 
@@ -95,9 +152,10 @@ def load_data(p: Mapping[str, Any]) -> Any:
         target_column=p["target_column"],
         n_regions=n_regions(p),
         seed=p["seed"],
+        min_region_pixels=p["min_region_pixels"],
     )
 
 
 CHAPTER = Chapter(key=KEY, params=PARAMS, check=check, load=load_data)
 
-__all__ = ["CHAPTER", "KEY", "PARAMS", "check", "load_data", "n_regions"]
+__all__ = ["CHAPTER", "KEY", "PARAMS", "check", "check_n_jobs", "load_data", "n_regions"]

@@ -367,8 +367,8 @@ def sample_scene(
         simulator's salt residual (150 m), so test blocks are new places.
     lab_noise
         Standard deviation of the multiplicative, log-normal measurement noise:
-        ``target = S_pixel · exp(ε − lab_noise²/2)``, ``ε ~ N(0, lab_noise²)``. The default 0.20
-        (≈ 20 % CV) stands for laboratory error of the salt determination plus the mismatch
+        ``target = S_pixel · exp(ε − lab_noise²/2)``, ``ε ~ N(0, lab_noise²)``. The default 0.30
+        (a coefficient of variation of about 31 %, √(exp(0.30²) − 1)) stands for laboratory error of the salt determination plus the mismatch
         between a point soil sample and the 10 m pixel (within-pixel heterogeneity, GPS error).
 
     Returns

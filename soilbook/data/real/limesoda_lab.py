@@ -308,7 +308,24 @@ def _lonlat(coords: object, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lat, float), np.asarray(lon, float)
 
 
-def _one_set(d: str, raw: dict, spectral: tuple, grid: np.ndarray, target: str, location: str):
+def _ancillary_values(d: str, df: pd.DataFrame, name: str) -> np.ndarray:
+    """Property ``name`` of set ``d`` in the pooled unit, NaN where it is not reported in it."""
+    n = len(df)
+    units = _META[d]["units"]
+    if f"{name}_target" not in df.columns or units.get(name) != describe(name).units:
+        return np.full(n, np.nan)
+    return df[f"{name}_target"].to_numpy(float)
+
+
+def _one_set(
+    d: str,
+    raw: dict,
+    spectral: tuple,
+    grid: np.ndarray,
+    target: str,
+    location: str,
+    ancillary: tuple[str, ...] = (),
+):
     """One set's arrays: reflectance on ``grid`` (0-1), target and per-sample descriptions."""
     df = raw["Dataset"].reset_index(drop=True)
     cols, wl = spectral
@@ -317,6 +334,7 @@ def _one_set(d: str, raw: dict, spectral: tuple, grid: np.ndarray, target: str, 
     n = len(df)
     lat, lon = _lonlat(raw["Coordinates"], n)
     return {
+        **{f"anc_{a.lower()}": _ancillary_values(d, df, a) for a in ancillary},
         "refl": to_reflectance(values, scale) @ interpolation_matrix(wl, grid).T,
         "y": df[f"{target}_target"].to_numpy(float),
         "group": np.full(n, d, dtype=object),
@@ -332,8 +350,17 @@ def _one_set(d: str, raw: dict, spectral: tuple, grid: np.ndarray, target: str, 
     }
 
 
-def _pooled(use: list[str], raw: dict, spectral: dict, grid: np.ndarray, target: str):
-    """The chosen sets concatenated, without samples that lack a value; and how many lacked one."""
+def _pooled(
+    use: list[str],
+    raw: dict,
+    spectral: dict,
+    grid: np.ndarray,
+    target: str,
+    ancillary: tuple[str, ...] = (),
+):
+    """The chosen sets concatenated, without samples that lack a value; and how many lacked one.
+
+    A missing ancillary value does not drop a sample (it stays NaN)."""
     overview = _overview()
     parts = [
         _one_set(
@@ -343,6 +370,7 @@ def _pooled(use: list[str], raw: dict, spectral: dict, grid: np.ndarray, target:
             grid,
             target,
             str(overview.loc[d, "Location"]) if d in overview.index else "",
+            ancillary,
         )
         for d in use
     ]
@@ -357,6 +385,7 @@ def load_limesoda_lab(
     wavelengths_nm: np.ndarray | list[float] | None = None,
     *,
     truncate: bool = False,
+    ancillary: tuple[str, ...] | list[str] = (),
 ) -> xr.Dataset:
     """LimeSoDa's vis-NIR soil spectra pooled on one wavelength grid (see the module docstring).
 
@@ -374,6 +403,12 @@ def load_limesoda_lab(
     truncate
         If True, instead of refusing sets that do not cover the grid, keep only the grid points
         inside the range all chosen sets cover (``attrs["grid_truncated"]`` says so).
+    ancillary
+        Further LimeSoDa properties of :data:`LAB_TARGETS` to return beside the target, e.g.
+        ``("Clay",)`` (ancillary inputs for spectral transfer), each as a coordinate
+        ``anc_<name>`` (lower case, e.g. ``anc_clay``) in the pooled unit, NaN for a set that
+        does not report it in that unit (MG.44 / SSP.58 clay in g dm-3). A missing ancillary
+        value never drops a sample.
 
     Returns
     -------
@@ -383,9 +418,16 @@ def load_limesoda_lab(
         (the LimeSoDa set), ``country``, ``location``, ``measurement``, ``target_method``,
         ``reflectance_scale``, ``limesoda_fold``, ``sample_id``, ``lat``/``lon`` (WGS84, NaN
         where unknown); attrs ``licence`` CC BY-SA 4.0, ``citation``, ``simulated`` False,
-        ``group_kind`` "dataset", ``dataset_ids``, ``skipped``.
+        ``group_kind`` "dataset", ``dataset_ids``, ``skipped``; ``anc_<name>`` per
+        ``ancillary`` property (attributes ``units``, ``long_name``).
     """
     target = normalise_lab_target(target)
+    anc = tuple(normalise_lab_target(a) for a in ancillary)
+    if target in anc:
+        raise ParameterError(
+            f"ancillary={list(ancillary)} names the target {target!r}; an ancillary input "
+            "must be another property."
+        )
     grid = _check_grid(wavelengths_nm)
     explicit = dataset_ids is not None
     ids = _check_ids(dataset_ids)
@@ -400,7 +442,18 @@ def load_limesoda_lab(
         kept = _shared_grid(grid, candidates, spectral)
         truncated, grid = kept.size < grid.size, kept
     use = _sets_covering(candidates, spectral, grid, target, explicit, skipped)
-    cat, n_dropped = _pooled(use, raw, spectral, grid, target)
+    cat, n_dropped = _pooled(use, raw, spectral, grid, target, anc)
+    anc_coords = {
+        f"anc_{a.lower()}": (
+            "sample",
+            cat[f"anc_{a.lower()}"],
+            {
+                "units": describe(a).units,
+                "long_name": f"{describe(a).long_name} (REAL LimeSoDa measurement, ancillary)",
+            },
+        )
+        for a in anc
+    }
 
     text = {k: cat[k].astype(str) for k in (
         "group", "country", "location", "measurement", "method", "scale", "sid",
@@ -438,6 +491,7 @@ def load_limesoda_lab(
                 cat["fold"],
                 {"long_name": "LimeSoDa's predefined random 10-fold id (within its dataset)"},
             ),
+            **anc_coords,
         },
         source=f"LimeSoDa vis-NIR spectra ({', '.join(use)})",
         licence=LICENCE,

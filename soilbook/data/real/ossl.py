@@ -63,6 +63,8 @@ OSSL_TARGETS: dict[str, tuple[str, str, str]] = {
     "soc": ("oc_usda.c729_w.pct", "%", "organic carbon (total C without CaCO3, USDA c729)"),
     "ph": ("ph.h2o_usda.a268_index", "1", "pH, 1:1 soil:water (USDA a268)"),
     "clay": ("clay.tot_usda.a334_w.pct", "%", "total clay (USDA a334)"),
+    "sand": ("sand.tot_usda.c60_w.pct", "%", "total sand (USDA c60)"),
+    "silt": ("silt.tot_usda.c62_w.pct", "%", "total silt (USDA c62)"),
 }
 _SUFFIX_UNITS = {
     "ds.m": "dS/m",
@@ -208,12 +210,18 @@ def _layouts(
     return needed, needed_wl, site_read
 
 
-def _lab_values(soillab_path: PathLike, column: str) -> tuple[pd.Series, int]:
-    """Mean target per layer id (layers without a value dropped) and the table's row count."""
-    lab = pd.read_csv(soillab_path, usecols=[ID, column], dtype={ID: str})
-    lab[column] = pd.to_numeric(lab[column], errors="coerce")
+def _lab_values(
+    soillab_path: PathLike, column: str, extra: tuple[str, ...] = ()
+) -> tuple[pd.Series, int, pd.DataFrame]:
+    """Mean target per layer id (layers without a value dropped), the table's row count, and
+    the mean of each ``extra`` column per layer id (NaN where a layer has none)."""
+    lab = pd.read_csv(soillab_path, usecols=[ID, column, *extra], dtype={ID: str})
+    for c in (column, *extra):
+        lab[c] = pd.to_numeric(lab[c], errors="coerce")
     n_lab = len(lab)
-    return lab.dropna(subset=[ID, column]).groupby(ID, sort=False)[column].mean(), n_lab
+    lab = lab.dropna(subset=[ID, column])
+    means = lab.groupby(ID, sort=False)[[column, *extra]].mean()
+    return means[column], n_lab, means[list(extra)]
 
 
 def _located(
@@ -274,6 +282,7 @@ def read_ossl(
     require_location: bool = True,
     max_upper_depth_cm: float | None = None,
     chunksize: int = 2000,
+    ancillary: tuple[str, ...] | list[str] = (),
 ) -> xr.Dataset:
     """OSSL vis-NIR spectra with a soil lab target as a sample set (see the module docstring).
 
@@ -298,6 +307,12 @@ def read_ossl(
         satellite sees); needs the site table's depth column. ``None`` keeps every layer.
     chunksize
         Rows per chunk when reading the VNIR table.
+    ancillary
+        Further soil lab properties to return beside the target (short names of
+        :data:`OSSL_TARGETS` such as ``"clay"``, ``"sand"``, or column names), each as a
+        coordinate ``anc_<name>`` (NaN where a layer has no value; a missing ancillary value
+        never drops a layer). A property whose column is not in the soil lab table is left
+        out and named in ``attrs["ancillary_missing"]``.
 
     Returns
     -------
@@ -305,20 +320,26 @@ def read_ossl(
         ``reflectance`` (sample, date=1, band; 0-1) with ``band`` ``wl_<nm>`` and
         ``wavelength`` (nm), ``target`` (sample); coordinates ``group``, ``layer_id``,
         ``dataset_code``, ``lat``/``lon``, ``depth_top_cm``/``depth_bottom_cm`` (when the site
-        table has them); attrs with licence, citation and the row counts of every filter.
+        table has them), ``anc_<name>`` per ``ancillary`` property; attrs with licence,
+        citation and the row counts of every filter.
     """
     column, units, long_name = _resolve_target(target)
     grid = _check_args(wavelengths_nm, group, chunksize)
     paths = (visnir_path, soillab_path, soilsite_path)
     needed, needed_wl, site_read = _layouts(paths, column, grid, max_upper_depth_cm is not None)
+    lab_header = _header(soillab_path)
+    anc = {str(a): _resolve_target(a) for a in ancillary}
+    anc_missing = [a for a, (c, _, _) in anc.items() if c not in lab_header]
+    anc = {a: v for a, v in anc.items() if a not in anc_missing and v[0] != column}
 
     # -- target, then spectra of the layers that have one
-    lab, n_lab = _lab_values(soillab_path, column)
+    lab, n_lab, extra = _lab_values(soillab_path, column, tuple(v[0] for v in anc.values()))
     spectra, counts = _read_spectra(visnir_path, set(lab.index), needed, chunksize)
     n_missing_spectrum = int((~lab.index.isin(spectra.index)).sum())
     site = pd.read_csv(soilsite_path, usecols=site_read, dtype={ID: str, DATASET: str})
     site = site.drop_duplicates(subset=ID).set_index(ID)
-    table = spectra.join(lab.rename("target"), how="inner").join(site, how="left")
+    table = spectra.join(lab.rename("target"), how="inner").join(extra, how="left")
+    table = table.join(site, how="left")
     table, lat, lon, located, kept = _located(table, max_upper_depth_cm, require_location)
     if len(table) == 0:
         raise ValueError(
@@ -341,6 +362,12 @@ def read_ossl(
         "layer_id": ("sample", table.index.to_numpy().astype(str), {"long_name": ID}),
         "dataset_code": ("sample", codes),
     }
+    for a, (col, a_units, a_long) in anc.items():
+        coords[f"anc_{a.lower()}"] = (
+            "sample",
+            pd.to_numeric(table[col], errors="coerce").to_numpy(float),
+            {"units": a_units, "long_name": f"{a_long} (REAL OSSL measurement, ancillary)"},
+        )
     for col, name in ((DEPTH_TOP, "depth_top_cm"), (DEPTH_BOTTOM, "depth_bottom_cm")):
         if col in table.columns:
             coords[name] = (
@@ -380,6 +407,8 @@ def read_ossl(
         layers_with_target_without_spectrum=n_missing_spectrum,
         **kept,
         locations_required=bool(require_location),
+        ancillary=[a.lower() for a in anc],
+        ancillary_missing=anc_missing,
         **counts,
     )
 
