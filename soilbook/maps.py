@@ -220,11 +220,11 @@ def pixel_blocks(scene: xr.Dataset, block_side_m: float) -> np.ndarray:
     blocks are counted from the scene's north-west pixel and a pixel's label equals the
     ``group`` a sample at that pixel gets with ``block_size_m = block_side_m``.
     """
-    from soilbook.data.scene import _block_ids
+    from soilbook.data.scene import block_ids
 
     ny, nx = int(scene.sizes["y"]), int(scene.sizes["x"])
     rows, cols = np.divmod(np.arange(ny * nx), nx)
-    return _block_ids(scene, rows, cols, float(block_side_m)).reshape(ny, nx)
+    return block_ids(scene, rows, cols, float(block_side_m)).reshape(ny, nx)
 
 
 def _pixel_size(scene: xr.Dataset) -> float:

@@ -229,7 +229,7 @@ def _patch_offsets(window: int) -> dict[str, tuple]:
     }
 
 
-def _block_ids(
+def block_ids(
     scene: xr.Dataset, rows: np.ndarray, cols: np.ndarray, block_size_m: float
 ) -> np.ndarray:
     """Spatial-block labels ``b<col>_<row>`` (blocks counted from the scene's north-west corner)."""
@@ -312,7 +312,7 @@ def _pixels_dataset(
     located = "lat" in scene.coords and scene["lat"].ndim == 2
     return sample_set(
         target,
-        groups=_block_ids(scene, rows, cols, block_size_m),
+        groups=block_ids(scene, rows, cols, block_size_m),
         target_units=target_attrs.get("units", "1"),
         target_long_name=target_attrs.get("long_name", "target"),
         target_attrs=target_attrs,
