@@ -69,7 +69,7 @@ import numpy as np
 import pandas as pd
 
 from soilbook.errors import ParameterError
-from soilbook.evaluate import METRIC_INFO, METRICS, metric_function
+from soilbook.evaluate import METRIC_INFO, METRICS, check_one_of, metric_function
 
 __all__ = [
     "INCONCLUSIVE",
@@ -112,12 +112,12 @@ ArrayLike = Any  # anything np.asarray turns into a float array
 
 
 def _check_metric(metric: str) -> str:
-    if metric not in METRICS:
-        raise ParameterError(
-            f"unknown metric {metric!r}. Allowed: {list(METRICS)}. What to do: pass one of these "
-            "names (e.g. metric='rmse')."
-        )
-    return metric
+    return check_one_of(
+        metric,
+        METRICS,
+        "unknown metric",
+        ". What to do: pass one of these names (e.g. metric='rmse').",
+    )
 
 
 def _check_level(level: float) -> float:

@@ -72,6 +72,7 @@ __all__ = [
     "Splits",
     "bias",
     "ccc",
+    "check_one_of",
     "cross_validate",
     "group_kfold",
     "mae",
@@ -752,18 +753,7 @@ class CVResult:
         spread). ``scale`` is ``"original"`` (the target's unit) or ``"log1p"`` (see "Scales").
         """
         if pooled:
-            per_seed = self.seed_scores(metrics, scale).reset_index()
-            rows = []
-            for (m, s), g in per_seed.groupby(["model", "split"], sort=False):
-                row: dict[str, Any] = {"model": m, "split": s}
-                for metric in metrics:
-                    values = g[metric].to_numpy(dtype=np.float64)
-                    row[metric] = float(values[0]) if values.size == 1 else float(values.mean())
-                row["n"] = int(g["n"].iloc[0])
-                rows.append(row)
-            out = pd.DataFrame(rows).set_index(["model", "split"])
-            out["n"] = out["n"].astype(int)
-            return out
+            return self._over_seeds(metrics, scale)[[*metrics, "n"]]
         sc = self._fold_scores(scale)
         sc = sc[sc["metric"].isin(list(metrics))]
         agg = sc.groupby(["model", "split", "seed", "metric"], sort=False)["value"].agg(
@@ -789,6 +779,13 @@ class CVResult:
         columns ``<metric>`` (the mean over seeds, as in :meth:`summary`) and
         ``<metric>_seed_sd`` (the standard deviation over seeds, ddof=1; NaN for a model fitted
         once) for every metric, and ``n_seeds``."""
+        columns = [c for metric in metrics for c in (metric, f"{metric}_seed_sd")]
+        return self._over_seeds(metrics, scale)[[*columns, "n_seeds"]]
+
+    def _over_seeds(self, metrics: Sequence[str], scale: str) -> pd.DataFrame:
+        """:meth:`seed_scores` per (model, split) over its seeds: ``<metric>`` (mean),
+        ``<metric>_seed_sd`` (ddof=1; NaN for one seed), ``n`` (samples scored, as int) and
+        ``n_seeds``."""
         per_seed = self.seed_scores(metrics, scale).reset_index()
         rows = []
         for (m, s), g in per_seed.groupby(["model", "split"], sort=False):
@@ -799,9 +796,12 @@ class CVResult:
                 row[f"{metric}_seed_sd"] = (
                     float(values.std(ddof=1)) if values.size > 1 else float("nan")
                 )
+            row["n"] = int(g["n"].iloc[0])
             row["n_seeds"] = len(g)
             rows.append(row)
-        return pd.DataFrame(rows).set_index(["model", "split"])
+        out = pd.DataFrame(rows).set_index(["model", "split"])
+        out["n"] = out["n"].astype(int)
+        return out
 
     def summary_text(
         self, digits: int = 2, metrics: Sequence[str] = METRICS, scale: str = "original"
@@ -910,13 +910,22 @@ class CVResult:
         )
 
 
+def check_one_of(value: str, allowed: Sequence[str], said: str, note: str) -> str:
+    """``value`` when it is in ``allowed``, else a :class:`ParameterError` reading
+    ``"{said} {value!r}. Allowed: [...]{note}"`` (``note``: the rest of the sentence, e.g.
+    what the names mean or what to do, starting with its punctuation)."""
+    if value not in allowed:
+        raise ParameterError(f"{said} {value!r}. Allowed: {list(allowed)}{note}")
+    return value
+
+
 def _check_scale(scale: str) -> str:
-    if scale not in SCALES:
-        raise ParameterError(
-            f"scale = {scale!r}. Allowed: {list(SCALES)} (metrics on the target's unit, or on "
-            "log1p of observed and predicted values)."
-        )
-    return scale
+    return check_one_of(
+        scale,
+        SCALES,
+        "scale =",
+        " (metrics on the target's unit, or on log1p of observed and predicted values).",
+    )
 
 
 #: The per-epoch lists of a History that :meth:`CVResult.to_records` writes.
@@ -1254,28 +1263,7 @@ def _portable_error(exc: Exception, task: _Task) -> BaseException:
     return out
 
 
-def _run_serial(
-    tasks: list[_Task],
-    estimators: Mapping[str, Any],
-    ds: xr.Dataset,
-    target_transform: str,
-    bar: Any,
-) -> list[_TaskResult]:
-    results = []
-    for task in tasks:
-        if bar is not None:
-            bar.set_postfix_str(task.where())
-        try:
-            results.append(_run_task(task, estimators[task.name], ds, target_transform))
-        except Exception as exc:
-            exc.add_note(f"(raised while cross-validation was fitting {task.where()})")
-            raise
-        if bar is not None:
-            bar.update(1)
-    return results
-
-
-def _run_parallel(
+def _run_tasks(
     tasks: list[_Task],
     estimators: Mapping[str, Any],
     ds: xr.Dataset,
@@ -1283,11 +1271,25 @@ def _run_parallel(
     n_jobs: int,
     bar: Any,
 ) -> list[_TaskResult]:
-    """The tasks in ``n_jobs`` loky worker processes (one thread each); results in task order.
+    """The tasks' results, in task order: in this process when ``n_jobs`` is 1 (or there is a
+    single task), else in ``n_jobs`` loky worker processes (one thread each).
 
     Workers start with the BLAS/OpenMP thread limits at 1 (``inner_max_num_threads``) and each
     task also sets torch's threads to 1. The first error stops the run and is raised here.
     """
+    if n_jobs == 1 or len(tasks) == 1:
+        done = []
+        for task in tasks:
+            if bar is not None:
+                bar.set_postfix_str(task.where())
+            try:
+                done.append(_run_task(task, estimators[task.name], ds, target_transform))
+            except Exception as exc:
+                exc.add_note(f"(raised while cross-validation was fitting {task.where()})")
+                raise
+            if bar is not None:
+                bar.update(1)
+        return done
     from joblib import Parallel, delayed, parallel_config
 
     results: list[_TaskResult | None] = [None] * len(tasks)
@@ -1501,10 +1503,7 @@ def cross_validate(
     tasks = _plan(estimators, splits, seed_list)
     bar = _progress(len(tasks), progress, "cross-validation")
     try:
-        if n_jobs == 1 or len(tasks) == 1:
-            results = _run_serial(tasks, estimators, ds, target_transform, bar)
-        else:
-            results = _run_parallel(tasks, estimators, ds, target_transform, n_jobs, bar)
+        results = _run_tasks(tasks, estimators, ds, target_transform, n_jobs, bar)
     finally:
         if bar is not None:
             bar.close()

@@ -162,20 +162,13 @@ def predict_map(
             f"the estimator returned a map of shape {values.shape}; expected {(height, width)}."
         )
     units, long_name = _target_attrs(estimator, scene)
-    coords = {d: scene[d] for d in ("y", "x") if d in scene.coords}
-    return xr.DataArray(
-        values,
-        dims=("y", "x"),
-        coords=coords,
-        name="prediction",
-        attrs={
-            "units": units,
-            "long_name": f"predicted {long_name}",
-            "model": type(estimator).__name__,
-            "method": method,
-            "simulated": bool(scene.attrs.get("simulated", False)),
-        },
-    )
+    attrs = {
+        "units": units,
+        "long_name": f"predicted {long_name}",
+        "model": type(estimator).__name__,
+        "method": method,
+    }
+    return _map_like(scene, values, "prediction", attrs)
 
 
 def predict_map_naive(
@@ -327,25 +320,18 @@ def heldout_block_mask(
         tree = cKDTree(np.column_stack([cols[train] * px, rows[train] * px]))
         near, _ = tree.query(np.column_stack([pc * px, pr * px]), k=1)
         mask &= (near >= buffer_m).reshape(ny, nx)
-    coords = {d: scene[d] for d in ("y", "x") if d in scene.coords}
     what = f"pixels in {block_side_m:g} m blocks without training samples"
     if buffer_m > 0:
         what += f", at least {buffer_m:g} m from any training sample"
-    return xr.DataArray(
-        mask,
-        dims=("y", "x"),
-        coords=coords,
-        name="heldout",
-        attrs={
-            "block_side_m": float(block_side_m),
-            "buffer_m": float(buffer_m),
-            "n_pixels": int(mask.sum()),
-            "share": float(mask.mean()),
-            "n_train_blocks": int(train_blocks.size),
-            "description": what,
-            "simulated": bool(scene.attrs.get("simulated", False)),
-        },
-    )
+    attrs = {
+        "block_side_m": float(block_side_m),
+        "buffer_m": float(buffer_m),
+        "n_pixels": int(mask.sum()),
+        "share": float(mask.mean()),
+        "n_train_blocks": int(train_blocks.size),
+        "description": what,
+    }
+    return _map_like(scene, mask, "heldout", attrs)
 
 
 def _grid(a: Any, name: str) -> np.ndarray:
@@ -423,6 +409,8 @@ def scene_table(
 
 
 def _map_like(scene: xr.Dataset, values: np.ndarray, name: str, attrs: dict) -> xr.DataArray:
+    """``values`` (one per pixel, any shape of ny * nx) as a (y, x) map on the scene's grid
+    named ``name``, with ``attrs`` plus the scene's ``simulated`` flag."""
     coords = {d: scene[d] for d in ("y", "x") if d in scene.coords}
     ny, nx = int(scene.sizes["y"]), int(scene.sizes["x"])
     return xr.DataArray(

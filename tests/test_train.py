@@ -12,6 +12,7 @@ from torch import nn
 
 from soilbook.checkpoint import sidecar_path
 from soilbook.errors import ParameterError
+from soilbook.evaluate import CONVERGENCE_KEYS
 from soilbook.train import (
     History,
     TrainConfig,
@@ -445,23 +446,10 @@ def _hist(val, train=None, **kw) -> History:
     return History(**defaults)
 
 
-CONVERGENCE_KEYS = {
-    "best_epoch",
-    "epochs_run",
-    "final_train_loss",
-    "final_val_loss",
-    "best_val_loss",
-    "flattened",
-    "converged",
-    "early_stopped",
-    "reason",
-}
-
-
 def test_convergence_rules_on_recorded_histories():
     plateau = _hist([1.0, 0.6, 0.4, 0.35, 0.33] + [0.33 + 0.001 * (i % 3) for i in range(15)])
     rec = plateau.convergence()
-    assert CONVERGENCE_KEYS <= set(rec) and rec["converged"] and rec["flattened"]
+    assert set(CONVERGENCE_KEYS) <= set(rec) and rec["converged"] and rec["flattened"]
     assert rec["epochs_run"] == 20 and rec["best_val_loss"] == min(plateau.val_loss)
     assert rec["schedule"] == "early stopping" and "converged" in rec["reason"]
 

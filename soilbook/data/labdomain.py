@@ -224,15 +224,19 @@ def _region_of_nearest(lat, lon, site_lat, site_lon, site_group) -> np.ndarray:
 def assign_regions(
     lat: np.ndarray,
     lon: np.ndarray,
+    spare_lat: np.ndarray,
+    spare_lon: np.ndarray,
     n_regions: int,
     *,
     paired_fraction: float,
     min_pixels: int,
     topsoil: np.ndarray,
     name: str,
-) -> regions_mod.Regions:
-    """Compact regions of the drawn sites (:func:`soilbook.data.regions.compact_regions`)."""
-    return regions_mod.compact_regions(
+) -> tuple[regions_mod.Regions, np.ndarray]:
+    """Compact regions of the drawn sites at ``lat``, ``lon`` (degrees, (n,);
+    :func:`soilbook.data.regions.compact_regions`) and the region of each spare spectrum's
+    nearest site (:func:`_region_of_nearest`: ``""`` near a dropped site), (n_spare,)."""
+    regions = regions_mod.compact_regions(
         lat,
         lon,
         int(n_regions),
@@ -241,6 +245,7 @@ def assign_regions(
         eligible=topsoil,
         what=name,
     )
+    return regions, _region_of_nearest(spare_lat, spare_lon, lat, lon, regions.group)
 
 
 def finish_covariates(
@@ -340,16 +345,17 @@ def salinity_pool(
     values = salty.values.astype(np.float64)
     n = chosen.size
     lat, lon = lat_all[chosen], lon_all[chosen]
-    regions = assign_regions(
+    regions, spare_group = assign_regions(
         lat,
         lon,
+        lat_all[spare],
+        lon_all[spare],
         n_regions,
         paired_fraction=paired_fraction,
         min_pixels=min_pixels,
         topsoil=np.ones(n, bool),
         name="the ICRAF-ISRIC library",
     )
-    spare_group = _region_of_nearest(lat_all[spare], lon_all[spare], lat, lon, regions.group)
     keep, keep_spare = np.flatnonzero(regions.kept), np.flatnonzero(spare_group != "")
     labels = lib["label"].values.astype(str)
     extra = {
@@ -889,9 +895,11 @@ def table_pool(
         spare_group = table.group[spare].astype(str)
         keep = np.arange(chosen.size)
     else:
-        regions = assign_regions(
+        regions, spare_group = assign_regions(
             lat,
             lon,
+            table.lat[spare],
+            table.lon[spare],
             n_regions,
             paired_fraction=paired_fraction,
             min_pixels=min_pixels,
@@ -900,7 +908,6 @@ def table_pool(
         )
         messages += regions.messages
         group = regions.group
-        spare_group = _region_of_nearest(table.lat[spare], table.lon[spare], lat, lon, group)
         keep = np.flatnonzero(regions.kept)
     keep_spare = np.flatnonzero(spare_group != "")
     sites_cov = None if table.covariates is None else table.covariates.take(chosen[keep])

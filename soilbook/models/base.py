@@ -676,20 +676,26 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         """``checkpoint_dir / checkpoint_key(ds, y)``, created (None without checkpoints)."""
         if self.checkpoint_dir is None:
             return None
-        path = Path(self.checkpoint_dir) / self.checkpoint_key(ds, y_raw)
+        return self._make_checkpoint_folder(
+            Path(self.checkpoint_dir) / self.checkpoint_key(ds, y_raw), "checkpoint folder"
+        )
+
+    def _make_checkpoint_folder(self, path: Path, what: str) -> Path:
+        """``path`` created (with its parents) and checked writable; ``what`` names the folder in
+        the :class:`OutputDirError` raised otherwise (e.g. ``"checkpoint folder"``)."""
+        todo = (
+            "What to do: pass a writable checkpoint_dir, or checkpoint_dir=None to train without "
+            "checkpoints."
+        )
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputDirError(
-                f"{type(self).__name__}: the checkpoint folder {path} cannot be created ({exc}). "
-                "What to do: pass a writable checkpoint_dir, or checkpoint_dir=None to train "
-                "without checkpoints."
+                f"{type(self).__name__}: the {what} {path} cannot be created ({exc}). {todo}"
             ) from exc
         if not os.access(path, os.W_OK):
             raise OutputDirError(
-                f"{type(self).__name__}: the checkpoint folder {path} is not writable. What to "
-                "do: pass a writable checkpoint_dir, or checkpoint_dir=None to train without "
-                "checkpoints."
+                f"{type(self).__name__}: the {what} {path} is not writable. {todo}"
             )
         return path
 

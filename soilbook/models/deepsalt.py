@@ -205,7 +205,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
 from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_samples
-from soilbook.errors import OutputDirError, ParameterError
+from soilbook.errors import ParameterError
 from soilbook.models import base as _base
 from soilbook.models.base import NetworkRegressor, dataset_digest, select_names
 from soilbook.train import History, TrainConfig, set_seed
@@ -912,15 +912,9 @@ class DeepSaltRegressor(NetworkRegressor):
         if self.checkpoint_dir is None:
             return self._train_config(None)
         path = Path(self.checkpoint_dir) / self._teacher_key(lab_train, y_teacher)
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputDirError(
-                f"{type(self).__name__}: the teacher's checkpoint folder {path} cannot be "
-                f"created ({exc}). What to do: pass a writable checkpoint_dir, or "
-                "checkpoint_dir=None to train without checkpoints."
-            ) from exc
-        self.teacher_checkpoint_path_ = path
+        self.teacher_checkpoint_path_ = self._make_checkpoint_folder(
+            path, "teacher's checkpoint folder"
+        )
         return self._train_config(path)
 
     def _fit_teacher(self, lab_train: xr.Dataset, config: TrainConfig) -> np.ndarray:
