@@ -162,7 +162,7 @@ def test_label_simulated_on_a_hand_made_figure():
 
 
 def test_long_titles_wrap_and_paths_are_stripped():
-    assert plots.strip_paths("saved to /work/main/_build/out/fig.png") == "saved to fig.png"
+    assert plots.strip_paths("saved to /srv/project/_build/out/fig.png") == "saved to fig.png"
     assert plots.strip_paths("see ../_build/outputs/01/metrics.json") == "see metrics.json"
     assert plots.strip_paths("EC (dS/m), 1/n, g/kg") == "EC (dS/m), 1/n, g/kg"
     fig = plots.spectra(
