@@ -61,7 +61,7 @@ Every check returns a :class:`Claim` — one record shape for all chapters, writ
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -741,14 +741,16 @@ def _check_threshold(skill_threshold: float) -> float:
 
 
 def _guards(
-    name: str, skill_value: float, converged: bool, skill_threshold: float, what: str
+    name: str, skill_value: float, converged: bool, skill_threshold: float, unconverged: str
 ) -> tuple[str, str] | None:
-    """The verdict when convergence or skill already decides it (rules 1–2), else None."""
+    """The verdict when convergence or skill already decides it (rules 1–2), else None.
+
+    ``unconverged`` names the network(s) that did not converge, for the reason.
+    """
     thr = _check_threshold(skill_threshold)
     if not converged:
         return INCONCLUSIVE, (
-            f"a network in {what} did not converge, so the numbers describe the training, not "
-            "the method"
+            f"{unconverged} did not converge, so the numbers describe the training, not the method"
         )
     if not skill_value > thr:
         return NOT_REPRODUCED, (
@@ -766,6 +768,7 @@ def beats_verdict(
     skill_threshold: float = 0.0,
     name_a: str = "A",
     name_b: str = "B",
+    unconverged: Sequence[str] = (),
 ) -> tuple[str, str]:
     """The verdict and reason for "A beats B" (rules in the module docstring, in that order).
 
@@ -776,8 +779,15 @@ def beats_verdict(
     converged : False when any network in the comparison did not converge.
     skill_threshold : A needs R² > this to count as having skill (default 0).
     name_a, name_b : model names used in the reason.
+    unconverged : the names of the networks that did not converge, for the reason (empty:
+        "a network in the comparison").
     """
-    guard = _guards(name_a, skill_a, converged, skill_threshold, f"the comparison with {name_b}")
+    who = (
+        " and ".join(unconverged)
+        if unconverged
+        else f"a network in the comparison of {name_a} with {name_b}"
+    )
+    guard = _guards(name_a, skill_a, converged, skill_threshold, who)
     if guard is not None:
         return guard
     iv = f"{result.level:.0%} interval {_fmt_interval(result.interval)}"
@@ -838,6 +848,7 @@ def claim_beats(
         skill_threshold=skill_threshold,
         name_a=name_a,
         name_b=name_b,
+        unconverged=[n for n, ok in ((name_a, converged_a), (name_b, converged_b)) if not ok],
     )
     u = _units(metric, units)
     measured = (
@@ -940,7 +951,7 @@ def claim_threshold(
             f"{_fmt(vs.estimate)}{u} {_fmt_interval(vs.interval)}"
         )
     against = f" and is not worse than {best}" if baselines else ""
-    guard = _guards(name, skill(t, pred), converged, skill_threshold, f"the claim about {name}")
+    guard = _guards(name, skill(t, pred), converged, skill_threshold, name)
     if guard is not None:
         verdict, reason = guard
     elif False in conditions:
@@ -1027,7 +1038,7 @@ def claim_paper_number(
         return Claim(claim, paper, measured, None, NOT_TESTABLE, data, why)
     first = margins[next(iter(paper_values))]
     worse = [m for m, (lo, hi) in margins.items() if _condition(lo, hi) is False]
-    guard = _guards(name, skill(t, pred), converged, skill_threshold, f"the run of {name}")
+    guard = _guards(name, skill(t, pred), converged, skill_threshold, name)
     if guard is not None:
         verdict, reason = guard
     elif worse:

@@ -119,6 +119,8 @@ def test_non_converged_network_makes_the_verdict_inconclusive(flags: tuple[bool,
     )  # fmt: skip
     assert c.verdict == INCONCLUSIVE
     assert "did not converge" in c.reason
+    failed = [n for n, ok in zip("AB", flags, strict=True) if not ok]
+    assert c.reason.startswith(" and ".join(failed) + " did not converge")  # names the network
     assert c.interval is not None and c.interval[0] > 0  # the interval is still reported
 
 
