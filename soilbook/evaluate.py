@@ -39,6 +39,9 @@ fits can run in worker processes (``n_jobs=2``) with the same results. Every fit
 learning curves and convergence (best epoch, epochs run, whether validation loss flattened) are
 kept in :attr:`CVResult.histories` and :attr:`CVResult.convergence`;
 :meth:`CVResult.networks_record` is the ``networks`` entry of a notebook's ``metrics.json``.
+A model whose inner stage can score itself on data that stage never saw (``held_out_stage_scores``,
+DeepSalt's teacher on the test sites' lab spectra) gets those scores for every fold and seed in
+:attr:`CVResult.stage_scores`.
 """
 
 from __future__ import annotations
@@ -475,6 +478,10 @@ def _empty_convergence() -> pd.DataFrame:
     return pd.DataFrame(columns=list(NETWORK_RECORD_KEYS))
 
 
+def _empty_stage_scores() -> pd.DataFrame:
+    return pd.DataFrame(columns=list(_FIT_KEYS))
+
+
 @dataclass
 class CVResult:
     """Out-of-fold scores and predictions of :func:`cross_validate`.
@@ -512,6 +519,13 @@ class CVResult:
         ``"student"`` for DeepSalt). After :meth:`from_json` the values are plain dicts of
         per-epoch lists (``epoch, train_loss, val_loss``), which the learning-curve plot reads
         the same way.
+    stage_scores : DataFrame
+        One row per fitted model and inner stage that scored itself on data it held out from
+        that stage during the fit (an estimator's ``held_out_stage_scores()``, e.g. DeepSalt's
+        teacher on the lab spectra of the fold's test sites): ``model, split, seed, fold,
+        stage`` and the metrics it returned (``rmse, mae, bias, r2, ccc, rpiq, n`` ...). Every
+        fold and seed, computed in the worker that fitted it. Empty when no model has such a
+        method.
 
     Seeds
     -----
@@ -544,6 +558,7 @@ class CVResult:
     test_index: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False)
     convergence: pd.DataFrame = field(default_factory=_empty_convergence, repr=False)
     histories: dict[tuple[str, str, int, int, str], Any] = field(default_factory=dict, repr=False)
+    stage_scores: pd.DataFrame = field(default_factory=_empty_stage_scores, repr=False)
 
     def __post_init__(self) -> None:
         # tables written before seeds existed: one run per model, with no seed recorded
@@ -829,7 +844,8 @@ class CVResult:
         """Everything but the fitted estimators, as JSON-ready Python objects.
 
         Keys: ``meta, summary_pooled, summary_folds, summary_seeds, scores, predictions,
-        timings, test_index, convergence`` and, with ``histories``, ``histories`` (one record
+        timings, test_index, convergence, stage_scores`` and, with ``histories``, ``histories``
+        (one record
         per fitted network and stage with its per-epoch ``epoch, train_loss, val_loss``
         lists). With ``target_transform="log1p"`` also ``summary_pooled_log1p`` (the pooled
         metrics on the log1p scale, see "Scales").
@@ -855,6 +871,7 @@ class CVResult:
                     for (m, s), idx in self.test_index.items()
                 ],
                 "convergence": self.networks_record(),
+                "stage_scores": _jsonable(self.stage_scores.to_dict(orient="records")),
             }
         )
         if histories:
@@ -891,6 +908,9 @@ class CVResult:
         convergence = pd.DataFrame(rec.get("convergence", []))
         if convergence.empty:
             convergence = _empty_convergence()
+        stage_scores = pd.DataFrame(rec.get("stage_scores", []))
+        if stage_scores.empty:
+            stage_scores = _empty_stage_scores()
         return cls(
             scores=pd.DataFrame(rec["scores"]),
             predictions=pd.DataFrame(rec["predictions"]),
@@ -907,6 +927,7 @@ class CVResult:
                 }
                 for r in rec.get("histories", [])
             },
+            stage_scores=stage_scores,
         )
 
 
@@ -1161,6 +1182,7 @@ class _TaskResult:
     model: Any = None
     histories: dict[str, Any] = field(default_factory=dict)
     convergence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stage_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     error: BaseException | None = None
 
 
@@ -1201,6 +1223,7 @@ def _run_task(task: _Task, est: Any, ds: xr.Dataset, target_transform: str) -> _
     inner = _inner_model(fold.model)
     method = getattr(inner, "training_histories", None)
     stages = dict(method()) if callable(method) else {}
+    scorer = getattr(inner, "held_out_stage_scores", None)
     return _TaskResult(
         predicted=fold.predicted,
         fit_s=fold.fit_s,
@@ -1208,6 +1231,7 @@ def _run_task(task: _Task, est: Any, ds: xr.Dataset, target_transform: str) -> _
         model=fold.model if task.keep_model else None,
         histories=stages,
         convergence={stage: _convergence_row(h) for stage, h in stages.items()},
+        stage_scores=dict(scorer()) if callable(scorer) else {},
     )
 
 
@@ -1334,6 +1358,7 @@ class _CVTables:
     fitted: dict[tuple[str, str], Any] = field(default_factory=dict)
     test_index: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     convergence_rows: list[dict[str, Any]] = field(default_factory=list)
+    stage_score_rows: list[dict[str, Any]] = field(default_factory=list)
     histories: dict[tuple[str, str, int, int, str], Any] = field(default_factory=dict)
 
     def add_fold(
@@ -1396,6 +1421,14 @@ class _CVTables:
             self.convergence_rows.append(
                 {**dict(zip(_FIT_KEYS, fit_key, strict=True)), **result.convergence[stage]}
             )
+        for stage, scores in result.stage_scores.items():
+            fit_key = (task.name, task.label, task.seed, task.fold, str(stage))
+            self.stage_score_rows.append(
+                {
+                    **dict(zip(_FIT_KEYS, fit_key, strict=True)),
+                    **{k: float(v) for k, v in scores.items()},
+                }
+            )
 
     def to_result(self, meta: dict[str, Any]) -> CVResult:
         if self.convergence_rows:
@@ -1413,6 +1446,11 @@ class _CVTables:
             test_index=self.test_index,
             convergence=convergence,
             histories=self.histories,
+            stage_scores=(
+                pd.DataFrame(self.stage_score_rows)
+                if self.stage_score_rows
+                else _empty_stage_scores()
+            ),
         )
 
 

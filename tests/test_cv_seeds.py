@@ -391,6 +391,42 @@ def test_metrics_on_the_log1p_scale(ds, splits):
 # -- JSON ------------------------------------------------------------------------------------
 
 
+class ScoringNet(FakeNet):
+    """A FakeNet whose "teacher" stage scores itself on what it was not trained on: its score
+    is the number of training rows, so each fold's row can be checked."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__(seed=seed, stages=("teacher", "student"))
+
+    def fit(self, ds: xr.Dataset, y=None) -> ScoringNet:
+        super().fit(ds, y)
+        self.n_train_ = int(ds.sizes["sample"])
+        return self
+
+    def held_out_stage_scores(self) -> dict:
+        return {"teacher": {"r2": 0.5 + self.seed, "n": float(self.n_train_)}}
+
+
+def test_stage_scores_every_fold_and_seed_in_workers_and_json(ds, splits, tmp_path):
+    models = {"scoring": ScoringNet(), "net": FakeNet()}
+    serial = cross_validate(models, ds, splits, seeds=[0, 1], progress=False)
+    t = serial.stage_scores
+    assert list(t.columns) == ["model", "split", "seed", "fold", "stage", "r2", "n"]
+    assert len(t) == 2 * 2 * 3 and set(t["model"]) == {"scoring"}  # per split, seed and fold
+    assert set(t["stage"]) == {"teacher"}
+    np.testing.assert_array_equal(t["r2"], t["seed"] + 0.5)
+    train_sizes = {
+        (label, k): len(tr) for label, folds in splits.items() for k, (tr, _) in enumerate(folds)
+    }
+    assert all(r.n == train_sizes[(r.split, r.fold)] for r in t.itertuples(index=False))
+    parallel = cross_validate(models, ds, splits, seeds=[0, 1], n_jobs=2, progress=False)
+    pd.testing.assert_frame_equal(parallel.stage_scores, t, check_exact=True)
+    back = CVResult.from_json(serial.to_json(tmp_path / "cv.json"))
+    pd.testing.assert_frame_equal(back.stage_scores, t, check_dtype=False)
+    none = cross_validate({"net": FakeNet()}, ds, splits, progress=False)
+    assert none.stage_scores.empty and "stage" in none.stage_scores.columns
+
+
 def test_json_round_trip_keeps_seeds_convergence_and_histories(repeated, tmp_path):
     path = tmp_path / "cv.json"
     repeated.to_json(path)

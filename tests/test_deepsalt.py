@@ -15,6 +15,7 @@ from soilbook.models import deepsalt
 from soilbook.models.deepsalt import (
     DeepSaltRegressor,
     SpectralAdaptationUnit,
+    held_out_lab_rows,
     interpolation_matrix,
     teacher_lab_rows,
     unlabelled_rows,
@@ -229,6 +230,18 @@ def test_sau_identity_at_init_and_moves_after_training(fitted):
     assert not np.allclose(gain, 1.0) and not np.allclose(offset, 0.0)
 
 
+def test_teacher_features_of_pixels_before_and_after_the_sau(trio, fitted):
+    sat, lab, _ = trio
+    after = fitted.teacher_features_of_pixels(sat)
+    before = fitted.teacher_features_of_pixels(sat, adapted=False)
+    assert after.shape == before.shape == (sat.sizes["sample"], TINY["width"])
+    assert np.isfinite(after).all() and not np.allclose(after, before)  # the SAU has moved
+    assert fitted.features(lab, which="teacher").shape[1] == after.shape[1]
+    alone = DeepSaltRegressor(variant="satellite_only", **TINY).fit(sat)
+    with pytest.raises(ValueError, match="no teacher"):
+        alone.teacher_features_of_pixels(sat)
+
+
 @pytest.mark.parametrize("variant", ["no_sau", "no_distillation", "satellite_only"])
 def test_variants_run(trio, variant):
     sat, lab, _ = trio
@@ -412,6 +425,25 @@ def test_teacher_scores_on_held_out_lab_rows(trio):
     alone = DeepSaltRegressor(variant="satellite_only", **TINY).fit(sat)
     with pytest.raises(ValueError, match="no teacher"):
         alone.teacher_scores(held)
+    # the same scores, every fit, for cross_validate's stage_scores
+    assert est.held_out_stage_scores() == {"teacher": scores}
+    assert alone.held_out_stage_scores() == {}
+
+
+def test_held_out_lab_rows_are_the_test_sites_and_held_out_regions(trio):
+    sat, lab, _ = trio
+    group, site = lab["group"].values, lab["site"].values
+    train = sat.isel(sample=np.flatnonzero(sat["group"].values != "C"))
+    rows = held_out_lab_rows(lab, train)
+    np.testing.assert_array_equal(rows, np.flatnonzero(group == "C"))  # lab-only C rows too
+    assert not np.isin(rows, teacher_lab_rows(lab, train, 0.0)).any()
+    # a random fold: only the test sites' own rows (their groups are in training)
+    test_sites = sat["site"].values[:5]
+    fold = sat.isel(sample=np.arange(5, sat.sizes["sample"]))
+    np.testing.assert_array_equal(
+        held_out_lab_rows(lab, fold), np.flatnonzero(np.isin(site, test_sites))
+    )
+    assert held_out_lab_rows(lab, sat).size == 0  # nothing withheld
 
 
 # -- random-CV leakage through unlabelled pixels -----------------------------------------------

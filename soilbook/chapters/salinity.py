@@ -174,7 +174,7 @@ PARAMS: tuple[Param, ...] = (
         "(0 = no buffer)",
         minimum=0.0,
     ),
-    Param("epochs", int, 60, "maximum training epochs per fold", minimum=1),
+    Param("epochs", int, 80, "maximum training epochs per fold", minimum=1),
     Param("batch_size", int, 64, "mini-batch size", minimum=1),
     Param("width", int, 32, "network width (channels / attention dim)", minimum=4),
     Param("heads", int, 4, "attention heads", minimum=1),

@@ -74,7 +74,7 @@ PARAMS: tuple[Param, ...] = (
         minimum=2,
     ),
     Param("cv_folds", int, 5, "folds of the random-split comparison", minimum=2),
-    Param("epochs", int, 40, "maximum training epochs (teacher and student)", minimum=1),
+    Param("epochs", int, 60, "maximum training epochs (teacher and student)", minimum=1),
     Param("batch_size", int, 32, "mini-batch size", minimum=1),
     Param("width", int, 32, "encoder width (the official code: 64)", minimum=4),
     Param("depth", int, 2, "encoder layers (the official code: 3)", minimum=1),

@@ -221,6 +221,7 @@ __all__ = [
     "DeepSaltStudent",
     "SpectralAdaptationUnit",
     "SpectralEncoder",
+    "held_out_lab_rows",
     "interpolation_matrix",
     "teacher_lab_rows",
     "unlabelled_rows",
@@ -374,6 +375,23 @@ def teacher_lab_rows(
     lab_only_ok = ~paired & np.isin(groups, list(sat_groups)) & ~near
     paired_ok = paired & in_sat
     return np.flatnonzero(lab_only_ok | paired_ok)
+
+
+def held_out_lab_rows(lab: xr.Dataset, ds_sat: xr.Dataset) -> np.ndarray:
+    """Positions of the lab rows of a fit's test data: the rows of every withheld site
+    (:func:`withheld_sites`, the test fold's labelled sites) and every lab row of a withheld
+    site's group that ``ds_sat`` lacks (a held-out region, its lab-only sites included). None
+    of them is a row :func:`teacher_lab_rows` allows, so scores on them are held-out scores."""
+    sites = _site_ids(lab, "the lab set")
+    withheld = withheld_sites(ds_sat, lab)
+    if withheld is None or withheld.size == 0:
+        return np.array([], dtype=int)
+    test = np.isin(sites, withheld)
+    if "group" in lab.coords and "group" in ds_sat.coords:
+        groups = lab["group"].values.astype(str)
+        held_groups = np.setdiff1d(groups[test], ds_sat["group"].values.astype(str))
+        test |= np.isin(groups, held_groups)
+    return np.flatnonzero(test)
 
 
 def unlabelled_rows(
@@ -1011,6 +1029,7 @@ class DeepSaltRegressor(NetworkRegressor):
         self.teacher_checkpoint_path_ = None
         self.n_teacher_rows_ = 0
         self.teacher_sites_ = np.array([], dtype=str)
+        self.teacher_held_out_rows_ = np.array([], dtype=int)
         self.n_paired_sites_ = 0
         self._teacher_pooled = None
         if adapt:
@@ -1042,6 +1061,7 @@ class DeepSaltRegressor(NetworkRegressor):
                 "lab and satellite sets, or use variant='satellite_only'."
             )
         lab_train = lab.isel({SAMPLE: rows})
+        self.teacher_held_out_rows_ = held_out_lab_rows(lab, ds)
         self.n_teacher_rows_ = int(rows.size)
         self.teacher_sites_ = np.unique(_site_ids(lab_train, "the lab set"))
         self.lab_stats_ = _stats(lab_spectra[rows])
@@ -1268,6 +1288,22 @@ class DeepSaltRegressor(NetworkRegressor):
         out["n_excluded_seen"] = float(seen.sum())
         return out
 
+    def held_out_stage_scores(self) -> dict[str, dict[str, float]]:
+        """The teacher's skill on the lab spectra of this fit's test data, for
+        :func:`soilbook.evaluate.cross_validate` (``CVResult.stage_scores``, every fold and
+        seed): ``{"teacher": teacher_scores(...)}`` on :func:`held_out_lab_rows` with a finite
+        target (original units; ``n`` rows). Empty without a teacher or when the test data
+        have no lab spectrum with a target."""
+        check_is_fitted(self, "history_")
+        if self.teacher_ is None or self.lab is None or "target" not in self.lab.data_vars:
+            return {}
+        lab_test = self.lab.isel({SAMPLE: self.teacher_held_out_rows_})
+        finite = np.isfinite(np.asarray(lab_test["target"].values, dtype=float))
+        lab_test = lab_test.isel({SAMPLE: np.flatnonzero(finite)})
+        if lab_test.sizes[SAMPLE] == 0:
+            return {}
+        return {"teacher": self.teacher_scores(lab_test)}
+
     @torch.no_grad()
     def features(self, ds: xr.Dataset, which: str = "student", layer: int = -1) -> np.ndarray:
         """Token-averaged encoder features (n, width) of encoder layer ``layer``: the student's
@@ -1283,6 +1319,28 @@ class DeepSaltRegressor(NetworkRegressor):
             feats = self.teacher_.to(self.device_).eval().forward_features(x)[1]
         else:
             raise ParameterError(f"which={which!r}; allowed: 'student', 'teacher'.")
+        return feats[layer].float().mean(dim=1).cpu().numpy()
+
+    @torch.no_grad()
+    def teacher_features_of_pixels(
+        self, ds: xr.Dataset, adapted: bool = True, layer: int = -1
+    ) -> np.ndarray:
+        """The teacher's token-averaged features (n, width) of encoder layer ``layer`` for
+        satellite pixels brought to the lab grid — by the trained SAU (``adapted=True``) or by
+        its fixed interpolation alone (``adapted=False``) — and standardised with the lab
+        statistics: how the teacher sees the pixels, for the domain-gap view before and after
+        adaptation (compare with ``features(lab, which="teacher")``). Raises ValueError for a
+        variant without a teacher."""
+        check_is_fitted(self, "module_")
+        if self.teacher_ is None:
+            raise ValueError(f"variant={self.variant!r} (beta={self.beta}) has no teacher.")
+        student = self.module_.to(self.device_).eval()
+        if student.sau is None:
+            raise ValueError(f"variant={self.variant!r} has no spectral adaptation unit.")
+        x = self.to_tensors(ds)[0].to(self.device_)
+        on_lab_grid = student.sau(x) if adapted else student.sau.interpolate(x)
+        z = (on_lab_grid - student.lab_mean) / student.lab_std
+        feats = self.teacher_.to(self.device_).eval().forward_features(z)[1]
         return feats[layer].float().mean(dim=1).cpu().numpy()
 
     def band_attributions(
