@@ -321,3 +321,31 @@ def test_netcdf_target_units_replace_the_files(tmp_path: Path) -> None:
     back = load_user_file(path, target_units="g/kg")
     assert back["target"].attrs["units"] == "g/kg"
     assert back.attrs["coordinate_source"].startswith("WGS84")
+
+
+def test_netcdf_keeps_its_units_by_default(tmp_path: Path) -> None:
+    csv = tmp_path / "src.csv"
+    _table().to_csv(csv, index=False)
+    ds = load_user_file(csv, target_units="dS/m")
+    ds.attrs["simulated"] = 0
+    path = tmp_path / "set.nc"
+    _to_netcdf(ds, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "units replaced by 'unknown'" warning
+        back = load_user_file(path)
+    assert back["target"].attrs["units"] == "dS/m"
+
+
+def test_check_user_file_is_the_pre_run_check(tmp_path: Path) -> None:
+    from soilbook.data.real.userfile import check_user_file
+
+    path = _write(tmp_path, _table().assign(FID=np.arange(40)))
+    info = check_user_file(path, "auto")
+    assert info is not None and info.columns[:4] == ("sample_id", "lat", "lon", "target")
+    assert info.identifiers == {"FID": info.identifiers["FID"]} and info.has_spectral_inputs
+    with pytest.raises(ParameterError, match="not a coordinate reference system"):
+        check_user_file(path, crs="EPSG:nope")
+    nc = tmp_path / "empty.nc"
+    nc.write_bytes(b"")
+    with pytest.raises(SchemaError, match=r"is empty \(0 bytes\)"):
+        load_user_file(nc)

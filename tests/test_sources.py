@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,94 @@ def test_load_simulated() -> None:
     validate_samples(data.samples)
     assert data.scene is not None and data.samples.attrs["simulated"] in (True, 1)
     assert data.samples.sizes["sample"] == 40
+
+
+# -- a user's file: the pre-run check and the loader are one code path (userfile) ---------------
+
+
+def _fields(n: int = 40) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        {
+            "lat": 37.0 + rng.uniform(0, 0.5, n),
+            "lon": 118.0 + rng.uniform(0, 0.5, n),
+            "target": rng.gamma(2.0, 2.0, n),
+            "B04": rng.uniform(0.05, 0.3, n),
+            "terrain:slope": rng.uniform(0, 5, n),
+        }
+    )
+
+
+def _message(call) -> str:
+    with pytest.raises(SchemaError) as err:
+        call()
+    return str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (  # x/y without crs: userfile's newer coordinate rule, before the notebook runs too
+            lambda d: d.rename(columns={"lat": "y", "lon": "x"}),
+            "'x' and 'y' columns but no crs",
+        ),
+        (  # only identifiers left as predictors
+            lambda d: d.drop(columns=["B04", "terrain:slope"]).assign(FID=np.arange(len(d))),
+            r"no predictor columns \(identifier columns excluded: \['FID'\]\)",
+        ),
+        (lambda d: d.drop(columns=["lat", "lon"]), "neither a 'group' column nor 'lat'"),
+    ],
+)
+def test_bad_header_same_message_from_check_and_load(tmp_path: Path, change, message: str) -> None:
+    from soilbook.data.real.userfile import load_user_file
+
+    path = tmp_path / "bad.csv"
+    change(_fields()).to_csv(path, index=False)
+    texts = {
+        _message(lambda: sources.check_source_args("file", data_path=str(path))),
+        _message(lambda: sources.check_user_csv(path, "target")),
+        _message(lambda: sources.load("file", data_path=str(path))),
+        _message(lambda: load_user_file(path)),
+    }
+    assert len(texts) == 1, texts
+    assert re.search(message, texts.pop())
+
+
+def test_projected_lat_lon_and_identifiers_same_from_sources_and_userfile(tmp_path: Path) -> None:
+    from soilbook.data.real.userfile import load_user_file
+
+    df = _fields().assign(site_key=[f"s{i}" for i in range(40)])
+    path = tmp_path / "ids.csv"
+    df.to_csv(path, index=False)
+    with pytest.warns(UserWarning) as via_sources:
+        a = sources.load("file", data_path=str(path), target_units="dS/m").samples
+    with pytest.warns(UserWarning) as via_userfile:
+        b = load_user_file(path, target_units="dS/m")
+    said = [str(w.message) for w in via_sources]
+    assert said == [str(w.message) for w in via_userfile]
+    assert any("identifier column(s) excluded" in s and "'site_key'" in s for s in said)
+    assert a.identical(b) and a["target"].attrs["units"] == "dS/m"
+    assert list(a["feature"].values) == ["slope"]
+
+    metres = _fields()
+    metres["lat"], metres["lon"] = 4.1e6 + metres["lat"] * 1e4, 5.0e5 + metres["lon"] * 1e4
+    metres.to_csv(path, index=False)
+    sources.check_source_args("file", data_path=str(path))  # the header is fine; rows are not
+    texts = {
+        _message(lambda: sources.load("file", data_path=str(path))),
+        _message(lambda: load_user_file(path)),
+    }
+    assert len(texts) == 1 and re.search(r"not WGS84 degrees.*'x' and 'y'.*crs=", texts.pop())
+
+
+def test_xy_with_crs_through_sources(tmp_path: Path) -> None:
+    df = _fields().rename(columns={"lat": "y", "lon": "x"})
+    df["x"], df["y"] = 500000 + df["x"] * 1e3, 4100000 + df["y"] * 1e3
+    path = tmp_path / "xy.csv"
+    df.to_csv(path, index=False)
+    sources.check_source_args("file", data_path=str(path), crs="EPSG:32650")
+    with pytest.raises(ParameterError, match="not a coordinate reference system"):
+        sources.check_source_args("file", data_path=str(path), crs="EPSG:nope")
+    assert "x" in sources.check_user_csv(path, "target", crs="EPSG:32650")
+    ds = sources.load("file", data_path=str(path), crs="EPSG:32650", block_size_m=2000).samples
+    assert "EPSG:32650" in ds.attrs["coordinate_source"] and ds.attrs["block_size_m"] == 2000

@@ -464,20 +464,13 @@ def no_spectra_message(path_name: str) -> str:
 
 def _check_user_file(p: Mapping[str, Any]) -> None:
     """The pre-papermill checks of ``data_source="file"`` (see the module docstring)."""
-    from soilbook.data import tables
-    from soilbook.data.checks import check_file_content, check_utf8_text
-    from soilbook.data.real.userfile import EXPECTED_LAYOUT, check_user_path, describe_header
+    from soilbook.data.real.userfile import check_user_file
     from soilbook.data.sources import resolve_target
 
-    target = resolve_target("file", p["target"])
-    path = check_file_content(check_user_path(p["data_path"]))
-    if p["crs"].strip():
-        tables.check_crs(p["crs"])
-    if path.suffix.lower() != ".csv":
+    info = check_user_file(p["data_path"], resolve_target("file", p["target"]), crs=p["crs"])
+    if info is None:  # NetCDF / Zarr: checked when read
         return
-    columns = tables.read_header(path, layout=EXPECTED_LAYOUT)
-    check_utf8_text(path)
-    info = describe_header(path, columns, target, crs=p["crs"])
+    path = Path(p["data_path"]).expanduser()
     if not info.has_spectral_inputs:
         warnings.warn(no_spectra_message(path.name), stacklevel=4)
     n_groups = _file_group_count(p, path, info)

@@ -17,19 +17,23 @@ source         what                                        targets (first = defa
 :func:`soilbook.config.validate_params` runs before a notebook starts; :func:`load` returns a
 :class:`LoadedData` whose ``samples`` passed :func:`soilbook.data.schema.validate_samples`.
 ``target="auto"`` means the source's default target.
+
+A user's file (``"file"``) is checked and read by :mod:`soilbook.data.real.userfile` alone
+(:func:`~soilbook.data.real.userfile.check_user_file`,
+:func:`~soilbook.data.real.userfile.load_user_file`): this module only passes the arguments on,
+so the pre-run check and the loader give the same messages.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import NamedTuple
 
 import xarray as xr
 
 from soilbook.data import targets
 from soilbook.data.schema import validate_samples, validate_scene
-from soilbook.errors import ParameterError, SchemaError
+from soilbook.errors import ParameterError
 
 #: Targets per source; the first is the default ("auto"). "file" accepts any column name.
 #: Defined once, in :data:`soilbook.data.targets.SOURCE_TARGETS`.
@@ -61,14 +65,21 @@ def check_source(data_source: str) -> str:
 
 
 def check_source_args(
-    data_source: str, *, dataset_id: str = "BB.250", target: str = "auto", data_path: str = ""
+    data_source: str,
+    *,
+    dataset_id: str = "BB.250",
+    target: str = "auto",
+    data_path: str = "",
+    crs: str = "",
 ) -> None:
-    """Cheap checks of the data arguments (nothing is loaded); raises :class:`ParameterError`.
+    """Cheap checks of the data arguments (no rows are parsed).
 
     Unknown source, a LimeSoDa id without Sentinel-2 bands, a target the source does not have,
-    or (for ``"file"``) a missing path, an unsupported extension, a folder or an empty file, and
-    for a CSV (:func:`check_user_csv`) a header without the target column or without ``group``
-    / ``lat`` + ``lon``, or bytes that are not UTF-8. Raises :class:`ParameterError` or
+    or for ``"file"`` what :func:`soilbook.data.real.userfile.check_user_file` refuses: a
+    missing path, an unsupported extension, a folder, an empty file, an unknown ``crs`` (the
+    CRS of ``x`` / ``y`` columns), and for a CSV a header without the target column, without
+    ``group`` / ``lat`` + ``lon`` / ``x`` + ``y`` with ``crs``, or without predictors, or bytes
+    that are not UTF-8. Raises :class:`ParameterError` or
     :class:`~soilbook.errors.SchemaError` (the file's content).
     """
     check_source(data_source)
@@ -78,38 +89,22 @@ def check_source_args(
 
         check_dataset_id(dataset_id)
     elif data_source == "file":
-        from soilbook.data.checks import check_file_content
-        from soilbook.data.real.userfile import check_user_path
+        from soilbook.data.real.userfile import check_user_file
 
-        path = check_file_content(check_user_path(data_path))
-        if path.suffix.lower() == ".csv":
-            check_user_csv(path, tgt)
+        check_user_file(data_path, tgt, crs=crs)
 
 
-def check_user_csv(path: str | os.PathLike[str], target: str) -> list[str]:
-    """The header of a chapter-1 CSV, checked without reading its rows; returns the columns.
+def check_user_csv(path: str | os.PathLike[str], target: str, *, crs: str = "") -> list[str]:
+    """The header of a chapter-1 CSV, checked without parsing its rows; returns the columns.
 
-    Refuses (:class:`~soilbook.errors.SchemaError`, with the expected layout): what
-    :func:`soilbook.data.tables.read_header` refuses (empty, column named twice, ``;``
-    separated), bytes that are not UTF-8 anywhere in the file, no ``target`` column, and
-    neither a ``group`` column nor ``lat`` and ``lon``. The rows are checked when
+    :func:`soilbook.data.real.userfile.check_csv_header` (see there for what is refused, with
+    :class:`~soilbook.errors.SchemaError` and the expected layout); ``target`` is the column
+    name as is, ``crs`` the CRS of ``x`` / ``y`` columns. The rows are checked when
     :func:`soilbook.data.real.userfile.load_user_file` reads them.
     """
-    from soilbook.data import tables
-    from soilbook.data.checks import check_utf8_text
-    from soilbook.data.real.userfile import EXPECTED_LAYOUT
+    from soilbook.data.real.userfile import check_csv_header
 
-    path = Path(path)
-    columns = tables.read_header(path, layout=EXPECTED_LAYOUT)
-    check_utf8_text(path)
-    tables.require_columns(path, columns, [target], layout=EXPECTED_LAYOUT)
-    if "group" not in columns and not {"lat", "lon"} <= set(columns):
-        raise SchemaError(
-            f"{path.name} has neither a 'group' column nor 'lat' and 'lon' columns, so no "
-            f"spatial groups can be made for cross-validation (file: {path}; columns: "
-            f"{columns[:12]}). Expected: {EXPECTED_LAYOUT}"
-        )
-    return columns
+    return list(check_csv_header(path, target, crs=crs).columns)
 
 
 def load(
@@ -124,6 +119,10 @@ def load(
     n_dates: int = 3,
     window: int = 15,
     ucrb_depth: str = "surface",
+    target_units: str = "",
+    crs: str = "",
+    spectra_kind: str = "auto",
+    block_size_m: float | None = None,
 ) -> LoadedData:
     """Load the sample set (and, for simulated data, the scene) for a notebook.
 
@@ -143,14 +142,20 @@ def load(
     ucrb_depth
         ``"surface"`` (default: horizons at the surface, as in the source study, which is what
         a satellite sees) or ``"all"`` horizons with their mid-depth as a covariate.
+    target_units, crs, spectra_kind, block_size_m
+        Your file only, passed to :func:`soilbook.data.real.userfile.load_user_file`: the
+        target's unit (``""``: ``"unknown"``, or a NetCDF / Zarr file's own), the CRS of
+        ``x`` / ``y`` columns, how spectra are stored, and the side (m) of the spatial blocks
+        made from coordinates when the file has no ``group`` (``None``: automatic).
 
     Returns
     -------
     LoadedData
         ``samples`` in the sample-set schema; ``scene`` (simulated only) in the scene schema.
     """
-    check_source_args(data_source, dataset_id=dataset_id, target=target, data_path=data_path)
     tgt = resolve_target(data_source, target)
+    if data_source != "file":  # a file's checks run first thing in load_user_file
+        check_source_args(data_source, dataset_id=dataset_id, target=target, data_path=data_path)
     scene = None
     if data_source == "simulated":
         from soilbook.data.scene import sample_scene
@@ -169,7 +174,14 @@ def load(
     else:
         from soilbook.data.real.userfile import load_user_file
 
-        samples = load_user_file(data_path, tgt)
+        samples = load_user_file(
+            data_path,
+            tgt,
+            target_units=target_units,
+            crs=crs,
+            spectra_kind=spectra_kind,
+            block_size_m=block_size_m,
+        )
     return LoadedData(validate_samples(samples), scene)
 
 

@@ -53,6 +53,11 @@ covariates); SS-SoilNet needs spectral inputs — reflectance columns or covaria
 ``spectral`` / ``vegetation`` groups — and its spatial branch uses the other covariates (point
 data) or patches (:func:`soilbook.chapters.salinity.models_for`).
 
+Checked before any row is parsed, by :func:`check_user_file` (the path, the bytes, ``crs``
+and, for a CSV, the header: :func:`check_csv_header`, :func:`describe_header`):
+:func:`load_user_file` runs it first and :func:`soilbook.data.sources.check_source_args` runs
+it before a notebook starts, so the messages are the same either way.
+
 NetCDF (``.nc``) and Zarr (``.zarr``) files must already follow :mod:`soilbook.data.schema`; a
 missing ``group`` is made from ``lat``/``lon`` as above, ``simulated`` stored as 0/1 or text is
 turned back into a bool, ``target`` may name another data variable to use as the target, and a
@@ -72,12 +77,14 @@ import pandas as pd
 import xarray as xr
 
 from soilbook import geo
+from soilbook.data.checks import check_file_content, check_utf8_text
 from soilbook.data.schema import FEATURE_GROUPS, SchemaError, sample_set, validate_samples
 from soilbook.data.tables import (
     IDENTIFIER_RULE,
     SPECTRA_KINDS,
     BandColumns,
     SpectraKind,
+    check_crs,
     check_finite,
     check_lat_lon,
     check_path,
@@ -85,6 +92,7 @@ from soilbook.data.tables import (
     parse_band_columns,
     read_array_file,
     read_csv,
+    read_header,
     read_netcdf,
     require_columns,
     spectra_to_reflectance,
@@ -152,6 +160,7 @@ class HeaderInfo(NamedTuple):
     spectral_covariates: list[str]  # covariates in the 'spectral' or 'vegetation' group
     other_covariates: list[str]  # every other predictor
     identifiers: dict[str, str]  # excluded identifier columns (by name) -> why
+    columns: tuple[str, ...] = ()  # the header's columns, in file order
 
     @property
     def has_spectral_inputs(self) -> bool:
@@ -210,7 +219,65 @@ def describe_header(path: Path, columns: list[str], target: str, *, crs: str = "
             "no predictor columns"
             + (f" (identifier columns excluded: {list(ids)})" if ids else ""),
         )
-    return HeaderInfo(target, coords, has_group, band_cols, spectral, other, ids)
+    return HeaderInfo(target, coords, has_group, band_cols, spectral, other, ids, tuple(columns))
+
+
+def check_csv_header(path: str | os.PathLike[str], target: str, *, crs: str = "") -> HeaderInfo:
+    """A chapter-1 CSV's header checked without parsing its rows (:class:`HeaderInfo`).
+
+    What :func:`soilbook.data.tables.read_header` refuses (empty, a column named twice, ``;``
+    or tab separated), a byte that is not UTF-8 anywhere in the file
+    (:func:`soilbook.data.checks.check_utf8_text`, which streams the bytes), and what
+    :func:`describe_header` refuses (no ``target`` column; neither ``group`` nor ``lat`` +
+    ``lon`` nor ``x`` + ``y`` with ``crs``; no predictor once identifiers are excluded).
+    Raises :class:`SchemaError` (with the expected layout) or :class:`ParameterError` (a
+    folder). ``target`` is the column name as is (no ``"auto"``).
+    """
+    path = Path(path)
+    columns = read_header(path, layout=EXPECTED_LAYOUT)
+    check_utf8_text(path)
+    return describe_header(path, columns, target, crs=crs)
+
+
+def check_user_file(
+    data_path: str | os.PathLike[str], target: str | None = None, *, crs: str = ""
+) -> HeaderInfo | None:
+    """Every check of a user's file that needs no rows parsed: the one pre-run check.
+
+    The path (:func:`check_user_path`: given, exists, supported extension, not a folder), its
+    bytes (:func:`soilbook.data.checks.check_file_content`: readable, not empty), ``crs``
+    when given (:func:`soilbook.data.tables.check_crs`), and for a CSV its header
+    (:func:`check_csv_header`). :func:`load_user_file` runs it first and
+    :func:`soilbook.data.sources.check_source_args` runs it before a notebook starts, so a bad
+    file gets the same message either way.
+
+    Parameters
+    ----------
+    data_path
+        ``.csv``, ``.nc`` / ``.nc4`` or ``.zarr``.
+    target
+        The target column; ``None`` or ``"auto"`` means ``"target"``.
+    crs
+        The CRS of ``x`` / ``y`` columns (``""``: none).
+
+    Returns
+    -------
+    HeaderInfo or None
+        What the CSV header offers; ``None`` for NetCDF / Zarr (checked when read).
+
+    Raises
+    ------
+    ParameterError
+        Path problems, an unknown ``crs``.
+    SchemaError
+        An empty file, bytes that are not UTF-8, a header without what chapter 1 needs.
+    """
+    path = check_file_content(check_user_path(data_path))
+    if crs.strip():
+        check_crs(crs)
+    if path.suffix.lower() != ".csv":
+        return None
+    return check_csv_header(path, column_name(target), crs=crs)
 
 
 # -- the rows ----------------------------------------------------------------------------------
@@ -230,9 +297,8 @@ def _lonlat_blocks(
     return geo.spatial_blocks(x, y, side), side
 
 
-def _labelled_rows(path: Path, df: pd.DataFrame, target: str, crs: str) -> pd.DataFrame:
-    """Check the target, group and coordinate columns; drop the rows without a target."""
-    describe_header(path, list(df.columns), target, crs=crs)
+def _labelled_rows(path: Path, df: pd.DataFrame, target: str) -> pd.DataFrame:
+    """Drop the rows without a target (the header was checked by :func:`check_user_file`)."""
     n0 = len(df)
     df = df[df[target].notna()]
     if len(df) < n0:
@@ -403,7 +469,7 @@ def _load_csv(
     spectra_kind: str = "auto",
     block_size_m: float | None = None,
 ) -> xr.Dataset:
-    df = _labelled_rows(path, read_csv(path, layout=EXPECTED_LAYOUT), target, crs)
+    df = _labelled_rows(path, read_csv(path, layout=EXPECTED_LAYOUT), target)
     bands = parse_band_columns(list(df.columns))
     feat_cols, excluded = _feature_columns(path, df, target, bands)
     value_cols = list(bands.columns.values()) + feat_cols
@@ -426,7 +492,7 @@ def _load_csv(
         group_long_name = None
         attrs["group_kind"] = "the file's 'group' column"
     else:
-        assert lat is not None and lon is not None  # describe_header required coordinates
+        assert lat is not None and lon is not None  # check_user_file required coordinates
         groups, side = _lonlat_blocks(lat, lon, block_size_m)
         group_long_name = f"spatial block ({side:g} m)"
         attrs.update(group_kind="spatial block", block_size_m=side)
@@ -480,15 +546,19 @@ def _load_array_file(
             _fail(path, f"no data variable {target!r} (variables: {list(ds.data_vars)})")
         ds = ds.drop_vars("target", errors="ignore").rename({target: "target"})
         ds.attrs["target_name"] = target
-    if target_units.strip() and "target" in ds.data_vars:
+    units = target_units.strip()
+    if "target" in ds.data_vars:
         old = str(ds["target"].attrs.get("units", ""))
-        if old and old not in (target_units, UNKNOWN_UNITS):
-            warnings.warn(
-                f"{path.name}: the target's units {old!r} are replaced by target_units="
-                f"{target_units!r}.",
-                stacklevel=3,
-            )
-        ds["target"].attrs["units"] = target_units.strip()
+        if units and units != UNKNOWN_UNITS:
+            if old and old not in (units, UNKNOWN_UNITS):
+                warnings.warn(
+                    f"{path.name}: the target's units {old!r} are replaced by target_units="
+                    f"{units!r}.",
+                    stacklevel=3,
+                )
+            ds["target"].attrs["units"] = units
+        elif not old:  # the default never replaces the file's own units
+            ds["target"].attrs["units"] = UNKNOWN_UNITS
     if "simulated" in ds.attrs:
         ds.attrs["simulated"] = _as_bool(ds.attrs["simulated"])
     located = "lat" in ds.coords and "lon" in ds.coords
@@ -528,7 +598,8 @@ def load_user_file(
         Name of the target column / variable; ``None`` or ``"auto"`` means ``"target"``.
     target_units
         The target's unit, recorded as ``target.attrs["units"]`` (``""`` → ``"unknown"``; for
-        NetCDF/Zarr a non-empty value replaces the file's).
+        NetCDF/Zarr a value other than ``""`` / ``"unknown"`` replaces the file's, which the
+        default keeps).
     licence, citation
         Recorded on the result (CSV only; NetCDF/Zarr carry their own attributes).
     crs
@@ -544,13 +615,16 @@ def load_user_file(
     Raises
     ------
     ParameterError
-        The path does not exist or has an unsupported extension; an unknown ``spectra_kind``
-        or ``crs``.
+        The path does not exist, is a folder or has an unsupported extension; an unknown
+        ``spectra_kind`` or ``crs``.
     SchemaError
-        A required column / variable is missing, coordinates are not degrees, spectra cannot
-        be told apart; the message shows the expected layout or what to set.
+        An empty file or one that is not UTF-8 (:func:`check_user_file`, the same checks and
+        messages as before a notebook runs), a required column / variable is missing,
+        coordinates are not degrees, spectra cannot be told apart; the message shows the
+        expected layout or what to set.
     """
-    p = check_user_path(path)
+    check_user_file(path, target, crs=crs)
+    p = Path(path).expanduser()  # what check_user_path checked
     name = column_name(target)
     check_spectra_kind(spectra_kind)
     if block_size_m is not None and not (np.isfinite(block_size_m) and block_size_m > 0):
@@ -579,8 +653,10 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "UNKNOWN_UNITS",
     "HeaderInfo",
+    "check_csv_header",
     "check_path",
     "check_spectra_kind",
+    "check_user_file",
     "check_user_path",
     "describe_header",
     "load_user_file",
