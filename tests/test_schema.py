@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soilbook.data.schema import SchemaError, sample_set, validate_samples
+from soilbook.data.schema import (
+    SchemaError,
+    sample_set,
+    tabular_feature_names,
+    to_tabular,
+    validate_samples,
+)
 
 ATTRS = {"source": "unit test", "licence": "CC0", "citation": "none", "simulated": True}
 
@@ -81,3 +87,57 @@ def test_infinite_inputs_are_refused():
         sample_set(**args)
     with pytest.raises(SchemaError, match="'target' holds 1 infinite"):
         sample_set(**{**_args(), "target": [1, 2, np.inf, 4, 5, 6]})
+
+
+def _climate_set(**change):
+    rng = np.random.default_rng(0)
+    args = dict(
+        target=rng.uniform(10, 90, 4),
+        groups=["a", "a", "b", "b"],
+        target_units="Mg C/ha",
+        target_long_name="SOC stock 0-100 cm",
+        climate=rng.normal(size=(4, 3, 2)).astype(np.float32),
+        climate_times=["2010-01-01", "2010-02-01", "2010-03-01"],
+        climate_variables={"pr": "mm", "tmmx": "degC"},
+        source="test",
+        licence="CC0-1.0",
+        citation="none",
+        simulated=True,
+    )
+    return sample_set(**{**args, **change})
+
+
+def test_climate_series_in_the_schema_and_the_table():
+    ds = _climate_set()
+    assert ds["climate"].dims == ("sample", "time", "variable")
+    assert ds["climate"].dtype == np.float32
+    assert list(ds["variable_units"].values) == ["mm", "degC"]
+    assert np.issubdtype(ds["time"].dtype, np.datetime64)
+    names, groups = tabular_feature_names(ds)
+    assert names[:3] == ["pr@2010-01", "pr@2010-02", "pr@2010-03"] and names[3] == "tmmx@2010-01"
+    assert set(groups) == {"climate"}
+    x = to_tabular(ds)
+    assert x.shape == (4, 6)
+    np.testing.assert_array_equal(x[:, 4], ds["climate"].values[:, 1, 1])  # tmmx, February
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"climate": np.zeros((4, 3))}, r"\(sample, time, variable\)"),
+        ({"climate_times": None}, "without its times and variables"),
+        ({"climate_variables": {"pr": "mm"}}, "1 climate variables were given for the 2"),
+        ({"climate_times": ["2010-01-01"]}, "1 climate times were given for the 3"),
+    ],
+)
+def test_climate_pieces_that_do_not_fit_are_named(change, match):
+    with pytest.raises(SchemaError, match=match):
+        _climate_set(**change)
+
+
+def test_climate_without_its_labels_is_refused():
+    ds = _climate_set()
+    with pytest.raises(SchemaError, match="variable_units"):
+        validate_samples(ds.drop_vars("variable_units"))
+    with pytest.raises(SchemaError, match="datetime64 'time'"):
+        validate_samples(ds.assign_coords(time=("time", [1, 2, 3])))

@@ -8,18 +8,23 @@ Sample set (one row per field sample)
 -------------------------------------
 dims
     ``sample``; as needed ``date`` (acquisition), ``band`` (spectral band), ``feature``
-    (tabular covariate), ``layer`` (environmental raster layer), ``y`` / ``x`` (patch pixels).
+    (tabular covariate), ``layer`` (environmental raster layer), ``y`` / ``x`` (patch pixels),
+    ``time`` / ``variable`` (a climate series: its months and its variables).
 data variables (each with ``units`` and ``long_name`` attributes)
     ``target``       (sample)                 the soil property, e.g. salt content in g/kg;
     ``reflectance``  (sample, date, band)     surface reflectance, unitless (0-1), optional;
     ``covariates``   (sample, feature)        tabular covariates, optional;
     ``patches``      (sample, layer, y, x)    windows of environmental layers centred on the
-                                              sample, optional.
+                                              sample, optional (e.g. a 14-channel image patch);
+    ``climate``      (sample, time, variable) a monthly climate series per sample, optional;
+                                              ``units`` "mixed, see variable_units".
 coordinates
     ``group`` (sample, required) — the unit of grouped / spatial-block cross-validation
     (a spatial block, pedon, field or region); ``lat`` / ``lon`` (sample, WGS84 degrees, when
     known); ``band`` names and ``wavelength`` (band, nm) when spectral; ``feature_group``
-    (feature) and ``layer_group`` (layer), one of :data:`FEATURE_GROUPS`.
+    (feature) and ``layer_group`` (layer), one of :data:`FEATURE_GROUPS`; with ``climate``,
+    ``time`` (time, datetime64: the first day of each month) and ``variable_units``
+    (variable, e.g. "mm", "degC").
 attrs
     ``source``, ``licence``, ``citation``, ``simulated`` (bool), ``target_name``, and the
     parameters that produced it.
@@ -51,7 +56,10 @@ _VARIABLE_DIMS = {
     "reflectance": (SAMPLE, "date", "band"),
     "covariates": (SAMPLE, "feature"),
     "patches": (SAMPLE, "layer", "y", "x"),
+    "climate": (SAMPLE, "time", "variable"),
 }
+#: The predictor variables of a sample set (a set needs at least one).
+INPUT_VARIABLES = ("reflectance", "covariates", "patches", "climate")
 _SCENE_VARIABLE_DIMS = {
     "reflectance": ("date", "band", "y", "x"),
     "layers": ("layer", "y", "x"),
@@ -129,6 +137,23 @@ def _check_no_infinity(ds: xr.Dataset) -> None:
                 )
 
 
+def _check_climate_coords(ds: xr.Dataset) -> None:
+    """``climate`` needs ``time`` (datetime64) and ``variable`` / ``variable_units`` labels."""
+    if "time" not in ds.coords or not np.issubdtype(ds["time"].dtype, np.datetime64):
+        _fail(
+            "'climate' has no datetime64 'time' coordinate",
+            "time (time) = the first day of each month, e.g. np.datetime64('2010-01-01')",
+            "assign_coords(time=('time', pd.date_range('2010-01-01', periods=61, freq='MS')))",
+        )
+    for coord in ("variable", "variable_units"):
+        if coord not in ds.coords:
+            _fail(
+                f"'climate' has no '{coord}' coordinate",
+                "'variable' (the climate variable names) and 'variable_units' (one unit each)",
+                f"assign_coords({coord}=('variable', [...]))",
+            )
+
+
 def validate_samples(ds: xr.Dataset) -> xr.Dataset:
     """Check that ``ds`` is a sample set in the soilbook schema and return it unchanged.
 
@@ -149,10 +174,10 @@ def validate_samples(ds: xr.Dataset) -> xr.Dataset:
             "a 'target' (sample) variable",
             "add the measured soil property as 'target'",
         )
-    if not any(v in ds.data_vars for v in ("reflectance", "covariates", "patches")):
+    if not any(v in ds.data_vars for v in INPUT_VARIABLES):
         _fail(
             "the dataset has no inputs",
-            "at least one of 'reflectance', 'covariates', 'patches'",
+            f"at least one of {list(INPUT_VARIABLES)}",
             "add the predictors",
         )
     for name, dims in _VARIABLE_DIMS.items():
@@ -166,6 +191,8 @@ def validate_samples(ds: xr.Dataset) -> xr.Dataset:
         )
     _check_groups(ds, "feature_group", "feature")
     _check_groups(ds, "layer_group", "layer")
+    if "climate" in ds.data_vars:
+        _check_climate_coords(ds)
     if int(np.isnan(ds["target"].values.astype(float)).sum()):
         _fail(
             "'target' contains NaN",
@@ -284,6 +311,37 @@ def _patch_part(
     return ((SAMPLE, "layer", "y", "x"), values, attrs), coords
 
 
+def _climate_part(
+    climate: Any,
+    times: Sequence[Any] | None,
+    variables: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+    attrs: dict[str, Any],
+) -> tuple[tuple, dict[str, Any]]:
+    """The ``climate`` variable (sample, time, variable) and its coordinates."""
+    values = np.asarray(climate)
+    if values.ndim != 3:
+        _fail(
+            f"climate has shape {values.shape}",
+            "an array (sample, time, variable)",
+            "stack the monthly series as (sample, month, variable)",
+        )
+    if times is None or variables is None:
+        _fail(
+            "climate was given without its times and variables",
+            "climate_times=[...] (months) and climate_variables={name: unit, ...}",
+            "pass the months and the variables with their units",
+        )
+    names, units = _names_groups(variables)  # (name, unit) pairs, the same shape
+    _check_length("climate times", times, values.shape[1], "months of climate")
+    _check_length("climate variables", names, values.shape[2], "variables of climate")
+    coords = {
+        "time": np.asarray(times, dtype="datetime64[ns]"),
+        "variable": np.asarray(names),
+        "variable_units": ("variable", np.asarray(units)),
+    }
+    return ((SAMPLE, "time", "variable"), values, attrs), coords
+
+
 def sample_set(
     target: Any,
     *,
@@ -312,6 +370,11 @@ def sample_set(
     patch_units: str = "mixed",
     patch_long_name: str = "patches of environmental layers",
     patch_attrs: Mapping[str, Any] | None = None,
+    climate: Any = None,
+    climate_times: Sequence[Any] | None = None,
+    climate_variables: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+    climate_long_name: str = "monthly climate series",
+    climate_attrs: Mapping[str, Any] | None = None,
     lat: Any = None,
     lon: Any = None,
     sample_ids: Any = None,
@@ -341,7 +404,11 @@ def sample_set(
         per feature
     patches : (n, layer, y, x) windows centred on the samples; ``layers`` maps each layer name
         to its group (as ``features``); pixel-offset ``y`` / ``x`` coordinates go in ``coords``
-    target_attrs, reflectance_attrs, covariate_attrs, patch_attrs : further attributes of
+    climate : (n, time, variable) a monthly series per sample; ``climate_times`` the months
+        (anything ``numpy.datetime64`` reads, e.g. "2010-01-01"), ``climate_variables`` each
+        variable's unit (a mapping name → unit, or (name, unit) pairs, in column order)
+    target_attrs, reflectance_attrs, covariate_attrs, patch_attrs, climate_attrs : further
+        attributes of
         that variable, added after (and overriding) its ``units`` and ``long_name``
     lat, lon : (n,) WGS84 degrees, when known (stored as float64)
     sample_ids : (n,) the ``sample`` coordinate (default: none, i.e. positions)
@@ -391,6 +458,14 @@ def sample_set(
     if patches is not None:
         data_vars["patches"], part = _patch_part(
             patches, layers, _var_attrs(patch_units, patch_long_name, patch_attrs)
+        )
+        out_coords |= part
+    if climate is not None:
+        data_vars["climate"], part = _climate_part(
+            climate,
+            climate_times,
+            climate_variables,
+            _var_attrs("mixed, see variable_units", climate_long_name, climate_attrs),
         )
         out_coords |= part
     group_attrs = {} if group_long_name is None else {"long_name": group_long_name}
@@ -444,13 +519,19 @@ def tabular_feature_names(ds: xr.Dataset) -> tuple[list[str], list[str]]:
     if "covariates" in ds.data_vars:
         names += [str(f) for f in ds["feature"].values]
         groups += [str(g) for g in ds["feature_group"].values]
+    if "climate" in ds.data_vars:
+        months = [str(t)[:7] for t in ds["time"].values.astype("datetime64[M]")]
+        for v in (str(v) for v in ds["variable"].values):
+            names += [f"{v}@{m}" for m in months]
+            groups += ["climate"] * len(months)
     return names, groups
 
 
 def to_tabular(ds: xr.Dataset) -> np.ndarray:
     """Flatten a sample set into the table the baselines use.
 
-    Columns are the reflectance of every (date, band) pair followed by the covariates; patches
+    Columns are the reflectance of every (date, band) pair, the covariates, then the climate
+    series flattened variable by variable (``<variable>@<YYYY-MM>``, month by month); patches
     are not flattened (their centre pixels are expected among the covariates).
 
     Returns
@@ -464,8 +545,14 @@ def to_tabular(ds: xr.Dataset) -> np.ndarray:
         parts.append(ds["reflectance"].transpose(SAMPLE, "date", "band").values.reshape(n, -1))
     if "covariates" in ds.data_vars:
         parts.append(ds["covariates"].transpose(SAMPLE, "feature").values)
+    if "climate" in ds.data_vars:
+        parts.append(ds["climate"].transpose(SAMPLE, "variable", "time").values.reshape(n, -1))
     if not parts:
-        _fail("nothing to tabulate", "'reflectance' or 'covariates'", "add tabular predictors")
+        _fail(
+            "nothing to tabulate",
+            "'reflectance', 'covariates' or 'climate'",
+            "add tabular predictors",
+        )
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
