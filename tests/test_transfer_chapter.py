@@ -51,7 +51,7 @@ def test_help_params_states_the_coverage_rule_and_optional_coordinates():
     line = next(row for row in table.splitlines() if row.startswith("data_path"))
     assert "1100-2498 nm gives 1100-2450 nm" in line and "FWHM/2" in line
     assert "lat/lon (not needed when a 'group' column" in line
-    rows = {row.split()[0]: row for row in table.splitlines()[2:]}
+    rows = {row.split()[0]: row for row in table.split("\n\n")[0].splitlines()[2:]}
     assert {"n_jobs", "n_seeds", "min_region_pixels"} <= set(rows)
     assert "5" in rows["n_seeds"].split()[3:5]  # the full profile's value
 
@@ -61,3 +61,31 @@ def test_check_reads_the_header_before_any_heavy_work(tmp_path):
     path.write_text("group,target," + ",".join(f"refl_{w}" for w in range(1000, 1110, 10)) + "\n")
     with pytest.raises(SchemaError, match="at least 20"):
         _params(lab_source="file", data_path=str(path), n_regions=2)
+
+
+def test_spectra_kind_parameter_is_checked_and_reaches_the_loader(tmp_path, monkeypatch):
+    from soilbook.data import tables
+    from soilbook.data import transfer as data_transfer
+
+    assert transfer.SPECTRA_KINDS == tables.SPECTRA_KINDS
+    assert transfer.CHAPTER.defaults()["spectra_kind"] == "auto"
+    with pytest.raises(ParameterError, match=r"'spectra_kind' = 'dn'.*\['auto', 'reflectance'"):
+        _params(spectra_kind="dn")
+    # the check reads the header with spectra_kind: abs_<nm> columns are not percent
+    path = tmp_path / "abs.csv"
+    path.write_text("group,target," + ",".join(f"abs_{w}" for w in range(400, 2451, 10)) + "\n")
+    with pytest.raises(SchemaError, match=r"abs_<nm>\) says the spectra are 'absorbance'"):
+        _params(lab_source="file", data_path=str(path), n_regions=2, spectra_kind="percent")
+    seen = {}
+    monkeypatch.setattr(data_transfer, "load_transfer", lambda *a, **k: seen.update(k))
+    transfer.load_data(transfer.CHAPTER.defaults() | {"spectra_kind": "absorbance"})
+    assert seen["spectra_kind"] == "absorbance"
+
+
+def test_help_params_says_absorbance_is_detected_and_converted():
+    table = params_table(transfer.KEY, REPO)
+    assert "spectra_kind" in table and "auto|reflectance|percent|absorbance" in table
+    notes = table.split("\n\n", 1)[1]
+    assert notes == transfer.NOTES
+    assert "abs_<nm>" in notes and "detects absorbance log10(1/R)" in notes
+    assert "R = 10^-A" in notes and "1100-2498 nm gives 1100-2450 nm" in notes

@@ -13,6 +13,7 @@ from soilbook.data.transfer import (
     LAB_GRID_NM,
     MIN_PAIRED_PER_REGION,
     PAIRING,
+    PAIRING_FIXED_REGIONS,
     SOC_REGIONS,
     TransferData,
     _stratified_pairs,
@@ -238,6 +239,10 @@ def test_soc_uses_real_limesoda_labels(soc, mirror):
     assert set(sat["site"].values) == set(lab["site"].values[lab["paired"].values])
     assert "target" not in soc.unlabelled.data_vars
     assert (region_table(soc)["paired_sites"] >= MIN_PAIRED_PER_REGION).all()
+    # fixed regions: no nearest-site rule; sites without coordinates get no extent or places
+    assert soc.satellite.attrs["pairing"] == PAIRING_FIXED_REGIONS
+    assert "CV.98: no coordinates, " in soc.description
+    assert "have no coordinates: no extent or place is known for them" in soc.description
 
 
 def test_soc_student_gets_the_measured_clay(soc, mirror):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from soilbook.data import spectra
+from soilbook.data import labdomain, spectra
 from soilbook.data.schema import SchemaError, validate_samples
-from soilbook.data.transfer import LAB_GRID_NM, check_transfer_args, load_transfer
+from soilbook.data.transfer import (
+    LAB_GRID_NM,
+    PAIRING_WITHOUT_COORDINATES,
+    check_transfer_args,
+    load_transfer,
+)
 from soilbook.errors import ParameterError
 
 N_ROWS = 120
@@ -223,7 +229,13 @@ def test_group_column_makes_coordinates_optional(mirror, tmp_path):
     assert set(data.lab["group"].values) == {"east", "west"}
     assert np.isnan(data.lab["lat"].values).all()
     validate_samples(data.satellite)
-    assert "extent unknown" in data.description
+    # no coordinates: the description claims no place, extent, distance or shared location
+    text = data.description
+    assert "the source gives no coordinates, so no region has a known extent" in text
+    assert "the pixels have no location" in text and "the source gives no locations" in text
+    for claim in ("site's coordinates", "km across", "surround", "at 15 locations", "nearest"):
+        assert claim not in text, claim
+    assert data.satellite.attrs["pairing"] == PAIRING_WITHOUT_COORDINATES
     one = tmp_path / "only_lat.csv"
     df.drop(columns=["lon"]).to_csv(one, index=False)
     with pytest.raises(SchemaError, match="has a 'lat' column but no 'lon'"):
@@ -470,3 +482,138 @@ def test_ossl_source_through_monkeypatched_loader(mirror, tmp_path, monkeypatch)
         min_region_pixels=5,
     )
     assert asked == ["ec", "soc"]
+
+
+# -- absorbance spectra (abs_<nm> columns, or absorbance stored as refl_<nm>) ---------------------
+
+
+def _absorbance_table(
+    n: int = 40, seed: int = 8, prefix: str = "abs_", dark: float = 1.0, floor: float = 0.0
+):
+    """(table with absorbance A = -log10(R) in ``prefix<nm>`` columns, R = max(dark * R0,
+    floor) for the real soil reflectance R0)."""
+    df = _soil_table(n=n, seed=seed)
+    refl_cols = [f"refl_{w}" for w in GRID_10]
+    r = np.maximum(df[refl_cols].to_numpy() * dark, floor)
+    absorb = pd.DataFrame(-np.log10(r), columns=[f"{prefix}{w}" for w in GRID_10])
+    return pd.concat([df.drop(columns=refl_cols), absorb], axis=1), r
+
+
+def test_absorbance_columns_are_converted_to_reflectance(mirror, tmp_path):
+    table, r = _absorbance_table(n=30)
+    path = tmp_path / "abs.csv"
+    table.to_csv(path, index=False)
+    check_transfer_args(
+        "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+    )
+    with pytest.warns(UserWarning, match=r"abs\.csv: the spectra look like absorbance.*abs_<nm>"):
+        data = load_transfer(
+            "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+        )
+    lab = data.lab
+    rows = [int(s[1:]) for s in lab["site"].values]  # site ids s000...
+    np.testing.assert_allclose(lab["reflectance"].values[:, 0], r[rows], rtol=1e-5, atol=1e-7)
+    assert "stores absorbance log10(1/R); it was converted to reflectance" in data.description
+    assert lab.attrs["spectra_stored_as"].startswith("10^-(stored value)")
+    assert lab["reflectance"].attrs["stored_as"].startswith("10^-(stored value)")
+    # told, not detected: the same result without a warning about the guess
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = labdomain.read_lab_file(path, "ec", "dS/m", "absorbance")
+    np.testing.assert_allclose(again.values, r, rtol=1e-5, atol=1e-7)
+
+
+def test_absorbance_stored_as_refl_columns_is_detected(tmp_path):
+    """refl_<nm> columns holding absorbance (values mostly above 1) are told by 'auto'."""
+    table, r = _absorbance_table(n=30, prefix="refl_", dark=0.08)  # A = 1.1 ... 2.6
+    path = tmp_path / "refl_but_abs.csv"
+    table.to_csv(path, index=False)
+    with pytest.warns(UserWarning, match="look like absorbance"):
+        lab = labdomain.read_lab_file(path, "ec", "dS/m")
+    np.testing.assert_allclose(lab.values, r, rtol=1e-5, atol=1e-9)
+    assert "absorbance" in lab.spectra_note
+    # spectra_kind='percent' is honoured: the same values divided by 100, no guess
+    pct = labdomain.read_lab_file(path, "ec", "dS/m", "percent")
+    np.testing.assert_allclose(pct.values, table[[f"refl_{w}" for w in GRID_10]] / 100.0)
+    assert pct.spectra_note == "stored value / 100"
+
+
+def test_ambiguous_absorbance_is_refused_and_can_be_told(tmp_path):
+    """Bright soils' absorbance (0.2-1) fits 0-1 but falls from visible to NIR: 'auto' asks."""
+    table, r = _absorbance_table(n=30, prefix="refl_", floor=0.05)  # A <= 1.3
+    path = tmp_path / "ambiguous.csv"
+    table.to_csv(path, index=False)
+    with pytest.raises(SchemaError, match=r"cannot tell how the spectra are stored.*spectra_kind"):
+        labdomain.read_lab_file(path, "ec", "dS/m")
+    told = labdomain.read_lab_file(path, "ec", "dS/m", "absorbance")
+    np.testing.assert_allclose(told.values, r, rtol=1e-5, atol=1e-9)
+
+
+def test_abs_and_refl_columns_together_are_refused(tmp_path):
+    df = _soil_table(n=30)
+    df["abs_2000"] = 0.5
+    path = tmp_path / "both.csv"
+    df.to_csv(path, index=False)
+    match = r"both\.csv has both reflectance \(refl_<nm>, 206\) and absorbance \(abs_<nm>, 1\)"
+    with pytest.raises(SchemaError, match=match + ".*give one kind of spectra"):
+        check_transfer_args(
+            "salinity", **SMALL_FILE_ARGS, lab_source="file", data_path=path, target_column="ec"
+        )
+    with pytest.raises(SchemaError, match=match):
+        labdomain.read_lab_file(path, "ec", "dS/m")
+
+
+def test_abs_columns_contradicting_spectra_kind_and_narrow_abs_coverage(tmp_path):
+    table, _ = _absorbance_table(n=30)
+    path = tmp_path / "abs.csv"
+    table.to_csv(path, index=False)
+    args = {**SMALL_FILE_ARGS, "lab_source": "file", "data_path": path, "target_column": "ec"}
+    with pytest.raises(SchemaError, match=r"the column names \(abs_<nm>\) says.*'absorbance'"):
+        check_transfer_args("salinity", **args, spectra_kind="percent")
+    with pytest.raises(ParameterError, match=r"spectra_kind='dn' is not allowed; allowed: \["):
+        check_transfer_args("salinity", **args, spectra_kind="dn")
+    narrow = tmp_path / "narrow_abs.csv"
+    table.drop(columns=[f"abs_{w}" for w in GRID_10 if not 1000 <= w <= 1150]).to_csv(narrow)
+    with pytest.raises(SchemaError, match=r"cover 1000-1150 nm.*at least 20 \(200 nm\)"):
+        check_transfer_args("salinity", **{**args, "data_path": narrow})
+
+
+def _lab_netcdf(path: Path, values: np.ndarray, variable: str, attrs: dict | None = None) -> Path:
+    n = values.shape[0]
+    ds = xr.Dataset(
+        {
+            variable: (("sample", "band"), values, attrs or {}),
+            "ec": ("sample", np.linspace(0.5, 5.0, n)),
+        },
+        coords={
+            "band": [f"b{w}" for w in GRID_10],
+            "wavelength": ("band", GRID_10.astype(float)),
+            "group": ("sample", np.where(np.arange(n) % 2, "a", "b")),
+        },
+    )
+    ds.to_netcdf(path)
+    return path
+
+
+def test_lab_netcdf_absorbance_variable_and_attribute(tmp_path):
+    _, r = _absorbance_table(n=20, floor=0.05)  # A <= 1.3: ambiguous from the values alone
+    a = -np.log10(r)
+    # an 'absorbance' variable is absorbance (told by the file: no guess, no warning)
+    nc = _lab_netcdf(tmp_path / "abs.nc", a, "absorbance")
+    lab = labdomain.read_lab_file(nc, "ec", "dS/m")
+    np.testing.assert_allclose(lab.values, r, rtol=1e-5, atol=1e-9)
+    with pytest.raises(SchemaError, match=r"the variable's name \('absorbance'\) says"):
+        labdomain.read_lab_file(nc, "ec", "dS/m", "reflectance")
+    # a spectra_kind attribute of 'reflectance' decides under 'auto' (these values would be
+    # refused as ambiguous without it)
+    attr = _lab_netcdf(tmp_path / "attr.nc", a, "reflectance", {"spectra_kind": "absorbance"})
+    np.testing.assert_allclose(labdomain.read_lab_file(attr, "ec", "").values, r, rtol=1e-5)
+    plain = _lab_netcdf(tmp_path / "plain.nc", a, "reflectance")
+    with pytest.raises(SchemaError, match="cannot tell how the spectra are stored"):
+        labdomain.read_lab_file(plain, "ec", "")
+    np.testing.assert_allclose(
+        labdomain.read_lab_file(plain, "ec", "", "absorbance").values, r, rtol=1e-5
+    )
+    bad = _lab_netcdf(tmp_path / "bad.nc", a, "reflectance", {"spectra_kind": "log"})
+    with pytest.raises(SchemaError, match=r"spectra_kind='log'; allowed: \['auto'"):
+        labdomain.read_lab_file(bad, "ec", "")

@@ -28,10 +28,16 @@ from typing import Any
 from soilbook.device import check_device
 from soilbook.errors import OutputDirError, ParameterError
 
+#: The ``spectra_kind`` values of a user's spectra, the same as
+#: :data:`soilbook.data.tables.SPECTRA_KINDS` (kept here so the parameter lists load without the
+#: data layer; a test keeps them equal).
+SPECTRA_KINDS: tuple[str, ...] = ("auto", "reflectance", "percent", "absorbance")
+
 __all__ = [
     "DEVICE",
     "PROFILE",
     "SEED",
+    "SPECTRA_KINDS",
     "Chapter",
     "Param",
     "available_memory_bytes",

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from soilbook.chapters.common import (
+    SPECTRA_KINDS,
     Chapter,
     Param,
     available_memory_bytes,
@@ -67,8 +68,6 @@ MODEL_NEEDS = {
     "SS-SoilNet (concat)": f"{_SPECTRAL}, and {_SPATIAL}",
     "SS-SoilNet (spectral only)": _SPECTRAL,
 }
-#: ``spectra_kind`` values (:data:`soilbook.data.tables.SPECTRA_KINDS`; a test keeps them equal).
-SPECTRA_KINDS = ("auto", "reflectance", "percent", "absorbance")
 #: Pixel side (m) of the simulated scene.
 PIXEL_M = 10.0
 #: Largest file whose group / coordinate columns :func:`check` reads to count the groups.

@@ -7,9 +7,12 @@ scans its bytes — the required columns, the spectra's coverage of the lab grid
 labelled pixels per region) and its data (:func:`load_data`, over
 :func:`soilbook.data.transfer.load_transfer`), gathered in :data:`CHAPTER`.
 
-What the data need, shown by ``soilbook run 02 --help-params``: a lab file's spectra are used
-where they cover 400-2450 nm (:data:`soilbook.data.labdomain.COVERAGE_RULE`); ``lat``/``lon``
-are needed only without a ``group`` column.
+What the data need, shown by ``soilbook run 02 --help-params`` (:data:`NOTES`): a lab file's
+spectra are used where they cover 400-2450 nm (:data:`soilbook.data.labdomain.COVERAGE_RULE`);
+they may be reflectance (``refl_<nm>``: 0-1, percent or x 10 000) or absorbance
+(``abs_<nm>``, log10(1/R)), which is detected (``spectra_kind="auto"``) or told and converted
+to R = 10^-A (:func:`soilbook.data.tables.spectra_to_reflectance`); ``lat``/``lon`` are needed
+only without a ``group`` column.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from soilbook.chapters.common import Chapter, Param, check_heads_divide_width, shared_params
+from soilbook.chapters.common import (
+    SPECTRA_KINDS,
+    Chapter,
+    Param,
+    check_heads_divide_width,
+    shared_params,
+)
 
 KEY = "02_spectral_transfer_deepsalt"
 
@@ -43,7 +52,8 @@ PARAMS: tuple[Param, ...] = (
         "data_path",
         str,
         "",
-        "your lab spectra: a CSV with refl_<nm> columns, the target, lat/lon (not needed when "
+        "your lab spectra: a CSV with refl_<nm> (reflectance) or abs_<nm> (absorbance) "
+        "columns, the target, lat/lon (not needed when "
         "a 'group' column gives the regions), optional site, depth_top_cm (only topsoil, top "
         "<= 5 cm, gets satellite pixels) and ancillary '<group>:<name>' columns (e.g. "
         "soil:sand, climate:map_mm); or a NetCDF sample set. Coverage: the lab grid is "
@@ -52,6 +62,16 @@ PARAMS: tuple[Param, ...] = (
         "inside it are dropped",
     ),
     Param("target_column", str, "target", "the target's column in your file (lab_source='file')"),
+    Param(
+        "spectra_kind",
+        str,
+        "auto",
+        "how your lab file's spectra are stored (lab_source='file'): 'auto' (abs_<nm> columns "
+        "are absorbance, otherwise told from the values; an ambiguous table is refused), "
+        "'reflectance' (0-1 or x 10000), 'percent' or 'absorbance' (log10(1/R), converted to "
+        "R = 10^-A)",
+        choices=SPECTRA_KINDS,
+    ),
     Param("n_sites", int, 800, "lab sites drawn from the spectral library", minimum=20),
     Param("paired_fraction", float, 0.25, "share of lab sites with a labelled satellite pixel"),
     Param("unlabelled_per_site", int, 2, "unlabelled satellite pixels around a site", minimum=0),
@@ -79,6 +99,13 @@ PARAMS: tuple[Param, ...] = (
     Param("width", int, 32, "encoder width (the official code: 64)", minimum=4),
     Param("depth", int, 2, "encoder layers (the official code: 3)", minimum=1),
     Param("heads", int, 4, "attention heads", minimum=1),
+    Param(
+        "n_tokens",
+        int,
+        16,
+        "band-group tokens per spectrum (about 13 lab bands each at 16; full profile 32)",
+        minimum=1,
+    ),
     Param("learning_rate", float, 1e-3, "Adam(W) learning rate", minimum=0.0),
     Param("patience", int, 8, "early-stopping patience in epochs", minimum=1),
     Param("alpha", float, 0.1, "weight of the target (Huber) loss", minimum=0.0),
@@ -134,6 +161,7 @@ def check(p: dict[str, Any]) -> None:
         n_regions=n_regions(p),
         holdout_region=None if p["holdout_region"] == "all" else p["holdout_region"],
         min_region_pixels=p["min_region_pixels"],
+        spectra_kind=p["spectra_kind"],
     )
 
 
@@ -153,9 +181,36 @@ def load_data(p: Mapping[str, Any]) -> Any:
         n_regions=n_regions(p),
         seed=p["seed"],
         min_region_pixels=p["min_region_pixels"],
+        spectra_kind=p["spectra_kind"],
     )
 
 
-CHAPTER = Chapter(key=KEY, params=PARAMS, check=check, load=load_data)
+#: Text for ``--help-params`` below the table: what a lab file needs, before any run.
+NOTES = "\n".join(
+    [
+        "Your lab file (lab_source='file', data_path):",
+        "  spectra: refl_<nm> (reflectance) or abs_<nm> (absorbance) columns, not both; "
+        "spectra_kind='auto' detects absorbance log10(1/R) (abs_<nm> names, or values that "
+        "cannot be reflectance) and percent / x 10000, converts absorbance to R = 10^-A with a "
+        "warning, and refuses an ambiguous table (then set spectra_kind).",
+        "  coverage: the lab grid is 400-2450 nm every 10 nm where the spectra cover it (at "
+        "least 200 nm; NIR-only 1100-2498 nm gives 1100-2450 nm); satellite bands whose "
+        "centre +/- FWHM/2 lies outside it are dropped.",
+        "  places: lat/lon (WGS84 degrees), or a 'group' column for the regions; without "
+        "coordinates the pixels have no location and regions no extent.",
+    ]
+)
 
-__all__ = ["CHAPTER", "KEY", "PARAMS", "check", "check_n_jobs", "load_data", "n_regions"]
+CHAPTER = Chapter(key=KEY, params=PARAMS, check=check, load=load_data, notes=NOTES)
+
+__all__ = [
+    "CHAPTER",
+    "KEY",
+    "NOTES",
+    "PARAMS",
+    "SPECTRA_KINDS",
+    "check",
+    "check_n_jobs",
+    "load_data",
+    "n_regions",
+]

@@ -28,9 +28,12 @@ What is real and what is simulated
 ``lab_source="file"`` (any ``target`` name)
     Lab spectra and labels are **real**: your own CSV or NetCDF sample set (``data_path``;
     layout :data:`~soilbook.data.labdomain.LAB_FILE_LAYOUT`), interpolated onto the part of
-    :data:`LAB_GRID_NM` the spectra cover. Regions come from ``lat``/``lon`` unless the file
-    has a ``group`` column (then coordinates are optional). ``<group>:<name>`` columns are
-    ancillary inputs, ``depth_top_cm`` the sampled layer's top.
+    :data:`LAB_GRID_NM` the spectra cover. Reflectance (``refl_<nm>``: 0-1, percent or
+    x 10 000) or absorbance (``abs_<nm>``, log10(1/R), converted to R = 10^-A), as
+    ``spectra_kind`` says or as detected (:func:`soilbook.data.tables.spectra_to_reflectance`).
+    Regions come from ``lat``/``lon`` unless the file has a ``group`` column (then
+    coordinates are optional, and without them the pixels have no location).
+    ``<group>:<name>`` columns are ancillary inputs, ``depth_top_cm`` the sampled layer's top.
 ``lab_source="ossl"``
     Lab spectra and labels are **real**: Open Soil Spectral Library vis-NIR spectra with the
     measured EC (``target="salinity"``, dS/m, 1:2 soil:water) or organic carbon
@@ -128,14 +131,35 @@ MIN_PAIRED_TRAIN = 10
 _SRF_KINDS = ("gaussian", "table")
 #: Where the lab spectra come from (``lab_source``): the bundled libraries, your own file, OSSL.
 LAB_SOURCES = ("library", "file", "ossl")
-#: How a labelled pixel is paired with its lab sample, in words (description and attributes).
-PAIRING = (
+_PAIRING_BY_SITE = (
     "pairs come from the site id, not from a distance search: each labelled pixel is "
     "simulated from the lab spectrum of its own site at that site's coordinates, so every "
     "pair is exact (distance 0 km); at most one labelled pixel per location (a pixel is a "
-    "place). Great-circle distance (soilbook.geo) only gives each spare spectrum the region "
-    "of its nearest lab site; matching real, separately located lab samples and pixels by "
-    "distance is not needed and not implemented here"
+    "place). "
+)
+_NO_DISTANCE_MATCHING = (
+    "matching real, separately located lab samples and pixels by distance is not needed and "
+    "not implemented here"
+)
+#: How a labelled pixel is paired with its lab sample, in words (description and attributes),
+#: where the regions are built from the coordinates.
+PAIRING = (
+    _PAIRING_BY_SITE + "Great-circle distance (soilbook.geo) only gives each spare spectrum the "
+    "region of its nearest lab site; " + _NO_DISTANCE_MATCHING
+)
+#: :data:`PAIRING` where the data fix the regions (LimeSoDa sets, a file's ``group`` column).
+PAIRING_FIXED_REGIONS = (
+    _PAIRING_BY_SITE + "The regions are fixed by the data, so each spare spectrum keeps its "
+    "own region and no distance is computed; " + _NO_DISTANCE_MATCHING
+)
+#: :data:`PAIRING` for lab samples without coordinates (a file with a ``group`` column only).
+PAIRING_WITHOUT_COORDINATES = (
+    "pairs come from the site id, not from a distance search: each labelled pixel is "
+    "simulated from the lab spectrum of its own site, so every pair is exact; the lab file "
+    "gives no coordinates, so the pixels have no location (lat/lon NaN), nothing is known "
+    "about which samples share a place (each sample counts as its own location), and the "
+    "regions are the file's 'group' values (spare spectra keep their own group). No distance "
+    "is computed anywhere"
 )
 
 
@@ -192,6 +216,7 @@ def check_transfer_args(
     data_path: str | os.PathLike[str] | None = None,
     target_column: str = "target",
     min_region_pixels: int = DEFAULT_MIN_REGION_PIXELS,
+    spectra_kind: str = "auto",
 ) -> None:
     """Check :func:`load_transfer`'s arguments cheaply (no data read).
 
@@ -206,9 +231,13 @@ def check_transfer_args(
     CSV or NetCDF; ``target`` then only names the property) or ``"ossl"`` (``target``
     ``"salinity"`` or ``"soc"``). A file must be non-empty; for a CSV the header is read to
     check the required columns and its bytes are scanned for text that is not UTF-8
-    (:mod:`soilbook.data.checks`), and its ``refl_<nm>`` columns must cover enough of the lab
-    grid (:data:`~soilbook.data.labdomain.COVERAGE_RULE`); such problems raise
-    :class:`~soilbook.errors.SchemaError`.
+    (:mod:`soilbook.data.checks`), and its ``refl_<nm>`` or ``abs_<nm>`` columns (one kind)
+    must cover enough of the lab grid (:data:`~soilbook.data.labdomain.COVERAGE_RULE`) and
+    agree with ``spectra_kind`` (``abs_<nm>`` cannot be ``"reflectance"`` or ``"percent"``);
+    such problems raise :class:`~soilbook.errors.SchemaError`.
+
+    ``spectra_kind`` must be one of :data:`soilbook.data.tables.SPECTRA_KINDS` (checked for
+    every ``lab_source``; only a file's spectra use it).
 
     ``min_region_pixels`` (>= 2) is the floor on a region's labelled pixels: where the regions
     are built from coordinates, ``paired_fraction * n_sites / n_regions`` must reach it.
@@ -219,6 +248,7 @@ def check_transfer_args(
             "the bundled ICRAF / LimeSoDa spectra; 'file': your own lab spectra in data_path; "
             "'ossl': the Open Soil Spectral Library, downloaded on first use)."
         )
+    lab_domain.check_spectra_kind(spectra_kind)
     file_groups = False
     if lab_source == "library" and target not in TARGETS:
         raise ParameterError(
@@ -243,7 +273,7 @@ def check_transfer_args(
         if path.suffix.lower() == ".csv":
             columns = _csv_columns(path)
             check_utf8_text(path)
-            _require_lab_columns(path, columns, target_column)
+            _require_lab_columns(path, columns, target_column, spectra_kind)
             file_groups = "group" in columns
     if isinstance(n_sites, bool) or not isinstance(n_sites, int | np.integer) or n_sites < 1:
         raise ParameterError(f"n_sites={n_sites!r}; expected a positive int (e.g. 800).")
@@ -672,6 +702,7 @@ def _set_attrs(
     seed: int,
     p: tr.TransferParams,
     grid: np.ndarray,
+    pairing: str = PAIRING,
 ) -> tuple[dict[str, dict], dict]:
     """The dataset attributes of the satellite and unlabelled sets, and of the lab set."""
     sim_attrs = {
@@ -690,7 +721,7 @@ def _set_attrs(
         "lab_source": lab_source,
         "domain": "satellite",
         "target_name": target,
-        "pairing": PAIRING,
+        "pairing": pairing,
     }
     labels_simulated = bool(domain.target_attrs["simulated"])
     satellite = {**sim_attrs, "labels_simulated": labels_simulated}
@@ -711,6 +742,8 @@ def _set_attrs(
         "grid_nm": _grid_text(grid),
         "seed": int(seed),
     }
+    if domain.spectra_note:
+        lab["spectra_stored_as"] = domain.spectra_note
     return {"satellite": satellite, "unlabelled": unlabelled}, lab
 
 
@@ -728,6 +761,7 @@ def _lab_pool(
     target_units: str,
     paired_fraction: float,
     min_region_pixels: int,
+    spectra_kind: str = "auto",
 ) -> tuple[LabPool, LabDomain]:
     """The lab sites of ``lab_source`` and what they are."""
     library = lab_source == "library"
@@ -741,7 +775,7 @@ def _lab_pool(
     ossl_ds = None
     if lab_source == "file":
         path = _check_lab_path(data_path)
-        table = lab_domain.read_lab_file(path, target_column, target_units)
+        table = lab_domain.read_lab_file(path, target_column, target_units, spectra_kind)
         source_name = path.name
     else:
         table, ossl_ds = lab_domain.ossl_table(target)
@@ -787,17 +821,80 @@ def _real_what(target: str, lab_source: str, what: str) -> str:
     )
 
 
-def _real_simulated(target: str, lab_source: str) -> str:
-    """The last sentence of the description: what is real, what is simulated."""
+def _real_simulated(target: str, lab_source: str, located: int = 1) -> str:
+    """The last sentence of the description: what is real, what is simulated.
+
+    ``located`` is the number of lab sites with coordinates (0: the source gives none).
+    """
     if lab_source == "library" and target == "salinity":
         return (
             "Real: the soil spectra and their locations. Simulated: the EC labels, the salt "
             "signal and every satellite pixel."
         )
-    return (
-        "Real: lab spectra, labels, locations (where given) and ancillary inputs. Simulated: "
-        "every satellite pixel (moisture, vegetation, illumination, sensor)."
+    real = (
+        "lab spectra, labels, locations and ancillary inputs (where given)"
+        if located
+        else "lab spectra, labels and ancillary inputs (where given); the source gives no locations"
     )
+    return (
+        f"Real: {real}. Simulated: every satellite pixel (moisture, vegetation, illumination, "
+        "sensor)."
+    )
+
+
+def _pairing_text(pool: LabPool, domain: LabDomain) -> str:
+    """:data:`PAIRING`; :data:`PAIRING_FIXED_REGIONS` where the data fix the regions;
+    :data:`PAIRING_WITHOUT_COORDINATES` where no lab site has coordinates."""
+    if not _located(pool):
+        return PAIRING_WITHOUT_COORDINATES
+    return PAIRING_FIXED_REGIONS if domain.regions_fixed else PAIRING
+
+
+def _located(pool: LabPool) -> int:
+    """The number of lab sites with coordinates (lat and lon finite)."""
+    return int((np.isfinite(pool.lat) & np.isfinite(pool.lon)).sum())
+
+
+def _regions_text(pool: LabPool, summary: pd.DataFrame, region_kind: str) -> str:
+    """The regions sentence: :func:`soilbook.data.regions.describe_regions`, or, for sites
+    without coordinates, one that claims no extent and no shared locations."""
+    n = pool.site.size
+    located = _located(pool)
+    if located == n:
+        return regions_mod.describe_regions(summary)
+    parts = []
+    for g, row in summary.iterrows():
+        counts = f"{int(row['sites'])} sites, {int(row['labelled_pixels'])} labelled pixels"
+        if located and np.isfinite(row["extent_km"]):
+            counts = (
+                f"{row['extent_km']:,.0f} km across, {int(row['sites'])} sites at "
+                f"{int(row['locations'])} locations, {int(row['labelled_pixels'])} labelled pixels"
+            )
+        elif located:
+            counts = "no coordinates, " + counts
+        parts.append(f"{g}: {counts}")
+    if located:
+        return (
+            "Regions: " + "; ".join(parts) + f". {n - located} of {n} lab sites have no "
+            "coordinates: no extent or place is known for them, and each counts as its own "
+            "location."
+        )
+    return (
+        f"Regions ({region_kind}; the source gives no coordinates, so no region has a known "
+        "extent and no sample a known place): " + "; ".join(parts) + "."
+    )
+
+
+def _spectra_text(domain: LabDomain) -> str:
+    """How a file's stored spectra became reflectance, or ``""`` when they were kept."""
+    if not domain.spectra_note:
+        return ""
+    if "absorbance" in domain.spectra_note:
+        return (
+            "The lab file stores absorbance log10(1/R); it was converted to reflectance "
+            "R = 10^-A before anything else."
+        )
+    return f"The lab file's spectra were scaled to reflectance 0-1 ({domain.spectra_note})."
 
 
 def _covariate_text(pool: LabPool) -> str:
@@ -836,20 +933,28 @@ def _description(
     """The data description: what is real and what is simulated, the regions, the pairing,
     the depth, the ancillary inputs and what was dropped or filled."""
     grid = pool.grid_nm
+    located = _located(pool)
+    unlabelled = (
+        "pixels surround lab-only sites, half of the paired sites and spare spectra"
+        if located
+        else "pixels are simulated from lab-only sites, half of the paired sites and spare "
+        "spectra (variants of their spectra, with no location)"
+    )
     parts = [
         _real_what(target, lab_source, domain.what),
         f"{n['lab']} lab sites on {_grid_text(grid)}.",
+        _spectra_text(domain),
         f"Satellite domain: SIMULATED EnMAP pixels ({n['bands']} usable bands) made from those "
         f"lab spectra by lab_to_satellite; {n['paired']} paired sites, drawn within each of "
         f"{len(summary)} regions ({domain.region_kind}), have a "
         f"labelled pixel carrying the label of the site, and {n['unlabelled']} unlabelled "
-        "pixels surround lab-only sites, half of the paired sites and spare spectra.",
-        "Pairing: " + PAIRING + ".",
+        f"{unlabelled}.",
+        "Pairing: " + _pairing_text(pool, domain) + ".",
         "Depth: " + pool.depth_note + ".",
         _covariate_text(pool),
-        regions_mod.describe_regions(summary),
+        _regions_text(pool, summary, domain.region_kind),
         *(m[:1].upper() + m[1:] for m in pool.messages),
-        _real_simulated(target, lab_source),
+        _real_simulated(target, lab_source, located),
     ]
     return " ".join(p.strip() for p in parts if p)
 
@@ -869,6 +974,7 @@ def load_transfer(
     target_column: str = "target",
     target_units: str = "",
     min_region_pixels: int = DEFAULT_MIN_REGION_PIXELS,
+    spectra_kind: str = "auto",
 ) -> TransferData:
     """Lab, paired-satellite and unlabelled-satellite sample sets for spectral transfer.
 
@@ -910,12 +1016,13 @@ def load_transfer(
         default 5) unless the file has a ``group`` column.
     data_path
         ``lab_source="file"``: a CSV (:data:`~soilbook.data.labdomain.LAB_FILE_LAYOUT`) with
-        ``refl_<nm>`` columns (reflectance 0-1; a table with values above 1.5 is taken as
-        percent, with a warning), the target column, ``lat`` and ``lon`` (optional with a
-        ``group`` column), optional ``group``, ``site``, ``depth_top_cm`` and ancillary
-        ``<group>:<name>`` columns; or a NetCDF sample set (``reflectance`` (sample, [date,]
-        band) with ``wavelength``, the target, ``lat``/``lon`` or ``group``, optional
-        ``covariates``). Coverage: :data:`~soilbook.data.labdomain.COVERAGE_RULE`. Rows with a
+        ``refl_<nm>`` (reflectance) or ``abs_<nm>`` (absorbance log10(1/R)) columns, not both
+        (how they are stored: ``spectra_kind``), the target column, ``lat`` and ``lon``
+        (optional with a ``group`` column), optional ``group``, ``site``, ``depth_top_cm`` and
+        ancillary ``<group>:<name>`` columns; or a NetCDF sample set (``reflectance`` or
+        ``absorbance`` (sample, [date,] band) with ``wavelength``, the target, ``lat``/``lon``
+        or ``group``, optional ``covariates``). Coverage:
+        :data:`~soilbook.data.labdomain.COVERAGE_RULE`. Rows with a
         missing value are dropped (with a warning); an infinite value or a column named twice
         is a :class:`~soilbook.errors.SchemaError` naming it (read by
         :mod:`soilbook.data.labdomain` through :mod:`soilbook.data.tables`).
@@ -926,6 +1033,14 @@ def load_transfer(
         :data:`~soilbook.data.regions.DEFAULT_MIN_REGION_PIXELS`, 20). Regions fixed by the
         data (LimeSoDa sets, a ``group`` column) are kept; one below the floor is named in a
         warning and the description.
+    spectra_kind
+        ``lab_source="file"``: how the file's spectra are stored
+        (:data:`soilbook.data.tables.SPECTRA_KINDS`): ``"auto"`` (default: ``abs_<nm>``
+        columns, an ``absorbance`` NetCDF variable or its ``spectra_kind`` attribute decide,
+        else the values by the rule of :func:`soilbook.data.tables.spectra_to_reflectance`;
+        an ambiguous table is refused with a request to say which), ``"reflectance"`` (0-1, or
+        x 10 000), ``"percent"`` or ``"absorbance"`` (log10(1/R), converted to R = 10^-A).
+        Every conversion is warned about and named in the description.
 
     Returns
     -------
@@ -950,6 +1065,7 @@ def load_transfer(
         data_path=data_path,
         target_column=target_column,
         min_region_pixels=min_region_pixels,
+        spectra_kind=spectra_kind,
     )
     if srf not in _SRF_KINDS:
         raise ParameterError(f"srf={srf!r}; allowed: {list(_SRF_KINDS)}.")
@@ -968,6 +1084,7 @@ def load_transfer(
         target_units=target_units,
         paired_fraction=float(paired_fraction),
         min_region_pixels=int(min_region_pixels),
+        spectra_kind=spectra_kind,
     )
     sources = _Sources.of(pool)
     paired = _stratified_pairs(
@@ -991,7 +1108,9 @@ def load_transfer(
         srf_da["wavelength"].values, srf_da["fwhm"].values, pool.grid_nm
     )
     sat_kwargs = {"sensor": srf_da, "band_mask": band_mask, "drop": True}
-    sim, lab_attrs = _set_attrs(target, lab_source, domain, srf_da, srf, seed, p, pool.grid_nm)
+    sim, lab_attrs = _set_attrs(
+        target, lab_source, domain, srf_da, srf, seed, p, pool.grid_nm, _pairing_text(pool, domain)
+    )
     satellite = _satellite_set(
         pool, paired, domain, r_sat, p, sat_kwargs, sim["satellite"], sources
     )
@@ -1075,6 +1194,8 @@ __all__ = [
     "OFFSITE_SHARE",
     "OSSL_TARGET_OF",
     "PAIRING",
+    "PAIRING_FIXED_REGIONS",
+    "PAIRING_WITHOUT_COORDINATES",
     "SOC_REGIONS",
     "TARGETS",
     "TransferData",
