@@ -141,3 +141,29 @@ def test_climate_without_its_labels_is_refused():
         validate_samples(ds.drop_vars("variable_units"))
     with pytest.raises(SchemaError, match="datetime64 'time'"):
         validate_samples(ds.assign_coords(time=("time", [1, 2, 3])))
+
+
+def test_chapter3_constants_fit_the_schema():
+    from soilbook.data.schema import FEATURE_GROUPS
+    from soilbook.data.soc import (
+        CLIMATE_UNITS,
+        CLIMATE_VARIABLES,
+        IMAGE_LAYER_GROUPS,
+        IMAGE_LAYERS,
+        N_MONTHS,
+        months,
+    )
+
+    t = months()
+    assert t.size == N_MONTHS == 61 and str(t[0])[:10] == "2010-01-01"
+    assert str(t[-1])[:10] == "2015-01-01" and str(t[12])[:10] == "2011-01-01"
+    assert list(CLIMATE_UNITS) == list(CLIMATE_VARIABLES) and len(CLIMATE_VARIABLES) == 13
+    assert len(IMAGE_LAYERS) == 14 and list(IMAGE_LAYER_GROUPS) != []
+    assert set(IMAGE_LAYER_GROUPS) == set(IMAGE_LAYERS)
+    assert set(IMAGE_LAYER_GROUPS.values()) <= set(FEATURE_GROUPS)
+    ds = _climate_set(
+        climate=np.zeros((4, N_MONTHS, 13), np.float32),
+        climate_times=t,
+        climate_variables=CLIMATE_UNITS,
+    )
+    assert validate_samples(ds)["climate"].shape == (4, 61, 13)
