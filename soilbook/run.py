@@ -21,7 +21,8 @@ parameters, profile, wall time, status, versions, device, input hashes (for
 :func:`is_up_to_date`) and the metrics the notebook saved to ``<output_dir>/metrics.json``.
 
 Credentials never go into parameters (they would be stored in the executed notebook): names
-that look like secrets (token, key, password, secret, credential) are refused; use environment
+that look like secrets (token, key, password, secret, credential; not a count such as n_tokens)
+are refused; use environment
 variables instead (e.g. ``EARTHENGINE_PROJECT``, ``GOOGLE_APPLICATION_CREDENTIALS``).
 """
 
@@ -75,7 +76,9 @@ __all__ = [
 PROFILES = ("quick", "full")
 #: papermill's per-cell limit in seconds when the caller gives none.
 DEFAULT_TIMEOUT_S = 3600
-_SECRET = re.compile(r"(token|secret|passw|credential|api_?key|private_?key|(^|_)key($|_))", re.I)
+_SECRET = re.compile(
+    r"(token(?!s)|secret|passw|credential|api_?key|private_?key|(^|_)key($|_))", re.I
+)
 
 
 class RunInterrupted(KeyboardInterrupt):

@@ -94,10 +94,11 @@ def test_bad_parameter_file_is_a_parameter_error(
 
 
 def test_secret_looking_names_are_parameter_errors() -> None:
-    for name in ("password", "my_secret", "gcp_credentials", "key", "ee_token", "api_key"):
+    for name in ("password", "my_secret", "gcp_credentials", "key", "ee_token", "api_key", "token"):
         with pytest.raises(ParameterError, match="environment variables"):
             runner.check_secret_names([name])
-    runner.check_secret_names(["dataset_id", "keep_going", "monkey"])  # not secrets
+    # not secrets: a count of tokens is a model size
+    runner.check_secret_names(["dataset_id", "keep_going", "monkey", "n_tokens"])
 
 
 def test_resolve_notebook(repo: Path) -> None:
