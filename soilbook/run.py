@@ -22,8 +22,8 @@ parameters, profile, wall time, status, versions, device, input hashes (for
 
 Credentials never go into parameters (they would be stored in the executed notebook): names
 that look like secrets (token, key, password, secret, credential; not a count such as n_tokens)
-are refused; use environment
-variables instead (e.g. ``EARTHENGINE_PROJECT``, ``GOOGLE_APPLICATION_CREDENTIALS``).
+are refused; use environment variables instead (e.g. ``EARTHENGINE_PROJECT``,
+``GOOGLE_APPLICATION_CREDENTIALS``).
 """
 
 from __future__ import annotations
