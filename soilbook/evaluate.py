@@ -47,6 +47,7 @@ DeepSalt's teacher on the test sites' lab spectra) gets those scores for every f
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -78,6 +79,7 @@ __all__ = [
     "check_one_of",
     "cross_validate",
     "group_kfold",
+    "label_fraction_split",
     "mae",
     "make_splits",
     "metrics_table",
@@ -369,6 +371,47 @@ def make_splits(
                 f"unknown split kind {kind!r}. Allowed: 'random', 'spatial' (or 'group'). "
                 "What to do: build other splits yourself as a list of (train_idx, test_idx)."
             )
+    return out
+
+
+def label_fraction_split(
+    folds: Split, fraction: float, seed: int = 0, min_train: int = 10
+) -> Split:
+    """The same folds with only ``fraction`` of each fold's training rows: a label-efficiency
+    curve's training sets.
+
+    Each fold's training rows are shuffled once (``seed`` and the fold number fix the order)
+    and the first ``ceil(fraction * n_train)`` are kept, so the subsets are **nested**: the
+    rows at 10 % are among those at 25 %, and so on up to all of them at 1.0. Test rows are
+    unchanged, so every fraction is scored on the same held-out samples.
+
+    Parameters
+    ----------
+    folds : ``[(train_idx, test_idx), ...]`` as :func:`make_splits` gives them.
+    fraction : share of the training rows kept, in (0, 1].
+    seed : the subsampling seed (the same for every fraction of one curve).
+    min_train : fewest training rows a fold may keep.
+
+    Returns a list of ``(train_idx, test_idx)`` positional int arrays (training rows sorted).
+    Raises :class:`ParameterError` for a fraction outside (0, 1] and :class:`SplitError` when
+    a fold would keep fewer than ``min_train`` rows.
+    """
+    f = float(fraction)
+    if not (np.isfinite(f) and 0.0 < f <= 1.0):
+        raise ParameterError(
+            f"label fraction {fraction!r} must lie in (0, 1] (e.g. 0.05, 0.1, 0.25, 0.5, 1.0)."
+        )
+    out: Split = []
+    for k, (train, test) in enumerate(folds):
+        train = np.asarray(train, dtype=int)
+        keep = math.ceil(f * train.size - 1e-9)
+        if keep < min_train:
+            raise SplitError(
+                f"{f:.0%} of fold {k + 1}'s {train.size} training rows is {keep}, fewer than "
+                f"{min_train}. What to do: use a larger fraction or more labelled samples."
+            )
+        order = np.random.default_rng([int(seed), k]).permutation(train.size)
+        out.append((np.sort(train[order[:keep]]), np.asarray(test, dtype=int)))
     return out
 
 

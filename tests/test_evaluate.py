@@ -21,6 +21,7 @@ from soilbook.evaluate import (
     ccc,
     cross_validate,
     group_kfold,
+    label_fraction_split,
     mae,
     make_splits,
     metrics_table,
@@ -377,3 +378,24 @@ def test_make_splits_buffer_drops_training_samples_near_test_blocks():
     assert "700 m" in buffered.descriptions["spatial"]
     with pytest.raises(ParameterError, match="buffer_m"):
         make_splits(ds, kinds=("spatial",), buffer_m=-1)
+
+
+def test_label_fraction_split_is_nested_and_keeps_the_test_folds():
+    folds = random_kfold(200, 5, seed=1)
+    previous = None
+    for f in (0.05, 0.1, 0.25, 0.5, 1.0):
+        sub = label_fraction_split(folds, f, seed=3, min_train=5)
+        for k, ((tr, te), (full_tr, full_te)) in enumerate(zip(sub, folds, strict=True)):
+            np.testing.assert_array_equal(te, full_te)  # scored on the same rows
+            assert len(tr) == int(np.ceil(f * len(full_tr))) and set(tr) <= set(full_tr)
+            if previous is not None:
+                assert set(previous[k][0]) <= set(tr)  # nested: 5 % inside 10 % ...
+        previous = sub
+    np.testing.assert_array_equal(previous[0][0], folds[0][0])  # 100 % = all rows
+    other = label_fraction_split(folds, 0.25, seed=4, min_train=5)
+    assert not np.array_equal(other[0][0], label_fraction_split(folds, 0.25, seed=3)[0][0])
+    for bad in (0.0, 1.5, -0.1, float("nan")):
+        with pytest.raises(ParameterError, match=r"\(0, 1\]"):
+            label_fraction_split(folds, bad)
+    with pytest.raises(SplitError, match="fewer than 10"):
+        label_fraction_split(folds, 0.05)
