@@ -279,6 +279,26 @@ def choose_block_side(
     return float(sides[-1])
 
 
+def lat_lon_blocks(
+    lat, lon, block_size_m: float | None = None, *, min_blocks: int = 10
+) -> tuple[np.ndarray, float]:
+    """Spatial blocks of WGS84 points on one local grid (:func:`local_xy_m`).
+
+    ``block_size_m`` is the side in metres; ``None`` takes :func:`choose_block_side` (the
+    largest of :data:`BLOCK_SIDES_M` giving at least ``min_blocks`` blocks). Pass every point
+    that must share the grid in one call (e.g. labelled and unlabelled locations together).
+
+    Returns ``(labels, side_m)``: the :func:`spatial_blocks` labels, shape (n,), and the side.
+    """
+    x, y = local_xy_m(lat, lon)
+    side = (
+        float(block_size_m)
+        if block_size_m is not None
+        else choose_block_side(x, y, min_blocks=min_blocks)
+    )
+    return spatial_blocks(x, y, side), side
+
+
 def buffer_split(train_idx, test_idx, x_m, y_m, distance_m: float) -> np.ndarray:
     """The training indices of one fold without the samples near its test samples.
 
@@ -354,6 +374,7 @@ __all__ = [
     "choose_block_side",
     "geographic_clusters",
     "haversine_km",
+    "lat_lon_blocks",
     "local_xy_m",
     "pair_nearest",
     "spatial_blocks",

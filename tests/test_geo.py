@@ -216,3 +216,15 @@ def test_buffer_split_errors() -> None:
         geo.buffer_split([0, 5], [2], x, y, 5.0)
     with pytest.raises(ParameterError, match="NaN"):
         geo.buffer_split([0, 1], [2], [np.nan, 10.0, 20.0], y, 5.0)
+
+
+def test_lat_lon_blocks_given_or_chosen_side():
+    rng = np.random.default_rng(0)
+    lat, lon = rng.uniform(40, 42, 300), rng.uniform(-100, -97, 300)
+    labels, side = geo.lat_lon_blocks(lat, lon, 50_000.0)
+    x, y = geo.local_xy_m(lat, lon)
+    assert side == 50_000.0
+    np.testing.assert_array_equal(labels, geo.spatial_blocks(x, y, 50_000.0))
+    chosen, auto = geo.lat_lon_blocks(lat, lon, min_blocks=10)
+    assert auto == geo.choose_block_side(x, y, min_blocks=10)
+    assert np.unique(chosen).size >= 10

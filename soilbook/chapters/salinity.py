@@ -447,10 +447,8 @@ def _file_group_count(p: Mapping[str, Any], path: Path, info: Any) -> int | None
     else:
         lat, lon = a, b
         tables.check_lat_lon(lat, lon, name=path.name)
-    x, y = geo.local_xy_m(lat, lon)
-    side = block_size_m(p)
-    side = geo.choose_block_side(x, y, min_blocks=10) if side is None else side
-    return int(np.unique(geo.spatial_blocks(x, y, side)).size)
+    labels, _ = geo.lat_lon_blocks(lat, lon, block_size_m(p))
+    return int(np.unique(labels).size)
 
 
 def no_spectra_message(path_name: str) -> str:

@@ -380,8 +380,7 @@ def load_raca(
     sites = raw.sites[keep].reset_index(drop=True)
     climate = to_physical(fix.values[keep]).astype(np.float32)
     lat, lon = sites["lat"].to_numpy(float), sites["lon"].to_numpy(float)
-    x, y = geo.local_xy_m(lat, lon)
-    groups = geo.spatial_blocks(x, y, float(block_size_km) * 1000.0)
+    groups, _ = geo.lat_lon_blocks(lat, lon, float(block_size_km) * 1000.0)
     labelled = sites["soc_stock"].notna().to_numpy()
     soc = sites["soc_stock"].to_numpy(float)
 

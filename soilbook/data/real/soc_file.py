@@ -281,17 +281,9 @@ def check_soc_file(path: str | os.PathLike[str], target_column: str = "target") 
 # -- reading -----------------------------------------------------------------------------------
 
 
-def _blocks(
-    lat: np.ndarray, lon: np.ndarray, block_size_km: float | None
-) -> tuple[np.ndarray, float]:
-    """Spatial blocks of all rows at once (one grid for both sets): labels, side in m."""
-    x, y = geo.local_xy_m(lat, lon)
-    side = (
-        float(block_size_km) * 1000.0
-        if block_size_km is not None
-        else geo.choose_block_side(x, y, min_blocks=10)
-    )
-    return geo.spatial_blocks(x, y, side), side
+def _side_m(block_size_km: float | None) -> float | None:
+    """The block side in metres (None: chosen from the points)."""
+    return None if block_size_km is None else float(block_size_km) * 1000.0
 
 
 def _climate_units(variables: list[str], climate_units: Mapping[str, str] | None) -> dict[str, str]:
@@ -385,7 +377,7 @@ def _load_csv(
         attrs["group_kind"] = "the file's 'group' column"
     else:
         assert lat is not None and lon is not None  # _check_header required them
-        groups, side = _blocks(lat, lon, block_size_km)
+        groups, side = geo.lat_lon_blocks(lat, lon, _side_m(block_size_km))
         group_long_name = f"spatial block ({side / 1000:g} km)"
         attrs.update(group_kind="spatial block", block_size_m=side, block_size_km=side / 1000)
     coords = {}
@@ -456,7 +448,9 @@ def _load_netcdf(
     if located:
         check_lat_lon(ds["lat"].values, ds["lon"].values, name=path.name)
     if "group" not in ds.coords:
-        groups, side = _blocks(ds["lat"].values, ds["lon"].values, block_size_km)
+        groups, side = geo.lat_lon_blocks(
+            ds["lat"].values, ds["lon"].values, _side_m(block_size_km)
+        )
         ds = ds.assign_coords(group=("sample", groups))
         ds.attrs.update(group_kind="spatial block", block_size_m=side, block_size_km=side / 1000)
     labelled = np.isfinite(ds["target"].values.astype(float))

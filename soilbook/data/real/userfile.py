@@ -283,20 +283,6 @@ def check_user_file(
 # -- the rows ----------------------------------------------------------------------------------
 
 
-def _lonlat_blocks(
-    lat: np.ndarray, lon: np.ndarray, block_size_m: float | None = None
-) -> tuple[np.ndarray, float]:
-    """Spatial blocks of lat/lon points: labels and side (m); the side is ``block_size_m``, or
-    the largest of :data:`soilbook.geo.BLOCK_SIDES_M` giving >= 10 blocks."""
-    x, y = geo.local_xy_m(lat, lon)
-    side = (
-        float(block_size_m)
-        if block_size_m is not None
-        else geo.choose_block_side(x, y, min_blocks=10)
-    )
-    return geo.spatial_blocks(x, y, side), side
-
-
 def _labelled_rows(path: Path, df: pd.DataFrame, target: str) -> pd.DataFrame:
     """Drop the rows without a target (the header was checked by :func:`check_user_file`)."""
     n0 = len(df)
@@ -493,7 +479,7 @@ def _load_csv(
         attrs["group_kind"] = "the file's 'group' column"
     else:
         assert lat is not None and lon is not None  # check_user_file required coordinates
-        groups, side = _lonlat_blocks(lat, lon, block_size_m)
+        groups, side = geo.lat_lon_blocks(lat, lon, block_size_m)
         group_long_name = f"spatial block ({side:g} m)"
         attrs.update(group_kind="spatial block", block_size_m=side)
     if "sample_id" in df.columns:
@@ -568,7 +554,7 @@ def _load_array_file(
     else:
         ds.attrs.setdefault("coordinate_source", NO_COORDINATES)
     if "group" not in ds.coords and located:
-        ids, side = _lonlat_blocks(ds["lat"].values, ds["lon"].values, block_size_m)
+        ids, side = geo.lat_lon_blocks(ds["lat"].values, ds["lon"].values, block_size_m)
         warnings.warn(
             f"{path.name} has no 'group'; using {side:g} m spatial blocks of lat/lon.", stacklevel=3
         )
