@@ -36,6 +36,26 @@ sample, on in-memory tensors, with the same recipe for all four papers:
 Mini-batches are shuffled with a :class:`torch.Generator` seeded from ``seed``; its state is part
 of the checkpoint. Dropout draws from torch's global generator, which :func:`fit` seeds from
 ``seed`` at the start of a fresh run and restores from the checkpoint on resume.
+
+Tasks: what a run optimises
+---------------------------
+Like torchgeo's task-shaped trainers (a regression task, a SimCLR/MoCo task, each owning its
+loss and its logged metrics), the loop is the same for every objective and a :class:`Task`
+says what one mini-batch costs:
+
+* :class:`RegressionTask` (the default, used when ``task`` is not given) — supervised:
+  ``config.loss(module(*batch), target)``, or the ``train_loss_fn`` extension point; the
+  validation loss is ``config.loss`` on the validation rows. Runs without a task are exactly
+  the runs of the loop before tasks existed (same losses, same checkpoint fingerprints);
+* :class:`ContrastiveTask` — self-supervised, **no labels**: ``module(*batch)`` returns two
+  embeddings ``(za, zb)`` of the same samples (two modalities, or two augmented views) and the
+  loss is InfoNCE with in-batch negatives (:func:`info_nce`); its validation loss is the same
+  contrastive loss on the validation rows (in fixed batches of ``batch_size``), so early
+  stopping and the convergence record work unchanged. It also records the retrieval accuracy
+  of the positive (:func:`retrieval_accuracy`: top-1 / top-5 among the batch) per epoch in
+  :attr:`History.metrics` (``train_top1``, ``val_top1``, …), which checkpoints keep.
+
+A task's extra per-epoch numbers go to ``History.metrics`` (name → one value per epoch).
 """
 
 from __future__ import annotations
@@ -65,18 +85,28 @@ from soilbook.device import check_device
 from soilbook.errors import CheckpointError, ParameterError, TrainingDivergedError
 
 __all__ = [
+    "CONTRASTIVE_FORMS",
+    "ContrastiveTask",
     "History",
+    "RegressionTask",
+    "Task",
     "TrainConfig",
     "TrainingDivergedError",
     "fit",
+    "info_nce",
     "resolve_device",
+    "retrieval_accuracy",
     "set_seed",
 ]
 
 #: Bump when the checkpoint layout changes, so old checkpoints are not resumed.
 _CHECKPOINT_VERSION = 3
-#: Inputs larger than this (bytes) stay on the CPU and are moved to the device batch by batch.
+#: Inputs larger than this (bytes) stay on the CPU and are moved to the device batch by batch,
+#: unless the device has room for them (see :data:`_DEVICE_MEMORY_SHARE`).
 _MAX_DEVICE_BYTES = 4 * 1024**3
+#: Inputs up to this share of the device's free memory are moved to it once (a large GPU keeps
+#: a whole pre-training set resident, so batches are index operations and the GPU stays fed).
+_DEVICE_MEMORY_SHARE = 0.4
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -128,12 +158,16 @@ class TrainConfig:
     ``"huber"``; ``scheduler`` ``"cosine"`` or ``"none"``; ``device`` as for
     :func:`resolve_device`; ``checkpoint_dir`` enables checkpoints and resume; ``max_grad_norm``
     ``None`` disables clipping; ``amp`` enables bfloat16 autocast on CUDA (never used on the CPU).
+    ``compile`` wraps the module's forward in :func:`torch.compile` on CUDA (where torch has
+    it; ignored on the CPU, whose results stay those of eager mode); the weights, checkpoints
+    and results are those of the module itself.
     ``cpu_threads`` sets torch's intra-op CPU threads for the duration of the fit (restored
     afterwards); ``None`` = automatic: **1 thread** when one mini-batch of inputs holds fewer than
     2**20 values (small networks such as the quick profile's, where a second thread gains ~15 %
     but an oversubscribed CPU — a CI runner, a notebook beside other jobs — makes OpenMP threads
     wait on each other, measured up to 40× slower), otherwise torch's own setting.
-    ``progress``, ``checkpoint_dir`` and ``cpu_threads`` are not part of the run's fingerprint.
+    ``progress``, ``checkpoint_dir``, ``cpu_threads`` and ``compile`` are not part of the run's
+    fingerprint.
     """
 
     epochs: int = 40
@@ -151,6 +185,7 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0
     amp: bool = True
     cpu_threads: int | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.checkpoint_dir is not None:
@@ -185,9 +220,10 @@ class TrainConfig:
         check_device(str(self.device))
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """The settings that define the run (all but progress, checkpoint_dir, cpu_threads)."""
+        """The settings that define the run (all but progress, checkpoint_dir, cpu_threads,
+        compile)."""
         out = asdict(self)
-        for name in ("progress", "checkpoint_dir", "cpu_threads"):
+        for name in ("progress", "checkpoint_dir", "cpu_threads", "compile"):
             out.pop(name)
         return out
 
@@ -223,6 +259,9 @@ class History:
     written before they were recorded; :meth:`convergence` then relies on ``stopped_early``).
     ``inner_split`` is a sentence on the validation set, filled in by
     :class:`~soilbook.models.base.NetworkRegressor` (empty otherwise).
+    ``task`` names the :class:`Task` (``"regression"``, ``"contrastive"``; empty in histories
+    written before tasks existed) and ``metrics`` holds the task's extra per-epoch numbers,
+    name → one float per epoch (e.g. ``val_top1`` for a contrastive run; empty for regression).
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -243,6 +282,8 @@ class History:
     patience: int = 0
     min_epochs: int = 0
     inner_split: str = ""
+    task: str = ""
+    metrics: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def fixed_schedule(self) -> bool:
@@ -360,18 +401,21 @@ class History:
         return out
 
     def to_frame(self):  # -> pandas.DataFrame
-        """The per-epoch record as a DataFrame (index ``epoch``) for learning-curve plots."""
+        """The per-epoch record as a DataFrame (index ``epoch``) for learning-curve plots: the
+        losses, learning rate and seconds, then one column per task metric (``metrics``)."""
         import pandas as pd
 
-        return pd.DataFrame(
-            {
-                "train_loss": self.train_loss,
-                "val_loss": self.val_loss,
-                "lr": self.lr,
-                "seconds": self.seconds,
-            },
-            index=pd.Index(self.epoch, name="epoch"),
-        )
+        columns: dict[str, list[float]] = {
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "lr": self.lr,
+            "seconds": self.seconds,
+        }
+        n = len(self.epoch)
+        for name, values in self.metrics.items():
+            values = [float(v) for v in values][:n]
+            columns.setdefault(name, values + [float("nan")] * (n - len(values)))
+        return pd.DataFrame(columns, index=pd.Index(self.epoch, name="epoch"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -381,6 +425,10 @@ class History:
         """A History from :meth:`to_dict` output (a checkpoint's ``history``); unknown keys
         are ignored and missing ones take their defaults, so older records still load."""
         known = {k: v for k, v in dict(data).items() if k in cls.__dataclass_fields__}
+        if "metrics" in known:
+            known["metrics"] = {
+                str(k): [float(v) for v in vals] for k, vals in dict(known["metrics"]).items()
+            }
         return cls(**known)
 
     # Mapping-style access, so plotting code can take ``history["train_loss"]``.
@@ -462,20 +510,55 @@ class _TrainData:
         larger than ``_MAX_DEVICE_BYTES`` (they then move batch by batch)."""
         xs, vxs = self.xs, self.vxs
         data_bytes = sum(t.numel() * t.element_size() for t in [*xs, *vxs])
-        if device.type != "cpu" and data_bytes <= _MAX_DEVICE_BYTES:
+        if device.type != "cpu" and data_bytes <= _device_budget(device):
             xs = [t.to(device) for t in xs]
             vxs = [t.to(device) for t in vxs]
         vy = None if self.vy is None else self.vy.to(device)
         return _TrainData(xs, self.y.to(device), vxs, vy)
 
 
+def _device_budget(device: torch.device) -> int:
+    """Bytes of inputs that may be moved to ``device`` at once: ``_MAX_DEVICE_BYTES``, or
+    ``_DEVICE_MEMORY_SHARE`` of the CUDA device's free memory when that is more."""
+    budget = _MAX_DEVICE_BYTES
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+        except (RuntimeError, AssertionError):  # no CUDA context: keep the fixed budget
+            return budget
+        budget = max(budget, int(_DEVICE_MEMORY_SHARE * free))
+    return budget
+
+
+def _placeholder_target(tensors: Sequence[Tensor] | Tensor | None) -> Tensor | None:
+    """Zeros (n,) standing in for the target of an unsupervised task (None without tensors)."""
+    if tensors is None:
+        return None
+    first = tensors if isinstance(tensors, Tensor) else next(iter(tensors), None)
+    if first is None:
+        return None
+    return torch.zeros(int(first.shape[0]), dtype=torch.float32)
+
+
 def _prepare_data(
     train_tensors: Sequence[Tensor] | Tensor,
-    y_train: Tensor | np.ndarray,
+    y_train: Tensor | np.ndarray | None,
     val_tensors: Sequence[Tensor] | Tensor | None,
     y_val: Tensor | np.ndarray | None,
+    supervised: bool = True,
 ) -> _TrainData:
-    """Check and convert :func:`fit`'s inputs (an empty validation set counts as none)."""
+    """Check and convert :func:`fit`'s inputs (an empty validation set counts as none). For
+    an unsupervised task (``supervised=False``) a missing target becomes zeros (never read)."""
+    if not supervised:
+        if y_train is None:
+            y_train = _placeholder_target(train_tensors)
+        if y_val is None:
+            y_val = _placeholder_target(val_tensors)
+    if y_train is None:
+        raise ValueError(
+            "y_train is None: a supervised task needs a target. What to do: pass the target, "
+            "or a task without labels (e.g. task=ContrastiveTask())."
+        )
     xs = _as_tensor_list(train_tensors, "training")
     y = _as_target(y_train)
     _check_inputs(xs, y, "training")
@@ -507,9 +590,16 @@ def _data_fingerprint(xs: list[Tensor], y: Tensor) -> list[Any]:
 
 
 def _run_fingerprint(
-    module: nn.Module, config: TrainConfig, data: _TrainData, device: torch.device, run_key: Any
+    module: nn.Module,
+    config: TrainConfig,
+    data: _TrainData,
+    device: torch.device,
+    run_key: Any,
+    task: Task | None = None,
 ) -> str:
-    """16 hex digits that identify a run: module, settings, device type, data and ``run_key``."""
+    """16 hex digits that identify a run: module, settings, device type, data, ``run_key`` and
+    the task (left out for the default regression task, so those runs keep the fingerprints
+    they had before tasks existed)."""
     payload = {
         "version": _CHECKPOINT_VERSION,
         "module": type(module).__qualname__,
@@ -521,8 +611,250 @@ def _run_fingerprint(
         "train": _data_fingerprint(data.xs, data.y),
         "val": _data_fingerprint(data.vxs, data.vy) if data.vy is not None else None,
     }
+    task_print = None if task is None else task.fingerprint()
+    if task_print is not None:
+        payload["task"] = task_print
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- tasks: what one mini-batch costs -----------------------------------------------------------
+
+#: The forms of :func:`info_nce`: ``"clip"`` (cross-modal, symmetric) and ``"ntxent"``
+#: (SimCLR's NT-Xent over all 2N embeddings).
+CONTRASTIVE_FORMS = ("clip", "ntxent")
+
+
+def info_nce(za: Tensor, zb: Tensor, temperature: float = 0.5, form: str = "clip") -> Tensor:
+    """InfoNCE with cosine similarity and in-batch negatives; a scalar (mean over anchors).
+
+    ``za``, ``zb`` : (n, d) embeddings of the same n samples (row i of each is a positive pair:
+    two modalities or two views of sample i); every other sample of the batch is a negative.
+    Both are L2-normalised, so similarities are cosines, then divided by ``temperature`` (> 0).
+
+    ``form="clip"`` (CLIP-style, cross-modal): logits ``S = a bᵀ / τ`` (n × n) and the mean of
+    the cross-entropies of the rows (a→b) and of the columns (b→a), target = the diagonal;
+    negatives are the other samples *of the other modality* only.
+    ``form="ntxent"`` (SimCLR's NT-Xent): the 2n stacked embeddings ``z = [a; b]``, logits
+    ``z zᵀ / τ`` with the self-similarity removed, and for anchor i the positive is its partner
+    (i ± n) among the other 2n − 1; negatives include same-modality pairs.
+
+    Computed in float32 whatever the inputs' dtype. Raises ValueError for shapes that do not
+    match, fewer than 2 samples, ``temperature <= 0`` or an unknown ``form``.
+    """
+    if form not in CONTRASTIVE_FORMS:
+        raise ValueError(f"form={form!r}; allowed: {list(CONTRASTIVE_FORMS)}.")
+    if not float(temperature) > 0:
+        raise ValueError(f"temperature={temperature!r} must be > 0.")
+    if za.ndim != 2 or za.shape != zb.shape:
+        raise ValueError(
+            f"info_nce needs two (n, d) embeddings of the same shape; got {tuple(za.shape)} and "
+            f"{tuple(zb.shape)}."
+        )
+    n = int(za.shape[0])
+    if n < 2:
+        raise ValueError(f"info_nce needs at least 2 samples (in-batch negatives); got {n}.")
+    a = nn.functional.normalize(za.float(), dim=1)
+    b = nn.functional.normalize(zb.float(), dim=1)
+    target = torch.arange(n, device=a.device)
+    if form == "clip":
+        logits = a @ b.T / float(temperature)
+        return 0.5 * (
+            nn.functional.cross_entropy(logits, target)
+            + nn.functional.cross_entropy(logits.T, target)
+        )
+    z = torch.cat([a, b], dim=0)
+    logits = z @ z.T / float(temperature)
+    self_mask = torch.eye(2 * n, dtype=torch.bool, device=a.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    return nn.functional.cross_entropy(logits, torch.cat([target + n, target]))
+
+
+def retrieval_accuracy(za: Tensor, zb: Tensor, top_k: Sequence[int] = (1, 5)) -> dict[str, Tensor]:
+    """How often the positive is among the ``k`` most similar candidates, for each ``k``.
+
+    For every row i of ``za`` the candidates are the n rows of ``zb`` (and for every row of
+    ``zb`` those of ``za``), ranked by cosine similarity; the rank of the positive is the
+    number of *other* candidates at least as similar (ties count against it, so collapsed
+    embeddings score 0, not 1). Returns ``{"top<k>": share}`` — float32 scalars in [0, 1], the
+    mean over both directions (a→b and b→a) — for every ``k`` in ``top_k``. With n ≤ k the
+    top-k share is 1 by construction: read it against chance, ``k / n``.
+    """
+    a = nn.functional.normalize(za.detach().float(), dim=1)
+    b = nn.functional.normalize(zb.detach().float(), dim=1)
+    sim = a @ b.T
+    pos = torch.diagonal(sim)
+    off = ~torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
+    rank_ab = ((sim >= pos[:, None]) & off).sum(dim=1)  # candidates b_j for anchor a_i
+    rank_ba = ((sim >= pos[None, :]) & off).sum(dim=0)  # candidates a_i for anchor b_j
+    return {
+        f"top{int(k)}": 0.5 * ((rank_ab < k).float().mean() + (rank_ba < k).float().mean())
+        for k in top_k
+    }
+
+
+class Task:
+    """What :func:`fit` optimises, in the manner of torchgeo's task-shaped trainers.
+
+    The loop owns everything that is the same for every objective (optimiser, schedule,
+    shuffling, early stopping, checkpoints, resume, progress); a task owns the objective:
+
+    * :meth:`training_step` ``(module, batch, target) -> (loss, metrics)`` — the scalar loss of
+      one training mini-batch (``batch``: the mini-batch of every training tensor, on the
+      device; called inside the autocast context) and a dict of extra numbers (floats or
+      scalar tensors) averaged over the epoch, weighted by the batch rows, into
+      ``History.metrics["train_<name>"]``;
+    * :meth:`validation_step` — the same on a validation batch (no gradients); its loss is
+      the monitored validation loss, its metrics go to ``History.metrics["val_<name>"]``;
+    * :meth:`validation_batches` — how the validation rows are cut into batches;
+    * :meth:`steps_per_epoch` — mini-batches per epoch (:attr:`drop_last` drops an incomplete
+      last one, as contrastive learning needs full batches of negatives);
+    * :meth:`fingerprint` — what identifies the task in the checkpoint fingerprint
+      (JSON-serialisable; ``None`` only for the default regression task);
+    * :attr:`supervised` — False: the target may be ``None`` (labels are never read).
+    """
+
+    name: str = "task"
+    supervised: bool = True
+    drop_last: bool = False
+
+    def setup(self, config: TrainConfig) -> None:
+        """Called once by the loop with the run's configuration, before any step."""
+
+    def fingerprint(self) -> Any:
+        return {"task": type(self).__qualname__}
+
+    def steps_per_epoch(self, n: int, batch_size: int) -> int:
+        if self.drop_last:
+            return max(1, n // batch_size)
+        return math.ceil(n / batch_size)
+
+    def validation_batches(self, n: int, batch_size: int) -> list[tuple[int, int]]:
+        """``(start, stop)`` row ranges of the validation batches (default: ``4 × batch_size``
+        rows each, for speed; the loss is averaged over rows, so the size does not matter)."""
+        size = batch_size * 4
+        return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+    def training_step(
+        self, module: nn.Module, batch: list[Tensor], target: Tensor
+    ) -> tuple[Tensor, dict[str, Any]]:
+        raise NotImplementedError
+
+    def validation_step(
+        self, module: nn.Module, batch: list[Tensor], target: Tensor
+    ) -> tuple[Tensor, dict[str, Any]]:
+        return self.training_step(module, batch, target)
+
+
+class RegressionTask(Task):
+    """Supervised regression, the loop's original objective: ``loss(module(*batch), target)``
+    with ``loss`` ``"mse"`` or ``"huber"`` (``None``: ``config.loss``), or the scalar returned by
+    ``train_loss_fn(module, batch, target)`` (a multi-term objective such as DeepSalt's); the
+    validation loss is always ``loss(module(*val_batch), val_target)``. No extra metrics."""
+
+    name = "regression"
+
+    def __init__(
+        self,
+        loss: str | None = None,
+        train_loss_fn: Callable[[nn.Module, list[Tensor], Tensor], Tensor] | None = None,
+    ):
+        if loss is not None and loss not in ("mse", "huber"):
+            raise ParameterError(f"RegressionTask(loss={loss!r}); allowed: 'mse', 'huber'.")
+        self.loss = loss
+        self.train_loss_fn = train_loss_fn
+        self._loss_fn = _loss_fn(loss or "mse")
+
+    def setup(self, config: TrainConfig) -> None:
+        self._loss_fn = _loss_fn(self.loss or config.loss)
+
+    def fingerprint(self) -> Any:
+        # config.loss is in the config; train_loss_fn is identified by the caller's run_key
+        return None if self.loss is None else {"task": "regression", "loss": self.loss}
+
+    def training_step(
+        self, module: nn.Module, batch: list[Tensor], target: Tensor
+    ) -> tuple[Tensor, dict[str, Any]]:
+        if self.train_loss_fn is not None:
+            return self.train_loss_fn(module, batch, target).float(), {}
+        pred = module(*batch)
+        return self._loss_fn(pred.float().reshape(-1), target), {}
+
+    def validation_step(
+        self, module: nn.Module, batch: list[Tensor], target: Tensor
+    ) -> tuple[Tensor, dict[str, Any]]:
+        pred = module(*batch).float().reshape(-1)
+        return self._loss_fn(pred, target), {}
+
+
+class ContrastiveTask(Task):
+    """Self-supervised contrastive pre-training without labels.
+
+    ``module(*batch)`` must return two (n, d) embeddings ``(za, zb)`` whose row i belongs to the
+    same sample (two modalities, or two augmented views); the loss is :func:`info_nce` with
+    ``temperature`` and ``form`` (``"clip"`` or ``"ntxent"``) over the mini-batch (in-batch
+    negatives). Training drops an incomplete last mini-batch (a batch of 2 would be an easy
+    task), so an epoch has ``max(1, n // batch_size)`` steps. The validation loss is the same
+    loss on the validation rows, cut into fixed batches of ``batch_size`` rows in their order
+    (the remainder joins the last batch), so it is comparable from epoch to epoch and with the
+    training loss. Metrics (per epoch, in ``History.metrics``): ``train_top<k>`` and
+    ``val_top<k>``, the :func:`retrieval_accuracy` of the positive among the batch for every
+    ``k`` in ``top_k``.
+    """
+
+    name = "contrastive"
+    supervised = False
+    drop_last = True
+
+    def __init__(self, temperature: float = 0.5, form: str = "clip", top_k: Sequence[int] = (1, 5)):
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, int | float | np.integer | np.floating)
+            or not math.isfinite(float(temperature))
+            or float(temperature) <= 0
+        ):
+            raise ParameterError(
+                f"ContrastiveTask(temperature={temperature!r}) must be a finite number > 0 "
+                "(the paper's is 0.5)."
+            )
+        if form not in CONTRASTIVE_FORMS:
+            raise ParameterError(
+                f"ContrastiveTask(form={form!r}); allowed: {list(CONTRASTIVE_FORMS)}."
+            )
+        ks = tuple(int(k) for k in top_k)
+        if not ks or any(k < 1 for k in ks):
+            raise ParameterError(f"ContrastiveTask(top_k={top_k!r}) must be ints >= 1.")
+        self.temperature = float(temperature)
+        self.form = form
+        self.top_k = ks
+
+    def fingerprint(self) -> Any:
+        return {
+            "task": "contrastive",
+            "temperature": self.temperature,
+            "form": self.form,
+            "top_k": list(self.top_k),
+        }
+
+    def validation_batches(self, n: int, batch_size: int) -> list[tuple[int, int]]:
+        if n <= batch_size:
+            return [(0, n)]
+        bounds = [(i * batch_size, (i + 1) * batch_size) for i in range(n // batch_size)]
+        bounds[-1] = (bounds[-1][0], n)
+        return bounds
+
+    def training_step(
+        self, module: nn.Module, batch: list[Tensor], target: Tensor
+    ) -> tuple[Tensor, dict[str, Any]]:
+        out = module(*batch)
+        if not isinstance(out, tuple | list) or len(out) != 2:
+            raise TypeError(
+                "ContrastiveTask needs module(*batch) to return two embeddings (za, zb); got "
+                f"{type(out).__name__}."
+            )
+        za, zb = out
+        loss = info_nce(za, zb, self.temperature, self.form)
+        return loss, retrieval_accuracy(za, zb, self.top_k)
 
 
 # -- one run's parts: optimiser, epoch, validation, early stopping, checkpoint -------------------
@@ -563,6 +895,14 @@ def _optimiser(
     return optimizer, scheduler
 
 
+def _forward_module(module: nn.Module, config: TrainConfig, device: torch.device) -> nn.Module:
+    """What the task calls: ``torch.compile(module)`` when ``config.compile`` is set on CUDA
+    (sharing the module's parameters), else the module itself."""
+    if not config.compile or device.type != "cuda" or not hasattr(torch, "compile"):
+        return module
+    return torch.compile(module)
+
+
 class _Loop:
     """The moving parts of one run: module, data, optimiser, schedule, loss and shuffling.
 
@@ -576,18 +916,21 @@ class _Loop:
         data: _TrainData,
         config: TrainConfig,
         device: torch.device,
-        train_loss_fn: Callable[[nn.Module, list[Tensor], Tensor], Tensor] | None,
+        task: Task,
     ):
         self.module = module
         self.data = data
         self.config = config
         self.device = device
-        self.train_loss_fn = train_loss_fn
-        self.steps_per_epoch = math.ceil(data.n / config.batch_size)
+        self.task = task
+        task.setup(config)
+        self.steps_per_epoch = task.steps_per_epoch(data.n, config.batch_size)
         self.optimizer, self.scheduler = _optimiser(module, config, self.steps_per_epoch)
-        self.loss_fn = _loss_fn(config.loss)
         self.use_amp = device.type == "cuda" and config.amp
         self.generator = torch.Generator()
+        self.forward_module = _forward_module(module, config, device)
+        self.train_metrics: dict[str, float] = {}
+        self.val_metrics: dict[str, float] = {}
 
     def autocast(self):
         """bfloat16 autocast on CUDA when ``amp`` is set; a no-op context otherwise."""
@@ -604,13 +947,10 @@ class _Loop:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def _batch_loss(self, batch: list[Tensor], target: Tensor) -> Tensor:
-        if self.train_loss_fn is None:
-            with self.autocast():
-                pred = self.module(*batch)
-            return self.loss_fn(pred.float().reshape(-1), target)
+    def _batch_loss(self, batch: list[Tensor], target: Tensor) -> tuple[Tensor, dict[str, Any]]:
         with self.autocast():
-            return self.train_loss_fn(self.module, batch, target).float()
+            loss, metrics = self.task.training_step(self.forward_module, batch, target)
+        return loss.float(), metrics
 
     def _diverged(self, value: float, epoch: int, b: int) -> TrainingDivergedError:
         return TrainingDivergedError(
@@ -622,14 +962,16 @@ class _Loop:
         )
 
     def train_epoch(self, epoch: int) -> float:
-        """One pass over the shuffled training set; returns the mean training loss."""
+        """One pass over the shuffled training set; returns the mean training loss (and keeps
+        the task's metrics of the epoch in ``train_metrics``)."""
         module, data, config = self.module, self.data, self.config
         module.train()
         order = torch.randperm(data.n, generator=self.generator)
-        total = 0.0
+        total, seen = 0.0, 0
+        sums: dict[str, float] = {}
         for b in range(self.steps_per_epoch):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            loss = self._batch_loss(
+            loss, metrics = self._batch_loss(
                 _batches(data.xs, idx, self.device), data.y[idx.to(data.y.device)]
             )
             value = float(loss.detach())
@@ -642,23 +984,34 @@ class _Loop:
             self.optimizer.step()
             self.scheduler.step()
             total += value * len(idx)
-        return total / data.n
+            seen += len(idx)
+            for name, v in metrics.items():
+                sums[name] = sums.get(name, 0.0) + float(v) * len(idx)
+        self.train_metrics = {f"train_{k}": v / max(seen, 1) for k, v in sums.items()}
+        return total / seen
 
     @torch.no_grad()
     def validate(self, epoch: int) -> float:
-        """The mean ``config.loss`` on the validation set (NaN without one)."""
+        """The task's mean validation loss on the validation set (NaN without one); its
+        metrics go to ``val_metrics``."""
         data = self.data
+        self.val_metrics = {}
         if data.vy is None:
             return float("nan")
         self.module.eval()
-        batch_size = self.config.batch_size * 4
         total, n = 0.0, data.vy.shape[0]
-        for start in range(0, n, batch_size):
-            idx = torch.arange(start, min(start + batch_size, n))
+        sums: dict[str, float] = {}
+        for start, stop in self.task.validation_batches(n, self.config.batch_size):
+            idx = torch.arange(start, stop)
+            batch = _batches(data.vxs, idx, self.device)
             with self.autocast():
-                pred = self.module(*_batches(data.vxs, idx, self.device))
-            pred = pred.float().reshape(-1)
-            total += float(self.loss_fn(pred, data.vy[idx.to(data.vy.device)])) * len(idx)
+                loss, metrics = self.task.validation_step(
+                    self.forward_module, batch, data.vy[idx.to(data.vy.device)]
+                )
+            total += float(loss.float()) * len(idx)
+            for name, v in metrics.items():
+                sums[name] = sums.get(name, 0.0) + float(v) * len(idx)
+        self.val_metrics = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
         value = total / max(n, 1)
         if not math.isfinite(value):
             raise TrainingDivergedError(
@@ -687,6 +1040,7 @@ class _RunState:
         seconds: float,
         module: nn.Module,
         config: TrainConfig,
+        metrics: dict[str, float] | None = None,
     ) -> bool:
         """Log an epoch, keep the weights when the monitored loss improved, and return whether
         training stops: ``patience`` epochs without a better validation loss once ``min_epochs``
@@ -700,6 +1054,8 @@ class _RunState:
         h.val_loss.append(val_loss)
         h.lr.append(lr)
         h.seconds.append(seconds)
+        for name, value in (metrics or {}).items():
+            h.metrics.setdefault(name, []).append(float(value))
         # warm-up: epochs before min_epochs are neither candidates for the kept weights nor
         # counted against patience (as Keras' ``start_from_epoch``), so a noisy small validation
         # set cannot pick a barely trained network from the first epochs
@@ -797,7 +1153,7 @@ class _Checkpoint:
 def fit(
     module: nn.Module,
     train_tensors: Sequence[Tensor] | Tensor,
-    y_train: Tensor | np.ndarray,
+    y_train: Tensor | np.ndarray | None,
     val_tensors: Sequence[Tensor] | Tensor | None = None,
     y_val: Tensor | np.ndarray | None = None,
     config: TrainConfig | None = None,
@@ -805,17 +1161,21 @@ def fit(
     callback: Callable[[int, History], Any] | None = None,
     run_key: Any = None,
     train_loss_fn: Callable[[nn.Module, list[Tensor], Tensor], Tensor] | None = None,
+    task: Task | None = None,
 ) -> History:
     """Train ``module`` in place and return its :class:`History`.
 
     Parameters
     ----------
-    module : ``forward(*inputs) -> Tensor (n,)`` or ``(n, 1)``; moved to the configured device.
+    module : ``forward(*inputs) -> Tensor (n,)`` or ``(n, 1)`` (regression), or the pair of
+        embeddings a :class:`ContrastiveTask` reads; moved to the configured device.
     train_tensors : one tensor per model input, each with the sample as first axis.
-    y_train : target, shape (n,), on the scale the loss should see (standardise it first).
+    y_train : target, shape (n,), on the scale the loss should see (standardise it first);
+        ``None`` for a task without labels (:attr:`Task.supervised` False).
     val_tensors, y_val : the same for the validation set used for early stopping; ``None`` (or
         an empty set) is a fixed schedule: all ``config.epochs`` epochs run and the weights with
-        the lowest training loss are kept.
+        the lowest training loss are kept. For a task without labels ``val_tensors`` alone
+        defines the validation set.
     config : :class:`TrainConfig` (defaults when ``None``).
     callback : called as ``callback(epoch, history)`` after every completed epoch, after the
         checkpoint is written; if it raises, training stops there and can be resumed later from the
@@ -831,7 +1191,12 @@ def fit(
         ``config.loss(module(*batch), target)``. The validation loss (early stopping) stays
         ``config.loss(module(*val_batch), val_target)``, so ``module.forward`` must accept the
         same tensors (it may ignore trailing auxiliary ones). The callable is not part of the
-        checkpoint fingerprint: identify it through ``run_key``.
+        checkpoint fingerprint: identify it through ``run_key``. Shorthand for
+        ``task=RegressionTask(train_loss_fn=...)``; not together with ``task``.
+    task : the objective (:class:`Task`); ``None`` = :class:`RegressionTask` with
+        ``config.loss`` (the loop's behaviour before tasks existed, bit for bit).
+        :class:`ContrastiveTask` pre-trains without labels. A task other than the default
+        joins the checkpoint fingerprint (:meth:`Task.fingerprint`).
 
     Returns
     -------
@@ -847,6 +1212,15 @@ def fit(
         not fit this run; the message names the file and says to delete it to retrain.
     """
     config = config or TrainConfig()
+    if task is not None and train_loss_fn is not None:
+        raise ParameterError(
+            "fit got both task and train_loss_fn. What to do: pass "
+            "task=RegressionTask(train_loss_fn=...) alone."
+        )
+    if task is None:
+        task = RegressionTask(train_loss_fn=train_loss_fn)
+    if not isinstance(task, Task):
+        raise ParameterError(f"task={task!r} must be a soilbook.train.Task (or None).")
     threads = _cpu_threads(config, train_tensors)
     before = torch.get_num_threads()
     if threads is not None:
@@ -861,7 +1235,7 @@ def fit(
             config,
             callback,
             run_key,
-            train_loss_fn,
+            task,
         )
     finally:
         if threads is not None:
@@ -887,22 +1261,22 @@ def _cpu_threads(config: TrainConfig, tensors: Sequence[Tensor] | Tensor) -> int
 def _fit(
     module: nn.Module,
     train_tensors: Sequence[Tensor] | Tensor,
-    y_train: Tensor | np.ndarray,
+    y_train: Tensor | np.ndarray | None,
     val_tensors: Sequence[Tensor] | Tensor | None,
     y_val: Tensor | np.ndarray | None,
     config: TrainConfig,
     callback: Callable[[int, History], Any] | None,
-    run_key: Any = None,
-    train_loss_fn: Callable[[nn.Module, list[Tensor], Tensor], Tensor] | None = None,
+    run_key: Any,
+    task: Task,
 ) -> History:
     """:func:`fit` in steps: prepare the data, build the loop, resume or seed, run the epochs,
     restore the best weights."""
     device = resolve_device(config.device)
-    data = _prepare_data(train_tensors, y_train, val_tensors, y_val)
-    fingerprint = _run_fingerprint(module, config, data, device, run_key)
+    data = _prepare_data(train_tensors, y_train, val_tensors, y_val, task.supervised)
+    fingerprint = _run_fingerprint(module, config, data, device, run_key, task)
     module.to(device)
     data = data.to(device)  # batches then are plain index operations
-    loop = _Loop(module, data, config, device, train_loss_fn)
+    loop = _Loop(module, data, config, device, task)
     checkpoint = None
     if config.checkpoint_dir is not None:
         checkpoint = _Checkpoint(config.checkpoint_dir, fingerprint)
@@ -916,6 +1290,7 @@ def _fit(
             max_epochs=int(config.epochs),
             patience=int(config.patience),
             min_epochs=int(config.min_epochs),
+            task=task.name,
         )
         state = _RunState(history, _cpu_state(module))
     if state.history.finished:  # a finished run: its best weights, without training
@@ -945,7 +1320,14 @@ def _run_epochs(
             train_loss = loop.train_epoch(epoch)
             val_loss = loop.validate(epoch)
             stop = state.record(
-                epoch, train_loss, val_loss, loop.lr, time.perf_counter() - t0, loop.module, config
+                epoch,
+                train_loss,
+                val_loss,
+                loop.lr,
+                time.perf_counter() - t0,
+                loop.module,
+                config,
+                {**loop.train_metrics, **loop.val_metrics},
             )
             if checkpoint is not None:
                 checkpoint.save(loop, state)

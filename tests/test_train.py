@@ -14,9 +14,13 @@ from soilbook.checkpoint import sidecar_path
 from soilbook.errors import ParameterError
 from soilbook.evaluate import CONVERGENCE_KEYS
 from soilbook.train import (
+    ContrastiveTask,
     History,
+    RegressionTask,
     TrainConfig,
     TrainingDivergedError,
+    _prepare_data,
+    _run_fingerprint,
     fit,
     resolve_device,
     set_seed,
@@ -521,3 +525,110 @@ def test_best_epoch_is_chosen_after_the_warm_up():
     config = TrainConfig(epochs=12, batch_size=16, patience=3, min_epochs=6, seed=0)
     history = fit(module, [x], y, [x_val], y_val, config)
     assert history.best_epoch >= 6
+
+
+# -- task hooks: regression (default) and contrastive pre-training -------------------------------
+
+
+class TwoViewNet(nn.Module):
+    """Two small encoders of two paired inputs -> two embeddings (for ContrastiveTask)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Sequential(nn.Linear(5, 16), nn.GELU(), nn.Dropout(0.1), nn.Linear(16, 8))
+        self.b = nn.Sequential(nn.Linear(3, 16), nn.GELU(), nn.Linear(16, 8))
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.a(x1), self.b(x2)
+
+
+def _paired(n: int = 120, seed: int = 0):
+    """Two views of a shared 3-d latent: x1 (n, 5) and x2 (n, 3)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 3, generator=g)
+    x1 = torch.cat([z, z[:, :2] ** 2], dim=1) + 0.05 * torch.randn(n, 5, generator=g)
+    x2 = z @ torch.randn(3, 3, generator=g) + 0.05 * torch.randn(n, 3, generator=g)
+    return [x1[:96], x2[:96]], [x1[96:], x2[96:]]
+
+
+def _two_view_net(seed: int = 0) -> nn.Module:
+    set_seed(seed)
+    return TwoViewNet()
+
+
+def test_default_task_is_the_original_regression():
+    xs, y, vxs, vy = _data()
+    m1, m2 = _net(), _net()
+    h1 = fit(m1, xs, y, vxs, vy, _config())
+    h2 = fit(m2, xs, y, vxs, vy, _config(), task=RegressionTask())
+    assert _same_state(m1, m2) and h1.train_loss == h2.train_loss
+    assert h1.task == "regression" and h1.metrics == {}
+    # the default task leaves the checkpoint fingerprint as it was before tasks existed
+    config = _config()
+    data = _prepare_data(xs, y, vxs, vy)
+    cpu = torch.device("cpu")
+    plain = _run_fingerprint(_net(), config, data, cpu, None)
+    assert _run_fingerprint(_net(), config, data, cpu, None, RegressionTask()) == plain
+    assert _run_fingerprint(_net(), config, data, cpu, None, ContrastiveTask()) != plain
+    with pytest.raises(ParameterError, match="both task and train_loss_fn"):
+        fit(_net(), xs, y, vxs, vy, _config(), task=RegressionTask(), train_loss_fn=lambda *a: 0)
+
+
+def test_contrastive_task_trains_without_labels_and_records_retrieval():
+    xs, vxs = _paired()
+    module = _two_view_net()
+    config = _config(epochs=12, batch_size=16, min_epochs=12)
+    hist = fit(module, xs, None, vxs, None, config, task=ContrastiveTask(0.5))
+    assert hist.task == "contrastive" and hist.monitor == "val_loss" and hist.n_val == 24
+    assert hist.train_loss[-1] < hist.train_loss[0] and min(hist.val_loss) < hist.val_loss[0]
+    assert set(hist.metrics) == {"train_top1", "train_top5", "val_top1", "val_top5"}
+    assert all(len(v) == 12 for v in hist.metrics.values())
+    assert hist.metrics["val_top1"][-1] > hist.metrics["val_top1"][0]
+    assert all(0 <= v <= 1 for v in hist.metrics["val_top5"])
+    assert {"val_top1", "train_top5"} <= set(hist.to_frame().columns)
+    assert hist.convergence()["epochs_run"] == 12
+    # an incomplete last mini-batch is dropped: 96 rows of 16 -> 6 steps an epoch
+    assert ContrastiveTask().steps_per_epoch(100, 16) == 6
+    assert ContrastiveTask().steps_per_epoch(10, 16) == 1
+    assert ContrastiveTask().validation_batches(40, 16) == [(0, 16), (16, 40)]
+    with pytest.raises(ParameterError, match="temperature"):
+        ContrastiveTask(temperature=0)
+    with pytest.raises(ValueError, match="needs a target"):
+        fit(_net(), xs, None, None, None, _config())
+
+
+def test_contrastive_run_resumes_with_its_metrics(tmp_path):
+    xs, vxs = _paired()
+    config = dict(epochs=6, batch_size=16, min_epochs=6)
+    reference = _two_view_net()
+    h_ref = fit(
+        reference, xs, None, vxs, None, _config(tmp_path / "ref", **config), task=ContrastiveTask()
+    )
+
+    def stop_after_2(epoch, history):
+        if epoch == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        fit(
+            _two_view_net(),
+            xs,
+            None,
+            vxs,
+            None,
+            _config(tmp_path / "run", **config),
+            task=ContrastiveTask(),
+            callback=stop_after_2,
+        )
+    resumed = _two_view_net()
+    h_res = fit(
+        resumed, xs, None, vxs, None, _config(tmp_path / "run", **config), task=ContrastiveTask()
+    )
+    assert h_res.resumed_from == 2 and _same_state(resumed, reference)
+    assert h_res.val_loss == h_ref.val_loss and h_res.metrics == h_ref.metrics
+    # a history written before tasks existed (no task, no metrics) still loads
+    old = h_ref.to_dict()
+    old.pop("task")
+    old.pop("metrics")
+    again = History.from_dict(old)
+    assert again.metrics == {} and again.task == ""

@@ -66,17 +66,30 @@ Writing a network for another paper means subclassing and implementing three hoo
 
 ``get_params`` lists the subclass's own arguments **and** the base's training settings, so
 :func:`sklearn.base.clone`, grid searches and :func:`soilbook.evaluate.cross_validate` work.
+
+Starting from pre-trained weights
+---------------------------------
+``init_weights`` (a state dict made in the same process, e.g. another fit's
+``module_.state_dict()`` or an encoder's, or the path of a file) is loaded into the freshly built
+module before training (:func:`load_weights`): every tensor of it must name a parameter or
+buffer of the module with the same shape (else :class:`~soilbook.errors.ParameterError` lists
+the mismatches); the module's other tensors keep their random initialisation, so a pre-trained
+encoder can start a network with a new head. Files are read with
+``torch.load(weights_only=True)`` (:func:`read_weights`; a soilbook checkpoint is verified
+against its sha256 side-car first and its best weights are used), so nothing in them is ever
+executed. The weights (by content) join :meth:`NetworkRegressor.checkpoint_key`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,9 +103,9 @@ from torch import Tensor, nn
 
 from soilbook.data.schema import SAMPLE, SchemaError, target_values, validate_samples
 from soilbook.device import check_device
-from soilbook.errors import OutputDirError, ParameterError
+from soilbook.errors import CheckpointError, OutputDirError, ParameterError
 from soilbook.geo import BLOCK_SIDES_M, local_xy_m, spatial_blocks
-from soilbook.train import History, TrainConfig, resolve_device, set_seed
+from soilbook.train import History, Task, TrainConfig, resolve_device, set_seed
 from soilbook.train import fit as train_fit
 
 __all__ = [
@@ -101,8 +114,12 @@ __all__ = [
     "InnerSplit",
     "NetworkRegressor",
     "dataset_digest",
+    "file_lock",
     "inner_group_split",
     "inner_validation_split",
+    "load_weights",
+    "read_weights",
+    "weights_digest",
 ]
 
 
@@ -418,6 +435,136 @@ def _training_code_digest(cls: type) -> str:
     return digest.hexdigest()
 
 
+# -- pre-trained weights --------------------------------------------------------------------------
+
+
+def read_weights(weights: Mapping[str, Tensor] | str | os.PathLike) -> dict[str, Tensor]:
+    """A state dict (name → CPU tensor) from a mapping or a file.
+
+    ``weights`` is a mapping of names to tensors (e.g. ``module.state_dict()`` of a network fitted
+    in this process), or the path of a file written with :func:`torch.save`: a plain state dict,
+    a dict holding one under ``"state_dict"``, or a soilbook training checkpoint
+    (:mod:`soilbook.checkpoint`), whose best weights (``"best_state"``) are used after its sha256
+    side-car has been verified. Files are read with ``torch.load(weights_only=True)``: only
+    tensors and plain values are accepted, nothing is executed.
+
+    Raises :class:`~soilbook.errors.ParameterError` for a missing file or a mapping whose values
+    are not all tensors, and :class:`~soilbook.errors.CheckpointError` /
+    :class:`~soilbook.errors.ChecksumError` for a file that cannot be read safely or fails its
+    side-car.
+    """
+    if isinstance(weights, str | os.PathLike):
+        path = Path(weights)
+        if not path.is_file():
+            raise ParameterError(
+                f"init_weights={str(path)!r}: no such file. What to do: pass the path of a "
+                "state dict saved with torch.save, a soilbook checkpoint, or a state dict."
+            )
+        from soilbook.checkpoint import load_checkpoint, sidecar_path
+
+        if sidecar_path(path).exists():
+            payload, _ = load_checkpoint(path)
+            data: Any = payload.get("best_state", payload.get("model"))
+        else:
+            try:
+                data = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # UnpicklingError, RuntimeError (bad zip), EOFError …
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise CheckpointError(
+                    f"the weights file {path} cannot be loaded safely ({type(exc).__name__}: "
+                    f"{first[:200]}). It is read with torch.load(weights_only=True), which "
+                    "refuses anything but tensors and plain values. What to do: save the weights "
+                    "with torch.save(module.state_dict(), path)."
+                ) from exc
+            if isinstance(data, Mapping) and isinstance(data.get("state_dict"), Mapping):
+                data = data["state_dict"]
+        weights = data
+    if not isinstance(weights, Mapping) or not weights:
+        raise ParameterError(
+            f"init_weights must be a non-empty state dict (name -> tensor) or a file path; got "
+            f"{type(weights).__name__}."
+        )
+    bad = [str(k) for k, v in weights.items() if not isinstance(v, Tensor)]
+    if bad:
+        raise ParameterError(
+            f"init_weights holds non-tensor values under {bad[:5]}. What to do: pass "
+            "module.state_dict() (names -> tensors)."
+        )
+    return {str(k): v.detach().to("cpu") for k, v in weights.items()}
+
+
+def load_weights(
+    module: nn.Module, weights: Mapping[str, Tensor] | str | os.PathLike, what: str = "init_weights"
+) -> list[str]:
+    """Copy ``weights`` (see :func:`read_weights`) into ``module`` and return the names loaded.
+
+    Every tensor of ``weights`` must name a parameter or buffer of ``module`` with the same
+    shape; the module's other tensors are left as they are (a partial load: e.g. pre-trained
+    encoders into a network with a new head). Raises :class:`~soilbook.errors.ParameterError`
+    naming the unknown names and the shape mismatches (``what`` says whose weights they are).
+    """
+    state = read_weights(weights)
+    own = module.state_dict()
+    unknown = [k for k in state if k not in own]
+    wrong = [
+        f"{k}: given {tuple(v.shape)}, the module has {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
+    if unknown or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"{len(wrong)} shape mismatch(es) ({'; '.join(wrong[:4])})")
+        if unknown:
+            parts.append(f"{len(unknown)} name(s) the module lacks ({unknown[:4]})")
+        raise ParameterError(
+            f"{what} does not fit the {type(module).__name__} built for these data: "
+            f"{' and '.join(parts)}. What to do: build the network with the same architecture "
+            "settings (widths, depths, heads, patch size, inputs) as the one the weights come "
+            "from."
+        )
+    merged = dict(own)
+    merged.update({k: v.to(dtype=own[k].dtype) for k, v in state.items()})
+    module.load_state_dict(merged)
+    return sorted(state)
+
+
+def weights_digest(weights: Mapping[str, Tensor] | str | os.PathLike | None) -> str | None:
+    """sha256 of a state dict's names, shapes and values (a file by its content); None for None."""
+    if weights is None:
+        return None
+    if isinstance(weights, str | os.PathLike) and Path(weights).is_file():
+        from soilbook.hashing import sha256_file
+
+        return sha256_file(Path(weights))
+    h = hashlib.sha256()
+    for name, value in sorted(read_weights(weights).items()):
+        h.update(f"{name}|{tuple(value.shape)}|{value.dtype}|".encode())
+        h.update(value.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def file_lock(folder: Path | None) -> Iterator[None]:
+    """Hold an exclusive POSIX lock on ``folder / "train.lock"`` while training a shared stage
+    (nothing without a folder or where :mod:`fcntl` is missing), so a concurrent second fit
+    waits and then restores the finished checkpoint instead of training it twice."""
+    if folder is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(Path(folder) / "train.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 class NetworkRegressor(RegressorMixin, BaseEstimator):
     """Base class: a PyTorch network fitted and applied on schema Datasets.
 
@@ -451,6 +598,10 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     progress : show a tqdm progress bar over epochs.
     cpu_threads : CPU threads while training; ``None`` = automatic (one thread for small
         mini-batches, see :class:`soilbook.train.TrainConfig`).
+    init_weights : pre-trained weights to start from (a state dict, or a file path; see
+        "Starting from pre-trained weights" in the module docstring); ``None`` = random
+        initialisation. Networks that override :meth:`fit` without applying them refuse the
+        parameter (:class:`~soilbook.errors.ParameterError`).
 
     Attributes
     ----------
@@ -469,7 +620,20 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
     inner_split_ : the :class:`InnerSplit` of the last fit (its ``unit`` and ``description``
         say how the validation set was drawn, or why there was none).
     checkpoint_path_ : this fit's checkpoint folder (a :class:`~pathlib.Path`), or ``None``.
+    init_weights_loaded_ : the names of the tensors taken from ``init_weights`` ([] without).
     """
+
+    #: Whether this class's :meth:`fit` applies ``init_weights`` (subclasses that override
+    #: :meth:`fit` set it True once they call :meth:`_apply_init_weights`).
+    _applies_init_weights: bool = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Mark subclasses that override :meth:`fit` as not applying ``init_weights`` (unless
+        they say they do) and give them the merged signature (:meth:`_merge_signature`)."""
+        super().__init_subclass__(**kwargs)
+        if "fit" in cls.__dict__ and "_applies_init_weights" not in cls.__dict__:
+            cls._applies_init_weights = False
+        cls._merge_signature()
 
     def __init__(
         self,
@@ -488,6 +652,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         checkpoint_dir: str | Path | None = None,
         progress: bool = False,
         cpu_threads: int | None = None,
+        init_weights: Mapping[str, Tensor] | str | Path | None = None,
     ):
         self.epochs = epochs
         self.batch_size = batch_size
@@ -503,17 +668,18 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
         self.cpu_threads = cpu_threads
+        self.init_weights = init_weights
 
     # -- scikit-learn plumbing -------------------------------------------------------------------
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    @classmethod
+    def _merge_signature(cls) -> None:
         """Give a subclass's ``__init__(self, *, own..., **kwargs)`` the full signature.
 
         The merged signature (own arguments, then the base's training settings) is what
         ``inspect.signature`` — and so scikit-learn's ``get_params``, ``clone`` and ``repr`` —
         sees, and what notebook users see in ``help(...)``.
         """
-        super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -598,6 +764,18 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
                 f"{type(self).__name__}: checkpoint_dir={cdir!r} must be a folder path (str or "
                 "Path, not empty) or None (no checkpoints)."
             )
+        weights = self.init_weights
+        if weights is not None:
+            if not isinstance(weights, Mapping | str | os.PathLike):
+                raise ParameterError(
+                    f"{type(self).__name__}: init_weights={type(weights).__name__} must be a "
+                    "state dict (name -> tensor), the path of a weights file, or None."
+                )
+            if not type(self)._applies_init_weights:
+                raise ParameterError(
+                    f"{type(self).__name__} does not start from init_weights (its fit trains "
+                    "in its own stages). What to do: leave init_weights=None."
+                )
 
     # -- fitting ---------------------------------------------------------------------------------
 
@@ -661,9 +839,11 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         params = self.get_params(deep=False)
         for name in _NOT_IN_KEY:
             params.pop(name, None)
+        tokens = {k: _token(v) for k, v in sorted(params.items()) if k != "init_weights"}
+        tokens["init_weights"] = repr(weights_digest(params.get("init_weights")))
         payload = {
             "estimator": f"{type(self).__module__}.{type(self).__qualname__}",
-            "params": {k: _token(v) for k, v in sorted(params.items())},
+            "params": tokens,
             "data": dataset_digest(ds),
             "y": _array_digest(np.asarray(y_raw, dtype=np.float64)),
             "seed": int(self.seed),
@@ -740,21 +920,26 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         config: TrainConfig,
         run_key: dict[str, Any],
         train_loss_fn: Any = None,
+        task: Task | None = None,
     ) -> History:
         """Train ``module`` with :func:`soilbook.train.fit` on the rows ``split[0]`` of
         ``tensors``/``y``, early-stopping on the rows ``split[1]`` (a fixed schedule when
-        empty). An :class:`InnerSplit`'s description goes to ``History.inner_split``."""
+        empty). An :class:`InnerSplit`'s description goes to ``History.inner_split``.
+        ``task`` (e.g. :class:`soilbook.train.ContrastiveTask`) changes the objective; ``y`` may
+        then be ``None`` (a task without labels)."""
         tr, va = (torch.from_numpy(np.asarray(split[i])) for i in (0, 1))
         has_val = np.asarray(split[1]).size > 0
+        extra = {} if task is None else {"task": task}
         history = train_fit(
             module,
             [t[tr] for t in tensors],
-            y[tr],
+            None if y is None else y[tr],
             [t[va] for t in tensors] if has_val else None,
-            y[va] if has_val else None,
+            None if y is None or not has_val else y[va],
             config,
             run_key=run_key,
             train_loss_fn=train_loss_fn,
+            **extra,
         )
         if isinstance(split, InnerSplit):
             history.inner_split = split.description
@@ -789,6 +974,7 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         split = self._inner_split(ds)
         set_seed(int(self.seed))
         self.module_ = self._build_module(ds, arrays)
+        self._apply_init_weights(self.module_)
         tensors = [torch.from_numpy(a) for a in arrays.values()]
         self.history_: History = self._train(
             self.module_, tensors, torch.from_numpy(y_std), split, config, self._run_key()
@@ -796,16 +982,27 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         self.module_.eval()
         return self
 
+    def _apply_init_weights(self, module: nn.Module) -> None:
+        """Load ``init_weights`` into the freshly built ``module`` (:func:`load_weights`) and
+        set ``init_weights_loaded_`` (the names taken from it; [] without)."""
+        self.init_weights_loaded_: list[str] = []
+        if self.init_weights is not None:
+            self.init_weights_loaded_ = load_weights(module, self.init_weights)
+
     def _run_key(self) -> dict[str, Any]:
         """What identifies this fit beyond the data and TrainConfig (for checkpoint names)."""
         params = self.get_params(deep=False)
         for name in _NOT_IN_KEY:
             params.pop(name, None)
-        return {
+        weights = params.pop("init_weights", None)
+        out = {
             "estimator": type(self).__qualname__,
             "params": {k: repr(v) for k, v in sorted(params.items())},
             "inputs": self.input_names_,
         }
+        if weights is not None:  # by content; absent otherwise (run keys as before)
+            out["init_weights"] = weights_digest(weights)
+        return out
 
     # -- inputs ----------------------------------------------------------------------------------
 
