@@ -9,6 +9,11 @@ field samples.
     a Yellow-River-Delta-like coastal cropland with soil salt content (g/kg) and multi-date
     Sentinel-2 reflectance (chapter 1, SS-SoilNet). Documented in ``book/simulator_salinity.md``;
     its calibration check runs with ``python -m soilbook.data.simulate.salinity``.
+:mod:`soilbook.data.simulate.soc`
+    a Great-Plains-like continental region with topsoil organic carbon (g/kg), Landsat-8-like
+    14-channel winter image patches and 61-month TerraClimate-like climate series, labelled and
+    unlabelled locations (chapter 3, SSL-SoilNet). Documented in ``book/simulator_soc.md``; its
+    calibration check runs with ``python -m soilbook.data.simulate.soc``.
 
 The names below are imported lazily, so that running a simulator module as a script does not
 import it twice.
@@ -18,7 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SalinityParams", "simulate_salinity_scene"]
+__all__ = [
+    "SalinityParams",
+    "SocParams",
+    "simulate_salinity_scene",
+    "simulate_soc",
+    "simulate_soc_at",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from soilbook.data.simulate import salinity
 
         return salinity.SalinityParams if name == "SalinityParams" else salinity.simulate_scene
+    if name in ("SocParams", "simulate_soc", "simulate_soc_at"):
+        from soilbook.data.simulate import soc
+
+        return getattr(soc, name)
     raise AttributeError(f"module 'soilbook.data.simulate' has no attribute {name!r}")
