@@ -71,6 +71,7 @@ __all__ = [
     "NO_SEED",
     "SCALES",
     "CVResult",
+    "LabelFraction",
     "Log1pTarget",
     "SplitError",
     "Splits",
@@ -80,6 +81,7 @@ __all__ = [
     "cross_validate",
     "group_kfold",
     "label_fraction_split",
+    "label_subset",
     "mae",
     "make_splits",
     "metrics_table",
@@ -486,6 +488,45 @@ class Log1pTarget(RegressorMixin, BaseEstimator):
 
     def predict(self, ds: xr.Dataset) -> np.ndarray:
         return np.expm1(np.asarray(self.estimator_.predict(ds), dtype=np.float64).ravel())
+
+    def score(self, ds: xr.Dataset, y: Any = None, sample_weight: Any = None) -> float:
+        return r2(target_values(ds) if y is None else y, self.predict(ds))
+
+
+def label_subset(n: int, fraction: float, seed: int = 0, min_train: int = 10) -> np.ndarray:
+    """The sorted positions of the ``fraction`` of ``n`` training rows that a label-efficiency
+    run keeps: :func:`label_fraction_split` on one fold of ``n`` rows, so the subsets are nested
+    (the rows at 10 % are among those at 25 %) and ``fraction=1`` keeps all (n,). The one rule
+    behind :class:`LabelFraction` (any estimator) and ``SSLSoilNetRegressor(label_fraction=)``,
+    so every model at a fraction learns from the same labelled rows. Raises
+    :class:`ParameterError` outside (0, 1] and :class:`SplitError` below ``min_train`` rows."""
+    everything = np.arange(int(n))
+    folds = [(everything, np.array([], dtype=int))]
+    return label_fraction_split(folds, fraction, seed, min_train=min_train)[0][0]
+
+
+class LabelFraction(RegressorMixin, BaseEstimator):
+    """Fit ``estimator`` on only ``fraction`` of the training rows it is given
+    (:func:`label_subset` with ``seed``): a point of a label-efficiency curve under the same
+    cross-validation folds, scored on the same test rows. ``estimator_`` is the fitted inner
+    estimator; ``label_rows_`` the positions kept. A network that must see every training row
+    for another reason (SSL-SoilNet's pre-training) takes ``label_fraction`` itself instead,
+    with the same rule."""
+
+    def __init__(self, estimator: Any, fraction: float = 1.0, seed: int = 0):
+        self.estimator = estimator
+        self.fraction = fraction
+        self.seed = seed
+
+    def fit(self, ds: xr.Dataset, y: Any = None) -> LabelFraction:
+        self.label_rows_ = label_subset(ds.sizes[SAMPLE], self.fraction, self.seed)
+        part = subset(ds, self.label_rows_)
+        y_part = None if y is None else np.asarray(y)[self.label_rows_]
+        self.estimator_ = clone(self.estimator).fit(part, y_part)
+        return self
+
+    def predict(self, ds: xr.Dataset) -> np.ndarray:
+        return np.asarray(self.estimator_.predict(ds), dtype=np.float64).ravel()
 
     def score(self, ds: xr.Dataset, y: Any = None, sample_weight: Any = None) -> float:
         return r2(target_values(ds) if y is None else y, self.predict(ds))

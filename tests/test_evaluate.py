@@ -15,6 +15,7 @@ from soilbook.evaluate import (
     METRICS,
     NO_SEED,
     CVResult,
+    LabelFraction,
     Log1pTarget,
     SplitError,
     bias,
@@ -22,6 +23,7 @@ from soilbook.evaluate import (
     cross_validate,
     group_kfold,
     label_fraction_split,
+    label_subset,
     mae,
     make_splits,
     metrics_table,
@@ -399,3 +401,20 @@ def test_label_fraction_split_is_nested_and_keeps_the_test_folds():
             label_fraction_split(folds, bad)
     with pytest.raises(SplitError, match="fewer than 10"):
         label_fraction_split(folds, 0.05)
+
+
+def test_label_subset_and_label_fraction_use_the_same_rows():
+    small, large = label_subset(200, 0.1, 3), label_subset(200, 0.5, 3)
+    assert small.size == 20 and large.size == 100 and np.isin(small, large).all()
+    np.testing.assert_array_equal(label_subset(50, 1.0, 0), np.arange(50))
+    with pytest.raises(ParameterError):
+        label_subset(50, 0.0, 0)
+    ds = make_ds(n=60)
+    from soilbook.baselines import RandomForestBaseline
+
+    est = LabelFraction(RandomForestBaseline(n_estimators=20), fraction=0.5, seed=2).fit(ds)
+    np.testing.assert_array_equal(est.label_rows_, label_subset(60, 0.5, 2))
+    alone = RandomForestBaseline(n_estimators=20).fit(ds.isel(sample=est.label_rows_))
+    np.testing.assert_allclose(est.predict(ds), alone.predict(ds))
+    res = cross_validate({"rf half": est}, ds, {"random": random_kfold(ds, 3)}, progress=False)
+    assert res.summary().loc[("rf half", "random"), "n"] == 60  # scored on every test row

@@ -24,7 +24,6 @@ from soilbook.models.ssl_soilnet import (
     augment_patches,
     clear_pretrain_cache,
     info_nce,
-    label_subset,
     pretrain_rows,
     retrieval_accuracy,
 )
@@ -445,11 +444,3 @@ def test_init_weights_from_a_state_dict_or_a_file(sets, tmp_path):
         _est(unl, pretrain="none", init_weights=str(tmp_path / "missing.pt")).fit(lab)
     with pytest.raises(ParameterError, match="both set the starting weights"):
         _est(unl, init_weights=donor.pretrained_state_).fit(lab)
-
-
-def test_label_subset_is_nested_and_checked():
-    small, large = label_subset(200, 0.1, 3), label_subset(200, 0.5, 3)
-    assert small.size == 20 and large.size == 100 and np.isin(small, large).all()
-    np.testing.assert_array_equal(label_subset(50, 1.0, 0), np.arange(50))
-    with pytest.raises(ParameterError):
-        label_subset(50, 0.0, 0)

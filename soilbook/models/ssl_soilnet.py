@@ -67,7 +67,8 @@ scaled inputs — else the labelled training rows; never test rows.
 Label fractions and a shared pre-training
 -----------------------------------------
 ``label_fraction`` keeps that share of ``ds``'s labelled rows for fine-tuning (nested subsets:
-:func:`label_subset`, the rule of :func:`soilbook.evaluate.label_fraction_split` for one fold).
+:func:`soilbook.evaluate.label_subset`, the rule :class:`soilbook.evaluate.LabelFraction` applies to
+any other model).
 The leakage rule reads the groups of the whole ``ds``, so the pre-training stage of one fold and
 seed is the same for every label fraction and every fine-tuning setting: it checkpoints in its
 own folder ``checkpoint_dir / pretrain_checkpoint_key(ds)`` (``SSLSoilNetPretrain-<16 hex>``,
@@ -143,7 +144,6 @@ __all__ = [
     "augment_patches",
     "clear_pretrain_cache",
     "info_nce",
-    "label_subset",
     "pretrain_rows",
     "retrieval_accuracy",
     "sinusoidal_positions",
@@ -260,20 +260,6 @@ def pretrain_rows(unlabelled: xr.Dataset, ds: xr.Dataset) -> np.ndarray:
             )
     allowed = np.unique(ds["group"].values.astype(str))
     return np.flatnonzero(np.isin(unlabelled["group"].values.astype(str), allowed))
-
-
-def label_subset(n: int, fraction: float, seed: int) -> np.ndarray:
-    """The sorted positions of the ``fraction`` of ``n`` labelled training rows kept for
-    fine-tuning: :func:`soilbook.evaluate.label_fraction_split` on one fold of ``n`` rows (fold
-    number 0), so the subsets are nested (the rows at 10 % are among those at 25 %) and
-    ``fraction=1`` keeps all. Raises ParameterError outside (0, 1] and SplitError when fewer
-    than 10 rows would remain."""
-    from soilbook.evaluate import label_fraction_split
-
-    everything = np.arange(int(n))
-    if float(fraction) == 1.0:
-        return everything
-    return label_fraction_split([(everything, np.array([], dtype=int))], fraction, seed)[0][0]
 
 
 # -- modules -------------------------------------------------------------------------------------
@@ -541,7 +527,7 @@ class SSLSoilNetRegressor(NetworkRegressor):
         only supplies the input statistics, so the control sees the inputs scaled as the
         pre-trained model does.
     label_fraction : share of ``ds``'s labelled rows used for fine-tuning, in (0, 1]
-        (:func:`label_subset`; pre-training does not depend on it).
+        (:func:`soilbook.evaluate.label_subset`; pre-training does not depend on it).
     pretrain_epochs, pretrain_batch_size, pretrain_learning_rate : the pre-training run (the
         batch is also the number of in-batch candidates; at least
         :data:`MIN_CONTRASTIVE_BATCH`).
@@ -986,6 +972,8 @@ class SSLSoilNetRegressor(NetworkRegressor):
         self.pretrain_checkpoint_path_ = None
         self.pretrain_restored_ = False
         self.pretrain_rows_ = np.array([], dtype=int)
+        from soilbook.evaluate import label_subset
+
         self.label_rows_ = label_subset(ds.sizes[SAMPLE], float(self.label_fraction), self.seed)
         ds_lab = ds.isel({SAMPLE: self.label_rows_})
         y_lab = y_raw[self.label_rows_]
