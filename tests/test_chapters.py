@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import soilbook.chapters
-from soilbook import config
+from soilbook import config, device
 from soilbook.chapters import common, salinity, transfer
 from soilbook.chapters.common import Chapter, Param
 from soilbook.errors import ParameterError, SchemaError
@@ -264,9 +264,9 @@ def test_cgroup_limit_counts_reclaimable_cache_as_free(tmp_path):
     (tmp_path / "memory.max").write_text(f"{8 * 2**30}\n")
     (tmp_path / "memory.current").write_text(f"{7 * 2**30}\n")
     (tmp_path / "memory.stat").write_text(f"anon 100\ninactive_file {2 * 2**30}\n")
-    assert common._cgroup_free_bytes(tmp_path) == 3 * 2**30
+    assert device._cgroup_free_bytes(tmp_path) == 3 * 2**30
     (tmp_path / "memory.max").write_text("max\n")
-    assert common._cgroup_free_bytes(tmp_path) is None
+    assert device._cgroup_free_bytes(tmp_path) is None
 
 
 # -- chapter 1: your own file, models, blocks (issue 7 §6) ---------------------------------------

@@ -182,3 +182,20 @@ def test_lazy_names():
     import soilbook.data.simulate as pkg
 
     assert pkg.simulate_soc is sim.simulate_soc and pkg.SocParams is sim.SocParams
+
+
+def test_params_attrs_is_one_rule_for_every_simulator():
+    from dataclasses import dataclass
+
+    from soilbook.data.simulate._attrs import params_attrs
+
+    @dataclass(frozen=True)
+    class P:
+        a: dict
+        b: tuple
+        c: bool
+        d: float
+
+    got = params_attrs(P({"x": 1}, (1, 2), True, 0.5))
+    assert got == {"sim_a_x": 1, "sim_b": [1, 2], "sim_c": 1, "sim_d": 0.5}
+    assert isinstance(got["sim_c"], int) and not isinstance(got["sim_c"], bool)

@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 __all__ = [
+    "CLIMATE_SCALE_FACTORS",
     "CLIMATE_UNITS",
     "CLIMATE_VARIABLES",
     "FIRST_MONTH",
@@ -75,6 +76,23 @@ CLIMATE_UNITS: dict[str, str] = {
     "tmmx": "degC",
     "vap": "kPa",
     "vpd": "kPa",
+}
+#: TerraClimate's scale factors (Earth Engine catalogue, ``gee:scale``): stored integer x
+#: factor = the value in :data:`CLIMATE_UNITS`, so also the resolution the values come in.
+CLIMATE_SCALE_FACTORS: dict[str, float] = {
+    "aet": 0.1,
+    "def": 0.1,
+    "pdsi": 0.01,
+    "pet": 0.1,
+    "pr": 1.0,
+    "ro": 1.0,
+    "soil": 0.1,
+    "srad": 0.1,
+    "swe": 1.0,
+    "tmmn": 0.1,
+    "tmmx": 0.1,
+    "vap": 0.001,
+    "vpd": 0.01,
 }
 #: The first month of the series and its length (2010-01 … 2015-01, as in the paper).
 FIRST_MONTH = "2010-01"

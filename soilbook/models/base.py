@@ -435,6 +435,13 @@ def _training_code_digest(cls: type) -> str:
     return digest.hexdigest()
 
 
+def _folder_name(prefix: str, payload: Mapping[str, Any]) -> str:
+    """``<prefix>-<16 hex digits>``: a checkpoint folder name, the sha256 of ``payload`` as
+    sorted JSON (every value must be JSON-serialisable)."""
+    text = json.dumps(payload, sort_keys=True)
+    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
 # -- pre-trained weights --------------------------------------------------------------------------
 
 
@@ -849,16 +856,35 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
             "seed": int(self.seed),
             "code": _training_code_digest(type(self)),
         }
-        text = json.dumps(payload, sort_keys=True)
-        return f"{type(self).__name__}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        return _folder_name(type(self).__name__, payload)
 
     def _fit_checkpoint_dir(self, ds: xr.Dataset, y_raw: np.ndarray) -> Path | None:
         """``checkpoint_dir / checkpoint_key(ds, y)``, created (None without checkpoints)."""
         if self.checkpoint_dir is None:
             return None
-        return self._make_checkpoint_folder(
-            Path(self.checkpoint_dir) / self.checkpoint_key(ds, y_raw), "checkpoint folder"
-        )
+        return self._stage_folder(self.checkpoint_key(ds, y_raw), "checkpoint folder")
+
+    # -- stages with their own checkpoint (DeepSalt's teacher, SSL-SoilNet's pre-training) ------
+
+    def _stage_key(self, prefix: str, stage: str, params: Mapping[str, Any], **fields: Any) -> str:
+        """The checkpoint folder name of a training stage that several fits may share:
+        ``<prefix>-<16 hex digits>``, a sha256 of the estimator and ``stage``, the stage's
+        ``params`` (by ``repr``), the JSON-serialisable ``fields`` that identify its data, and
+        the training code (:func:`_training_code_digest`)."""
+        payload = {
+            "estimator": f"{type(self).__module__}.{type(self).__qualname__}.{stage}",
+            "params": {k: repr(v) for k, v in sorted(params.items())},
+            **fields,
+            "code": _training_code_digest(type(self)),
+        }
+        return _folder_name(prefix, payload)
+
+    def _stage_folder(self, key: str, what: str) -> Path | None:
+        """``checkpoint_dir / key`` created and checked writable (:meth:`_make_checkpoint_folder`;
+        ``what`` names it in errors), or None without ``checkpoint_dir``."""
+        if self.checkpoint_dir is None:
+            return None
+        return self._make_checkpoint_folder(Path(self.checkpoint_dir) / key, what)
 
     def _make_checkpoint_folder(self, path: Path, what: str) -> Path:
         """``path`` created (with its parents) and checked writable; ``what`` names the folder in
@@ -946,6 +972,32 @@ class NetworkRegressor(RegressorMixin, BaseEstimator):
         elif not has_val:
             history.inner_split = "no inner validation set (fixed schedule: all epochs)."
         return history
+
+    def _train_stage(
+        self,
+        stage: str,
+        params: Mapping[str, Any],
+        module: nn.Module,
+        tensors: Sequence[Tensor],
+        y: Tensor | None,
+        split: InnerSplit | tuple[np.ndarray, np.ndarray],
+        config: TrainConfig,
+        *,
+        task: Task | None = None,
+        **key_fields: Any,
+    ) -> History:
+        """Train (or restore) a shared stage with :meth:`_train` under :func:`file_lock` on its
+        checkpoint folder ``config.checkpoint_dir``, so a concurrent fit that needs the same
+        stage waits and restores it. The run key names the estimator and ``stage``, the stage's
+        ``params`` (by ``repr``) and any ``key_fields``."""
+        run_key = {
+            "estimator": f"{type(self).__qualname__}.{stage}",
+            "params": {k: repr(v) for k, v in sorted(params.items())},
+            **key_fields,
+            "stage": stage,
+        }
+        with file_lock(config.checkpoint_dir):
+            return self._train(module, tensors, y, split, config, run_key, task=task)
 
     def training_histories(self) -> dict[str, History]:
         """Every training run of the last fit, by stage: ``{"network": history_}`` here.

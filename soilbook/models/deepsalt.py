@@ -188,13 +188,10 @@ Variants
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import math
 import warnings
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -646,27 +643,6 @@ class _Teacher(nn.Module):
         return self.forward_features(z_lab)[0]
 
 
-@contextlib.contextmanager
-def _file_lock(folder: Path | None) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder / "train.lock"`` (POSIX ``flock``; nothing without a
-    folder or on systems without :mod:`fcntl`), so that two processes fitting the same teacher
-    do not train it twice: the second waits, then restores the finished checkpoint."""
-    if folder is None:
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock (a concurrent fit may train the teacher twice)
-        yield
-        return
-    with open(Path(folder) / "train.lock", "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def _coral(a: Tensor, b: Tensor) -> Tensor:
     """Mean + covariance (CORAL) discrepancy between feature batches a (n, d) and b (m, d)."""
     d = a.shape[1]
@@ -895,17 +871,14 @@ class DeepSaltRegressor(NetworkRegressor):
         return params
 
     def _teacher_key(self, lab_train: xr.Dataset, y_teacher: np.ndarray) -> str:
-        params = self._teacher_params()
-        payload = {
-            "estimator": f"{type(self).__module__}.{type(self).__qualname__}.teacher",
-            "params": {k: repr(v) for k, v in sorted(params.items())},
-            "data": dataset_digest(lab_train),
-            "y": hashlib.sha256(np.asarray(y_teacher, dtype=np.float64).tobytes()).hexdigest(),
-            "seed": int(self.seed),
-            "code": _base._training_code_digest(type(self)),
-        }
-        text = json.dumps(payload, sort_keys=True)
-        return f"DeepSaltTeacher-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        return self._stage_key(
+            "DeepSaltTeacher",
+            "teacher",
+            self._teacher_params(),
+            data=dataset_digest(lab_train),
+            y=hashlib.sha256(np.asarray(y_teacher, dtype=np.float64).tobytes()).hexdigest(),
+            seed=int(self.seed),
+        )
 
     def teacher_checkpoint_key(self, ds: xr.Dataset) -> str:
         """The folder under ``checkpoint_dir`` of the teacher of a fit on the satellite set ``ds``.
@@ -927,13 +900,11 @@ class DeepSaltRegressor(NetworkRegressor):
         """The teacher's :class:`TrainConfig`: the estimator's settings, checkpointing in its
         own folder (sets ``teacher_checkpoint_path_``)."""
         self.teacher_checkpoint_path_ = None
-        if self.checkpoint_dir is None:
-            return self._train_config(None)
-        path = Path(self.checkpoint_dir) / self._teacher_key(lab_train, y_teacher)
-        self.teacher_checkpoint_path_ = self._make_checkpoint_folder(
-            path, "teacher's checkpoint folder"
-        )
-        return self._train_config(path)
+        if self.checkpoint_dir is not None:
+            self.teacher_checkpoint_path_ = self._stage_folder(
+                self._teacher_key(lab_train, y_teacher), "teacher's checkpoint folder"
+            )
+        return self._train_config(self.teacher_checkpoint_path_)
 
     def _fit_teacher(self, lab_train: xr.Dataset, config: TrainConfig) -> np.ndarray:
         """Train the teacher on ``lab_train`` (already restricted by :func:`teacher_lab_rows`);
@@ -962,15 +933,15 @@ class DeepSaltRegressor(NetworkRegressor):
         teacher_config = self._teacher_config(lab_train, y)
         set_seed(int(self.seed))
         teacher = _Teacher(self._encoder(z.shape[1]), _Head(int(self.width), 0))
-        key = {
-            "estimator": f"{type(self).__qualname__}.teacher",
-            "params": {k: repr(v) for k, v in sorted(self._teacher_params().items())},
-            "stage": "teacher",
-        }
-        with _file_lock(self.teacher_checkpoint_path_):
-            self.teacher_history_ = self._train(
-                teacher, [torch.from_numpy(z)], y_std, split, teacher_config, key
-            )
+        self.teacher_history_ = self._train_stage(
+            "teacher",
+            self._teacher_params(),
+            teacher,
+            [torch.from_numpy(z)],
+            y_std,
+            split,
+            teacher_config,
+        )
         teacher.eval()
         for p in teacher.parameters():
             p.requires_grad_(False)

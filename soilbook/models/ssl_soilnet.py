@@ -91,7 +91,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import math
 from collections import OrderedDict
 from pathlib import Path
@@ -111,7 +110,6 @@ from soilbook.models import base as _base
 from soilbook.models.base import (
     NetworkRegressor,
     dataset_digest,
-    file_lock,
     inner_validation_split,
     load_weights,
     select_names,
@@ -276,6 +274,28 @@ def sinusoidal_positions(n: int, width: int) -> Tensor:
     return out.float()
 
 
+def _encoder_layers(
+    width: int, heads: int, depth: int, dropout: float, *, norm_first: bool, **extra: Any
+) -> nn.ModuleList:
+    """``depth`` Transformer encoder layers of both SSL-SoilNet encoders: ``heads`` heads,
+    feed-forward 4·width, GELU, ``dropout``, batch first; pre-norm (``norm_first=True``, the
+    ViT) or post-norm (the climate Transformer); ``extra`` goes to
+    :class:`torch.nn.TransformerEncoderLayer` (e.g. ``layer_norm_eps``)."""
+    return nn.ModuleList(
+        nn.TransformerEncoderLayer(
+            width,
+            heads,
+            dim_feedforward=4 * width,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=norm_first,
+            **extra,
+        )
+        for _ in range(depth)
+    )
+
+
 class PatchViT(nn.Module):
     """Vision Transformer on a (n, channels, size, size) patch → (n, embed_dim).
 
@@ -305,19 +325,8 @@ class PatchViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.position = nn.Parameter(torch.zeros(1, self.n_tokens + 1, width))
         self.drop = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                width,
-                heads,
-                dim_feedforward=4 * width,
-                dropout=dropout,
-                activation="gelu",
-                layer_norm_eps=1e-6,
-                batch_first=True,
-                norm_first=True,
-                bias=True,
-            )
-            for _ in range(depth)
+        self.layers = _encoder_layers(
+            width, heads, depth, dropout, norm_first=True, layer_norm_eps=1e-6
         )
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.out = nn.Linear(width, embed_dim)
@@ -361,18 +370,7 @@ class ClimateTransformer(nn.Module):
         self.project = nn.Linear(variables, width)
         self.register_buffer("positions", sinusoidal_positions(months, width)[None])
         self.drop = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                width,
-                heads,
-                dim_feedforward=4 * width,
-                dropout=dropout,
-                activation="gelu",
-                batch_first=True,
-                norm_first=False,
-            )
-            for _ in range(depth)
-        )
+        self.layers = _encoder_layers(width, heads, depth, dropout, norm_first=False)
         self.out = nn.Linear(months * width if pool == "flatten" else width, embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -884,16 +882,14 @@ class SSLSoilNetRegressor(NetworkRegressor):
         if self.unlabelled is None:
             raise ValueError("no unlabelled set (unlabelled=None): nothing to pre-train on.")
         rows = pretrain_rows(self.unlabelled, ds)
-        payload = {
-            "estimator": f"{type(self).__module__}.{type(self).__qualname__}.pretrain",
-            "params": {k: repr(v) for k, v in sorted(self._pretrain_params().items())},
-            "inputs": list(self._needs()),
-            "unlabelled": dataset_digest(self.unlabelled),
-            "rows": hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest(),
-            "code": _base._training_code_digest(type(self)),
-        }
-        text = json.dumps(payload, sort_keys=True)
-        return f"SSLSoilNetPretrain-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        return self._stage_key(
+            "SSLSoilNetPretrain",
+            "pretrain",
+            self._pretrain_params(),
+            inputs=list(self._needs()),
+            unlabelled=dataset_digest(self.unlabelled),
+            rows=hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest(),
+        )
 
     def _pretrain_config(self, folder: Path | None) -> TrainConfig:
         cfg = self._train_config(folder)
@@ -911,11 +907,7 @@ class SSLSoilNetRegressor(NetworkRegressor):
         self.pretrain_inner_split_ = split
         set_seed(int(self.seed))
         net = self._build_pretrain_module()
-        folder = None
-        if self.checkpoint_dir is not None:
-            folder = self._make_checkpoint_folder(
-                Path(self.checkpoint_dir) / key, "pre-training's checkpoint folder"
-            )
+        folder = self._stage_folder(key, "pre-training's checkpoint folder")
         self.pretrain_checkpoint_path_ = folder
         cached = _PRETRAIN_CACHE.get(key) if folder is None else None
         if cached is not None:
@@ -925,18 +917,17 @@ class SSLSoilNetRegressor(NetworkRegressor):
             history.resumed_from = len(history.epoch)
             self.pretrain_restored_ = True
         else:
-            run_key = {
-                "estimator": f"{type(self).__qualname__}.pretrain",
-                "params": {k: repr(v) for k, v in sorted(self._pretrain_params().items())},
-                "inputs": list(self.input_names_),
-                "stage": "pretrain",
-            }
-            tensors = [torch.from_numpy(a) for a in arrays.values()]
-            task = ContrastiveTask(float(self.temperature), self.contrastive_loss)
-            with file_lock(folder):
-                history = self._train(
-                    net, tensors, None, split, self._pretrain_config(folder), run_key, task=task
-                )
+            history = self._train_stage(
+                "pretrain",
+                self._pretrain_params(),
+                net,
+                [torch.from_numpy(a) for a in arrays.values()],
+                None,
+                split,
+                self._pretrain_config(folder),
+                task=ContrastiveTask(float(self.temperature), self.contrastive_loss),
+                inputs=list(self.input_names_),
+            )
             self.pretrain_restored_ = history.resumed_from >= len(history.epoch) > 0
             if folder is None:
                 _PRETRAIN_CACHE[key] = {

@@ -66,29 +66,22 @@ import pandas as pd
 
 from soilbook import geo
 from soilbook.data.schema import sample_set
-from soilbook.data.soc import CLIMATE_UNITS, CLIMATE_VARIABLES, SocData, months
+from soilbook.data.soc import (
+    CLIMATE_SCALE_FACTORS,
+    CLIMATE_UNITS,
+    CLIMATE_VARIABLES,
+    SocData,
+    months,
+)
 from soilbook.errors import ParameterError, SchemaError
 
 log = logging.getLogger(__name__)
 
 #: The value the extraction wrote for a zero and for a masked pixel alike.
 MISSING_VALUE = -999.0
-#: TerraClimate's scale factors (Earth Engine catalogue, ``gee:scale``): stored x factor = unit.
-SCALE_FACTORS: dict[str, float] = {
-    "aet": 0.1,
-    "def": 0.1,
-    "pdsi": 0.01,
-    "pet": 0.1,
-    "pr": 1.0,
-    "ro": 1.0,
-    "soil": 0.1,
-    "srad": 0.1,
-    "swe": 1.0,
-    "tmmn": 0.1,
-    "tmmx": 0.1,
-    "vap": 0.001,
-    "vpd": 0.01,
-}
+#: TerraClimate's scale factors, stored x factor = unit
+#: (:data:`soilbook.data.soc.CLIMATE_SCALE_FACTORS`).
+SCALE_FACTORS: dict[str, float] = CLIMATE_SCALE_FACTORS
 #: Variables that are never 0 at the RaCA sites, so a −999 in them marks a masked pixel.
 NEVER_ZERO: tuple[str, ...] = ("srad", "vap")
 NO_DATA_RULE = (

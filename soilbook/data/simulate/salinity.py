@@ -29,7 +29,6 @@ written up in the book page ``book/simulator_salinity.md``; the short version:
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -40,6 +39,7 @@ import xarray as xr
 from scipy import ndimage
 
 from soilbook.data import spectra as spec
+from soilbook.data.simulate._attrs import params_attrs
 from soilbook.errors import ParameterError
 
 #: Crops, in the order of the integer codes of the ``crop`` variable.
@@ -207,19 +207,7 @@ class SalinityParams:
 
     def as_attrs(self) -> dict:
         """The parameters as flat netCDF-friendly attributes (prefix ``sim_``)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    out[f"sim_{f.name}_{k}"] = v
-            elif isinstance(value, tuple):
-                out[f"sim_{f.name}"] = list(value)
-            elif isinstance(value, bool):
-                out[f"sim_{f.name}"] = int(value)
-            else:
-                out[f"sim_{f.name}"] = value
-        return out
+        return params_attrs(self)
 
 
 # -- random fields -----------------------------------------------------------------------------

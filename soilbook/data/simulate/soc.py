@@ -42,13 +42,11 @@ Public API: :class:`SocParams` (every setting, fixed before any model was compar
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,6 +55,8 @@ from scipy import fft as sfft
 
 from soilbook.data import soc
 from soilbook.data.schema import sample_set
+from soilbook.data.simulate._attrs import params_attrs
+from soilbook.device import available_memory_bytes
 from soilbook.errors import ParameterError
 from soilbook.geo import EARTH_RADIUS_KM, spatial_blocks
 
@@ -86,21 +86,7 @@ BAND_CENTRES_NM = (443.0, 482.0, 562.0, 655.0, 865.0, 1609.0, 2201.0)
 #: Units of the image channels, in the order of :data:`soilbook.data.soc.IMAGE_LAYERS`.
 LAYER_UNITS = ("1",) * 7 + ("1",) * len(soc.ND_INDICES) + ("m", "percent")
 #: Stored resolution of each climate variable (TerraClimate's scale factors).
-CLIMATE_RESOLUTION = {
-    "aet": 0.1,
-    "def": 0.1,
-    "pdsi": 0.01,
-    "pet": 0.1,
-    "pr": 1.0,
-    "ro": 1.0,
-    "soil": 0.1,
-    "srad": 0.1,
-    "swe": 1.0,
-    "tmmn": 0.1,
-    "tmmx": 0.1,
-    "vap": 0.001,
-    "vpd": 0.01,
-}
+CLIMATE_RESOLUTION = soc.CLIMATE_SCALE_FACTORS
 _CHUNK = 256  # locations per chunk: fixed, so results never depend on available memory
 _SPINUP_MONTHS = 24
 _KM_PER_DEG = math.pi * EARTH_RADIUS_KM / 180.0  # 111.195 km per degree of latitude
@@ -200,17 +186,7 @@ class SocParams:
 
     def as_attrs(self) -> dict:
         """The parameters as flat netCDF-friendly attributes (prefix ``sim_``)."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    out[f"sim_{f.name}_{k}"] = v
-            elif isinstance(value, tuple):
-                out[f"sim_{f.name}"] = list(value)
-            else:
-                out[f"sim_{f.name}"] = value
-        return out
+        return params_attrs(self)
 
     @property
     def centre_lat(self) -> float:
@@ -812,38 +788,9 @@ def estimate_bytes(n_locations: int, patch_size: int | None) -> int:
     return n * per + work
 
 
-def _available_memory_bytes() -> int | None:
-    """Memory a new allocation can use now (bytes): psutil's ``available``, else
-    ``MemAvailable`` of /proc/meminfo, lowered to what a cgroup-v2 limit leaves; None when
-    unknown. (The same rule as :func:`soilbook.chapters.common.available_memory_bytes`,
-    which the data layer may not import.)"""
-    found: int | None = None
-    try:
-        import psutil
-
-        found = int(psutil.virtual_memory().available)
-    except ImportError:
-        try:
-            for line in Path("/proc/meminfo").read_text().splitlines():
-                if line.startswith("MemAvailable:"):
-                    found = int(line.split()[1]) * 1024
-                    break
-        except (OSError, ValueError, IndexError):
-            found = None
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
-            free = max(int(limit) - used, 0)
-            found = free if found is None else min(found, free)
-    except (OSError, ValueError):
-        pass
-    return found
-
-
 def _check_memory(n_total: int, patch_size: int | None, max_bytes: int | None) -> None:
     need = estimate_bytes(n_total, patch_size)
-    limit = _available_memory_bytes() if max_bytes is None else int(max_bytes)
+    limit = available_memory_bytes() if max_bytes is None else int(max_bytes)
     if limit is not None and need > limit:
         raise ParameterError(
             f"simulating {n_total} locations with patch_size={patch_size} needs about "
