@@ -82,3 +82,8 @@ def test_modalities_for_the_data():
     assert soc.modalities_for(p, has_image=True) == "both"
     assert soc.modalities_for(p, has_image=False) == "climate"
     assert soc.modalities_for(p | {"modalities": "climate"}, has_image=True) == "climate"
+
+
+def test_a_fraction_too_small_for_early_stopping_warns(tmp_path):
+    with pytest.warns(UserWarning, match="no inner validation set"):
+        _validate(tmp_path, label_fractions="0.05,1.0")

@@ -14,6 +14,7 @@ stops before any heavy work.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ VIT_PATCH = 8
 MIN_CONTRASTIVE_BATCH = 8
 #: Fewest labelled training rows a label fraction may leave (:func:`soilbook.evaluate.label_subset`).
 MIN_TRAIN_ROWS = 10
+#: Fewest training rows with an inner early-stopping split
+#: (:func:`soilbook.models.base.inner_validation_split` with its defaults); fewer train on a fixed
+#: schedule, whose convergence is judged on the training loss of a network that can memorise them.
+MIN_VALIDATED_ROWS = 60
 
 PARAMS: tuple[Param, ...] = (
     *shared_params(output_dir=f"../_build/outputs/{KEY}"),
@@ -75,7 +80,13 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("block_size_km", float, 100.0, "side of the spatial blocks of the grouped CV (km)"),
     Param("cv_folds", int, 3, "folds of the random and of the spatial-block split", minimum=2),
-    Param("epochs", int, 100, "maximum fine-tuning epochs (early stopping)", minimum=1),
+    Param(
+        "epochs",
+        int,
+        100,
+        "maximum fine-tuning epochs (early stopping; below 60 labelled rows a fixed schedule)",
+        minimum=1,
+    ),
     Param("batch_size", int, 32, "fine-tuning mini-batch size", minimum=1),
     Param("learning_rate", float, 1e-3, "fine-tuning learning rate (AdamW)", minimum=0.0),
     Param("patience", int, 10, "early-stopping patience in epochs (both stages)", minimum=1),
@@ -105,9 +116,10 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "label_fractions",
         str,
-        "0.05,0.25,1.0",
+        "0.25,0.5,1.0",
         "comma-separated shares of the labelled training rows for the label-efficiency curve, "
-        "each in (0, 1] (1.0 is always included; full profile 0.05,0.1,0.25,0.5,1.0)",
+        "each in (0, 1] (1.0 is always included; full profile 0.05,0.1,0.25,0.5,1.0; a share "
+        f"below {MIN_VALIDATED_ROWS} rows trains without early stopping)",
     ),
     Param("rf_trees", int, 100, "trees in the Random Forest (full: 500)", minimum=1),
     Param("explain_samples", int, 60, "samples for SHAP and gradient attributions", minimum=5),
@@ -117,6 +129,14 @@ PARAMS: tuple[Param, ...] = (
         int,
         3,
         "network repetitions over seeds for the claims' intervals; full profile 5",
+        minimum=1,
+        maximum=50,
+    ),
+    Param(
+        "random_seeds",
+        int,
+        1,
+        "network seeds on the random split (context, no claims; full profile 5)",
         minimum=1,
         maximum=50,
     ),
@@ -188,6 +208,16 @@ def _check_fraction_rows(p: Mapping[str, Any], fractions: list[float]) -> None:
             f"keeps {keep}, fewer than {MIN_TRAIN_ROWS}. What to do: raise n_labelled to at "
             f"least {need}, or use a larger smallest fraction (at least "
             f"{MIN_TRAIN_ROWS / n_train:.2g})."
+        )
+    if keep < MIN_VALIDATED_ROWS:
+        warnings.warn(
+            f"label fraction {smallest:g} keeps about {keep} labelled training rows per fold, "
+            f"fewer than {MIN_VALIDATED_ROWS}: those networks get no inner validation set, train "
+            "for all epochs and are judged converged only if their training loss flattens, "
+            "which a network memorising a few rows rarely does (its claims then read "
+            "inconclusive). For a validated point raise n_labelled to about "
+            f"{math.ceil(MIN_VALIDATED_ROWS / smallest * int(p['cv_folds']) / (int(p['cv_folds']) - 1))}.",
+            stacklevel=3,
         )
 
 
