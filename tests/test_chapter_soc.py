@@ -87,3 +87,16 @@ def test_modalities_for_the_data():
 def test_a_fraction_too_small_for_early_stopping_warns(tmp_path):
     with pytest.warns(UserWarning, match="no inner validation set"):
         _validate(tmp_path, label_fractions="0.05,1.0")
+
+
+def test_real_data_are_subsampled_to_max_labelled():
+    from soilbook.data.simulate.soc import simulate_soc
+
+    data = simulate_soc(n_labelled=30, n_unlabelled=5, patch_size=None, seed=1)
+    few = soc.subsample_labelled(data, 10, seed=0)
+    assert few.labelled.sizes["sample"] == 10
+    assert few.unlabelled.sizes["sample"] == 5
+    assert "10 of the 30" in few.description
+    assert soc.subsample_labelled(data, 0, seed=0) is data
+    again = soc.subsample_labelled(data, 10, seed=0)
+    assert (again.labelled["lat"].values == few.labelled["lat"].values).all()

@@ -61,6 +61,14 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("target_column", str, "target", "the target's column in your file"),
     Param(
+        "max_labelled",
+        int,
+        600,
+        "at most this many labelled locations of RaCA or your file, drawn at random with seed "
+        "to fit the time budget (0 = all; full profile 0); the simulated region draws n_labelled",
+        minimum=0,
+    ),
+    Param(
         "modalities",
         str,
         "auto",
@@ -285,11 +293,39 @@ def load_data(p: Mapping[str, Any]) -> Any:
     if source == "raca":
         from soilbook.data.real.raca import load_raca
 
-        return load_raca(block_size_km=p["block_size_km"])
-    from soilbook.data.real.soc_file import load_soc_file
+        data = load_raca(block_size_km=p["block_size_km"])
+    else:
+        from soilbook.data.real.soc_file import load_soc_file
 
-    return load_soc_file(
-        p["data_path"], target_column=p["target_column"], block_size_km=p["block_size_km"]
+        data = load_soc_file(
+            p["data_path"], target_column=p["target_column"], block_size_km=p["block_size_km"]
+        )
+    return subsample_labelled(data, p["max_labelled"], p["seed"])
+
+
+def subsample_labelled(data: Any, max_labelled: int, seed: int) -> Any:
+    """``data`` (a :class:`~soilbook.data.soc.SocData`) with at most ``max_labelled`` labelled
+    locations, drawn at random with ``seed`` and kept in their order (0: all). The unlabelled
+    set is unchanged; the description says how many were kept."""
+    import numpy as np
+
+    from soilbook.data.schema import SAMPLE
+    from soilbook.data.soc import SocData
+
+    n = int(data.labelled.sizes[SAMPLE])
+    if not max_labelled or n <= max_labelled:
+        return data
+    rows = np.sort(
+        np.random.default_rng([int(seed), 3]).choice(n, int(max_labelled), replace=False)
+    )
+    note = (
+        f" Subsampled for the time budget: {max_labelled} of the {n} labelled locations, drawn "
+        f"at random (seed {seed}); max_labelled=0 keeps all."
+    )
+    return SocData(
+        labelled=data.labelled.isel({SAMPLE: rows}),
+        unlabelled=data.unlabelled,
+        description=data.description + note,
     )
 
 
@@ -321,4 +357,5 @@ __all__ = [
     "load_data",
     "modalities_for",
     "parse_fractions",
+    "subsample_labelled",
 ]
