@@ -35,6 +35,8 @@ import json
 import os
 import platform
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
@@ -469,12 +471,13 @@ def _new_record(
     }
 
 
-def _kernel_manager_class(stderr: IO[bytes]) -> type:
+def _kernel_manager_class(stderr: IO[bytes], kernel_pids: list[int] | None = None) -> type:
     """A jupyter_client kernel manager whose kernel process writes its stderr to ``stderr``.
 
     The kernel's own messages (ipykernel's start-up warnings, and on Ctrl-C the complaints of a
     shutdown that races the interrupted cell's reply) go to the run's kernel log instead of the
-    terminal; what the cells print is captured in the notebook as always.
+    terminal; what the cells print is captured in the notebook as always. The process id of
+    each kernel it starts is appended to ``kernel_pids`` (for :func:`_sigint_interrupts_kernel`).
     """
     from jupyter_client import AsyncKernelManager
 
@@ -482,8 +485,44 @@ def _kernel_manager_class(stderr: IO[bytes]) -> type:
         async def start_kernel(self, **kw: Any) -> None:
             kw.setdefault("stderr", stderr)
             await super().start_kernel(**kw)
+            provisioner = getattr(self, "provisioner", None)
+            pid = getattr(provisioner, "pid", None) or getattr(
+                getattr(provisioner, "process", None), "pid", None
+            )
+            if kernel_pids is not None and pid:
+                kernel_pids.append(int(pid))
 
     return LoggedKernelManager
+
+
+@contextlib.contextmanager
+def _sigint_interrupts_kernel(kernel_pids: list[int]) -> Iterator[None]:
+    """While a notebook runs: the first Ctrl-C (SIGINT) interrupts the kernel, so the running
+    cell stops with ``KeyboardInterrupt`` and the run ends as interrupted through the kernel's
+    reply, instead of an exception raised at a random point of the executor's event loop (which
+    could leave it waiting on a kernel that is still busy). A second Ctrl-C, or one before the
+    kernel has started, raises :class:`KeyboardInterrupt` here at once. Only in the main thread
+    (where signal handlers live); the previous handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    asked: list[bool] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if asked or not kernel_pids:
+            raise KeyboardInterrupt
+        asked.append(True)
+        try:
+            os.kill(kernel_pids[-1], signal.SIGINT)
+        except OSError:  # the kernel is gone: stop here
+            raise KeyboardInterrupt from None
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _papermill(
@@ -502,14 +541,19 @@ def _papermill(
     The kernel process's own stderr goes to ``kernel_log``.
     """
     papermill = require("papermill", extra="book", needed_for="executing the notebooks")
+    kernel_pids: list[int] = []
     try:
-        with kernel_environment(), open(kernel_log, "wb") as log:
+        with (
+            kernel_environment(),
+            open(kernel_log, "wb") as log,
+            _sigint_interrupts_kernel(kernel_pids),
+        ):
             papermill.execute_notebook(
                 str(input_path),
                 str(out_nb),
                 parameters=dict(params),
                 cwd=str(cwd),
-                kernel_manager_class=_kernel_manager_class(log),
+                kernel_manager_class=_kernel_manager_class(log, kernel_pids),
                 **options,
             )
     except Exception as err:

@@ -168,8 +168,11 @@ def test_ctrl_c_exits_130_saying_where_the_partial_outputs_are(
     _one_message(capsys.readouterr().err, "interrupted", f"{NB}.ipynb")
 
 
-def test_ctrl_c_of_a_real_run_stops_cleanly(repo: Path) -> None:
-    """A SIGINT to ``python -m soilbook run`` while a cell runs: exit 130, one line, a record."""
+@pytest.mark.parametrize("to", ["group", "parent"])
+def test_ctrl_c_of_a_real_run_stops_cleanly(repo: Path, to: str) -> None:
+    """A SIGINT to ``python -m soilbook run`` while a cell runs — to its process group as a
+    terminal sends it, or to the run's process alone (``kill -INT``; the run then interrupts its
+    kernel): exit 130, one line, a record."""
     marker = repo / "started"
     tiny_notebook(
         repo / "notebooks" / "99_slow.ipynb",
@@ -188,7 +191,10 @@ def test_ctrl_c_of_a_real_run_stops_cleanly(repo: Path) -> None:
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert marker.exists(), proc.communicate(timeout=5)
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        if to == "group":
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        else:
+            proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=90)  # generous on a loaded machine; the cell sleeps 300 s
     finally:
         if proc.poll() is None:
