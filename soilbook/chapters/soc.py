@@ -57,7 +57,7 @@ PARAMS: tuple[Param, ...] = (
         str,
         "",
         "your file (data_source='file'): a CSV with lat/lon (or group), the target and climate "
-        "columns named <variable>@<YYYY-MM> (e.g. tmmx@2010-01), or a NetCDF sample set",
+        "columns named clim_<variable>@<YYYY-MM> (e.g. clim_tmmx@2010-01), or a NetCDF sample set",
     ),
     Param("target_column", str, "target", "the target's column in your file"),
     Param(
@@ -337,7 +337,7 @@ NOTES = "\n".join(
         "  raca: real RaCA SOC stocks (Mg C/ha) with their TerraClimate series, climate only "
         "(modalities 'auto' or 'climate'); -999 cells that were real zeros are set to 0.",
         "  file (data_path): CSV with lat/lon or group, the target column (empty = unlabelled) "
-        "and climate columns <variable>@<YYYY-MM>, or a NetCDF sample set.",
+        "and climate columns clim_<variable>@<YYYY-MM>, or a NetCDF sample set.",
         "label_fractions: comma-separated shares in (0, 1]; the smallest must leave at least "
         f"{MIN_TRAIN_ROWS} labelled training rows per fold.",
     ]
