@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def test_new_parameters_are_validated(changes, match):
 
 
 def test_more_workers_than_cores_warns(monkeypatch):
-    monkeypatch.setattr(transfer.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     with pytest.warns(UserWarning, match="n_jobs=8 worker processes on 2 CPU core"):
         transfer.check_n_jobs(8)
 

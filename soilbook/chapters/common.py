@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
     "Param",
     "available_memory_bytes",
     "check_heads_divide_width",
+    "check_n_jobs",
     "check_output_dir",
     "check_value",
     "check_writable_dir",
@@ -306,3 +308,15 @@ class Chapter:
         if "output_dir" in out:
             check_output_dir(out["output_dir"], workdir)
         return out
+
+
+def check_n_jobs(n_jobs: int) -> None:
+    """Warn when ``n_jobs`` asks for more worker processes than this machine has cores (the
+    folds then share cores and run no faster)."""
+    cores = os.cpu_count() or 1
+    if n_jobs > cores:
+        warnings.warn(
+            f"n_jobs={n_jobs} worker processes on {cores} CPU core(s): the folds will share "
+            f"cores; n_jobs={cores} is as fast and uses less memory.",
+            stacklevel=3,
+        )

@@ -19,8 +19,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from soilbook.chapters.common import Chapter, Param, check_heads_divide_width, shared_params
-from soilbook.chapters.transfer import check_n_jobs
+from soilbook.chapters.common import (
+    Chapter,
+    Param,
+    check_heads_divide_width,
+    check_n_jobs,
+    shared_params,
+)
 from soilbook.errors import ParameterError
 
 KEY = "03_soc_ssl_soilnet"

@@ -17,8 +17,6 @@ only without a ``group`` column.
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +25,7 @@ from soilbook.chapters.common import (
     Chapter,
     Param,
     check_heads_divide_width,
+    check_n_jobs,
     shared_params,
 )
 
@@ -136,18 +135,6 @@ def n_regions(p: Mapping[str, Any]) -> int | None:
     """The ``n_regions`` argument of the loader: None where the data fix the regions (SOC from
     the bundled library: the three LimeSoDa sets), else the parameter."""
     return None if (p["target"], p["lab_source"]) == ("soc", "library") else p["n_regions"]
-
-
-def check_n_jobs(n_jobs: int) -> None:
-    """Warn when ``n_jobs`` asks for more worker processes than this machine has cores (the
-    folds then share cores and run no faster)."""
-    cores = os.cpu_count() or 1
-    if n_jobs > cores:
-        warnings.warn(
-            f"n_jobs={n_jobs} worker processes on {cores} CPU core(s): the folds will share "
-            f"cores; n_jobs={cores} is as fast and uses less memory.",
-            stacklevel=3,
-        )
 
 
 def check(p: dict[str, Any]) -> None:
