@@ -23,6 +23,8 @@ A chapter's set-up cell is then::
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,8 +116,10 @@ class NotebookRun:
         index included), ``None`` stays ``None``.
 
         Writes ``<output_dir>/metrics.json`` (keys ``notebook, data, device, parameters, summary,
-        timings_s``, the extra fields, ``claims, wall_time_s``; values JSON cannot hold are
-        written as text) and ``<output_dir>/summary.csv``, and prints where they went.
+        timings_s``, the extra fields, ``claims, wall_time_s``; strict JSON: a NaN or infinite
+        number is written as ``null``, other values JSON cannot hold as text; written to a
+        temporary file and moved into place, so a reader never sees half a record) and
+        ``<output_dir>/summary.csv``, and prints where they went.
         """
         record: dict[str, Any] = {
             "notebook": self.notebook,
@@ -129,11 +133,32 @@ class NotebookRun:
             "wall_time_s": self.elapsed_s,
         }
         path = self.output_dir / RECORD_NAME
-        path.write_text(json.dumps(record, indent=2, default=str))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(
+                json.dumps(_finite_or_null(record), indent=2, default=str, allow_nan=False)
+            )
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         summary.to_csv(self.output_dir / SUMMARY_NAME)
         # names only: the reader of a built book should not see this machine's folders
         print(f"wrote {RECORD_NAME} and {SUMMARY_NAME} to output_dir ({self.elapsed_s:.0f} s)")
         return record
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float (also NumPy's) replaced by ``None``, in nested
+    dicts, lists and tuples, so the record is strict JSON (``null``) that any reader accepts."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_null(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):  # np.float64 is a float
+        return None
+    if hasattr(obj, "dtype") and getattr(obj, "ndim", 1) == 0 and obj.dtype.kind == "f":
+        return float(obj) if math.isfinite(float(obj)) else None
+    return obj
 
 
 def start(notebook: str, params: Mapping[str, Any]) -> NotebookRun:

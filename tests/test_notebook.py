@@ -194,3 +194,24 @@ def test_histories_reads_a_cv_result_over_seeds_and_stages():
 
     keys = histories({("ds", "region"): TwoStages()})
     assert list(keys) == ["ds / region / teacher", "ds / region / student"]
+
+
+def test_write_record_is_strict_json_with_nan_as_null(tmp_path):
+    run = start(NB, _params(tmp_path))
+    summary = pd.DataFrame({"rmse": [np.nan], "r2": [np.float64(np.inf)]}, index=["RF"])
+    run.write_record(
+        data="simulated",
+        summary=summary,
+        timings={},
+        claims=[],
+        spread=[{"sd": float("nan"), "n": 1}],
+    )
+    text = (run.output_dir / "metrics.json").read_text()
+
+    def refuse(name):
+        raise AssertionError(f"not strict JSON: {name}")
+
+    written = json.loads(text, parse_constant=refuse)
+    assert written["summary"] == [{"index": "RF", "rmse": None, "r2": None}]
+    assert written["spread"] == [{"sd": None, "n": 1}]
+    assert not list(run.output_dir.glob(".*.tmp"))
