@@ -167,3 +167,88 @@ def test_chapter3_constants_fit_the_schema():
         climate_variables=CLIMATE_UNITS,
     )
     assert validate_samples(ds)["climate"].shape == (4, 61, 13)
+
+
+def _tiles(**kw):
+    from soilbook.data.schema import tile_set
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 2, 4, 4))
+    valid = np.ones_like(x, dtype=bool)
+    valid[0, 1, :2] = False
+    x[0, 1, :2] = np.nan  # a cloud: values under a 0 may be anything
+    args = dict(
+        channels=[("VV", "sar"), ("B4", "spectral")],
+        channel_units=["dB", "1"],
+        locations=["a", "a", "b"],
+        source="test",
+        licence="CC0",
+        citation="none",
+        simulated=True,
+        pixel_size_m=10.0,
+        coarse=rng.uniform(5, 40, size=(3, 4, 4)),
+        label_units="%",
+        dates=["2020-05-01", "2020-05-13", "2020-05-01"],
+    )
+    return tile_set(x, valid, **(args | kw))
+
+
+def test_tile_set_builds_a_valid_tile_set_with_masks():
+    ts = _tiles()
+    assert ts["inputs"].dims == ("tile", "channel", "y", "x") and ts["inputs"].dtype == np.float32
+    assert ts["valid"].dtype == np.uint8 and int(ts["valid"].values[0, 1].sum()) == 8
+    assert list(ts["channel_group"].values) == ["sar", "spectral"]
+    assert ts["coarse_mask"].values.all() and ts.attrs["pixel_size_m"] == 10.0
+    assert ts["y"].values[0] == 5.0 and list(ts["location"].values) == ["a", "a", "b"]
+
+
+def test_validate_tiles_refuses_what_a_model_would_misread():
+    from soilbook.data.schema import validate_tiles
+
+    ts = _tiles()
+    broken = ts.copy(deep=True)
+    broken["valid"].values[0, 1, 0, 0] = 1  # a NaN input marked valid
+    with pytest.raises(SchemaError, match="at valid pixels"):
+        validate_tiles(broken)
+    broken = ts.copy(deep=True)
+    broken["valid"].values[0, 0, 0, 0] = 2
+    with pytest.raises(SchemaError, match="other than 0 and 1"):
+        validate_tiles(broken)
+    with pytest.raises(SchemaError, match="coarse_mask"):
+        validate_tiles(ts.drop_vars("coarse_mask"))
+    with pytest.raises(SchemaError, match="location"):
+        validate_tiles(ts.drop_vars("location"))
+    with pytest.raises(SchemaError, match="unknown group"):
+        _tiles(channels=[("VV", "radar"), ("B4", "spectral")])
+    with pytest.raises(SchemaError, match="channel"):
+        _tiles(channel_units=["dB"])
+
+
+def test_label_rasters_place_readings_and_average_duplicates():
+    from soilbook.data.schema import label_rasters
+
+    ts = _tiles()
+    readings = sample_set(
+        [10.0, 20.0, 30.0, 50.0],
+        groups=["a", "a", "b", "b"],
+        source="test",
+        licence="CC0",
+        citation="none",
+        simulated=True,
+        target_units="%",
+        target_long_name="soil moisture",
+        covariates=np.zeros((4, 1)),
+        features=[("VV", "sar")],
+        coords={
+            "tile": ("sample", [0, 1, 2, 2]),
+            "row": ("sample", [1, 2, 3, 3]),
+            "col": ("sample", [0, 1, 2, 2]),
+        },
+    )
+    label, mask = label_rasters(readings, ts)
+    assert label.shape == mask.shape == (3, 4, 4) and mask.sum() == 3
+    assert label[0, 1, 0] == 10.0 and label[1, 2, 1] == 20.0 and label[2, 3, 2] == 40.0
+    assert label[mask == 0].max() == 0.0
+    bad = readings.assign_coords(row=("sample", [1, 2, 3, 4]))
+    with pytest.raises(SchemaError, match="row"):
+        label_rasters(bad, ts)

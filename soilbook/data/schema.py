@@ -29,6 +29,35 @@ attrs
     ``source``, ``licence``, ``citation``, ``simulated`` (bool), ``target_name``, and the
     parameters that produced it.
 
+Tile set (image tiles with per-pixel masks, for dense targets)
+--------------------------------------------------------------
+dims
+    ``tile`` (one image tile: a place at a date), ``channel`` (an input channel), ``y`` / ``x``
+    (pixels).
+data variables (each with ``units`` and ``long_name``)
+    ``inputs``       (tile, channel, y, x)    the input channels, float; ``units`` "mixed, see
+                                              channel_units";
+    ``valid``        (tile, channel, y, x)    uint8 validity mask of each input: 1 where the
+                                              value was observed, 0 where it is missing (a
+                                              cloud, no data); values under a 0 carry no
+                                              information and may hold anything;
+    ``coarse``       (tile, y, x)             optional, a dense label (e.g. a coarse satellite
+                                              product) in the target's unit ...
+    ``coarse_mask``  (tile, y, x)             ... and its uint8 label mask (1 = labelled);
+                                              required with ``coarse``.
+coordinates
+    ``channel_group`` (channel): the modality of each channel, one of :data:`FEATURE_GROUPS`;
+    ``channel_units`` (channel); ``location`` (tile): the place of the tile (the unit of
+    held-out-tile cross-validation: every date of a place goes to the same side); ``date``
+    (tile, datetime64); ``y`` / ``x`` (metres from the tile's corner), when known.
+attrs
+    as for a sample set plus ``pixel_size_m``.
+
+Sparse point labels on tiles (e.g. in-situ stations) are a *sample set* of readings whose
+samples point into a tile set with the integer coordinates ``tile`` (position along ``tile``),
+``row`` and ``col`` (pixel); :func:`label_rasters` turns such readings into a label raster and
+its mask, so a fitted model only ever sees the labels of its training readings.
+
 Scene (a whole raster, for dense maps)
 --------------------------------------
 dims ``y``, ``x`` (pixels), ``date``, ``band``, ``layer``; variables ``reflectance``
@@ -49,7 +78,17 @@ from soilbook.errors import SchemaError
 
 SAMPLE = "sample"
 #: Feature groups used for grouped importance (the paper's covariate analysis).
-FEATURE_GROUPS = ("spectral", "vegetation", "terrain", "hydrology", "soil", "climate", "other")
+FEATURE_GROUPS = (
+    "spectral",
+    "vegetation",
+    "terrain",
+    "hydrology",
+    "soil",
+    "climate",
+    "other",
+    "sar",
+    "time",
+)
 REQUIRED_ATTRS = ("source", "licence", "citation", "simulated")
 _VARIABLE_DIMS = {
     "target": (SAMPLE,),
@@ -60,6 +99,13 @@ _VARIABLE_DIMS = {
 }
 #: The predictor variables of a sample set (a set needs at least one).
 INPUT_VARIABLES = ("reflectance", "covariates", "patches", "climate")
+TILE = "tile"
+_TILE_VARIABLE_DIMS = {
+    "inputs": (TILE, "channel", "y", "x"),
+    "valid": (TILE, "channel", "y", "x"),
+    "coarse": (TILE, "y", "x"),
+    "coarse_mask": (TILE, "y", "x"),
+}
 _SCENE_VARIABLE_DIMS = {
     "reflectance": ("date", "band", "y", "x"),
     "layers": ("layer", "y", "x"),
@@ -486,6 +532,236 @@ def sample_set(
         },
     )
     return validate_samples(ds) if validate else ds
+
+
+def _check_mask(ds: xr.Dataset, name: str) -> None:
+    values = np.asarray(ds[name].values)
+    if not np.isin(values, (0, 1)).all():
+        _fail(
+            f"mask '{name}' holds values other than 0 and 1",
+            "uint8 0/1 (1 = observed / labelled)",
+            f"set ds['{name}'] = (condition).astype('uint8')",
+        )
+
+
+def validate_tiles(ds: xr.Dataset) -> xr.Dataset:
+    """Check that ``ds`` is a tile set in the soilbook schema (module docstring) and return it.
+
+    Raises :class:`SchemaError` naming the first missing or malformed piece: no ``tile`` /
+    ``channel`` / ``y`` / ``x`` dims, no ``inputs`` or ``valid`` (or wrong dims), a mask that is
+    not 0/1, ``coarse`` without ``coarse_mask``, a NaN or infinite input at a valid pixel, a NaN
+    label under a 1 of its mask, a ``channel_group`` outside :data:`FEATURE_GROUPS`, no
+    ``location`` coordinate, missing attributes.
+    """
+    if not isinstance(ds, xr.Dataset):
+        _fail(f"got a {type(ds).__name__}", "an xarray.Dataset", "wrap your arrays in a Dataset")
+    for dim in (TILE, "channel", "y", "x"):
+        if dim not in ds.dims:
+            _fail(
+                f"the tile set has no '{dim}' dimension",
+                "dims ('tile', 'channel', 'y', 'x')",
+                "rename the dimensions of the tile arrays",
+            )
+    for name in ("inputs", "valid"):
+        if name not in ds.data_vars:
+            _fail(
+                f"the tile set has no '{name}' variable",
+                "'inputs' and its validity mask 'valid', both (tile, channel, y, x)",
+                "add the input channels and a 0/1 mask of where they were observed",
+            )
+    for name, dims in _TILE_VARIABLE_DIMS.items():
+        if name in ds.data_vars:
+            _check_variable(ds, name, dims, "tile set")
+    if "coarse" in ds.data_vars and "coarse_mask" not in ds.data_vars:
+        _fail(
+            "'coarse' has no 'coarse_mask'",
+            "a 0/1 label mask (tile, y, x) beside every dense label",
+            "add coarse_mask = np.isfinite(coarse).astype('uint8')",
+        )
+    for name in ("valid", "coarse_mask"):
+        if name in ds.data_vars:
+            _check_mask(ds, name)
+    valid = np.asarray(ds["valid"].values).astype(bool)
+    bad = ~np.isfinite(np.asarray(ds["inputs"].values, dtype=float)) & valid
+    if bad.any():
+        first = np.argwhere(bad)[0].tolist()
+        _fail(
+            f"'inputs' holds {int(bad.sum())} NaN or infinite value(s) at valid pixels, the "
+            f"first at {dict(zip(ds['inputs'].dims, first, strict=True))}",
+            "finite values wherever 'valid' is 1",
+            "set 'valid' to 0 where an input is missing",
+        )
+    if "coarse" in ds.data_vars:
+        labelled = np.asarray(ds["coarse_mask"].values).astype(bool)
+        if (~np.isfinite(np.asarray(ds["coarse"].values, dtype=float)) & labelled).any():
+            _fail(
+                "'coarse' is NaN or infinite under a 1 of 'coarse_mask'",
+                "a finite label wherever the mask is 1",
+                "set coarse_mask to 0 where the product has no value",
+            )
+    _check_groups(ds, "channel_group", "channel")
+    if "location" not in ds.coords:
+        _fail(
+            "the tile set has no 'location' coordinate",
+            "'location' (tile): the place of each tile, the unit of held-out-tile CV",
+            "assign_coords(location=('tile', [...]))",
+        )
+    _check_attrs(ds, "tile set")
+    return ds
+
+
+def tile_set(
+    inputs: Any,
+    valid: Any,
+    *,
+    channels: NamedGroups,
+    channel_units: Sequence[str],
+    locations: Any,
+    source: str,
+    licence: str,
+    citation: str,
+    simulated: bool,
+    pixel_size_m: float,
+    coarse: Any = None,
+    coarse_mask: Any = None,
+    label_units: str = "",
+    coarse_long_name: str = "coarse dense label",
+    dates: Sequence[Any] | None = None,
+    coords: Mapping[str, Any] | None = None,
+    validate: bool = True,
+    **attrs: Any,
+) -> xr.Dataset:
+    """Build a tile set in the schema from plain arrays, and validate it.
+
+    Parameters
+    ----------
+    inputs : (n_tile, n_channel, ny, nx) input channels (stored as float32)
+    valid : same shape, 1 / True where the input was observed (stored as uint8)
+    channels : each channel's name → its modality in :data:`FEATURE_GROUPS` (a mapping or
+        (name, group) pairs, in channel order); ``channel_units`` one unit per channel
+    locations : (n_tile,) the place of each tile (kept as text)
+    pixel_size_m : the pixel side in metres; ``y`` / ``x`` become pixel centres in metres
+    coarse, coarse_mask : optional (n_tile, ny, nx) dense label in ``label_units`` and its 0/1
+        mask (default: where ``coarse`` is finite)
+    dates : (n_tile,) acquisition dates (anything ``numpy.datetime64`` reads), optional
+    coords : further coordinates (override the ones above)
+    validate : check the result with :func:`validate_tiles`
+
+    Raises :class:`SchemaError` when the shapes or name lists do not fit, and from
+    :func:`validate_tiles`.
+    """
+    x = np.asarray(inputs, dtype=np.float32)
+    m = np.asarray(valid).astype(np.uint8)
+    if x.ndim != 4 or m.shape != x.shape:
+        _fail(
+            f"inputs have shape {x.shape} and valid {m.shape}",
+            "both (n_tile, n_channel, ny, nx)",
+            "stack the tiles and give one mask value per input value",
+        )
+    names, groups = _names_groups(channels)
+    _check_length("channels", names, x.shape[1], "channel")
+    _check_length("channel_units", list(channel_units), x.shape[1], "channel")
+    n, _, ny, nx = x.shape
+    locs = np.asarray(locations).astype(str)
+    _check_length("locations", list(locs), n, TILE)
+    data_vars: dict[str, Any] = {
+        "inputs": (
+            (TILE, "channel", "y", "x"),
+            x,
+            _var_attrs("mixed, see channel_units", "input channels", None),
+        ),
+        "valid": (
+            (TILE, "channel", "y", "x"),
+            m,
+            _var_attrs("1", "validity mask of the inputs (1 = observed)", None),
+        ),
+    }
+    if coarse is not None:
+        c = np.asarray(coarse, dtype=np.float32)
+        cm = np.isfinite(c) if coarse_mask is None else np.asarray(coarse_mask).astype(bool)
+        if c.shape != (n, ny, nx) or cm.shape != c.shape:
+            _fail(
+                f"coarse has shape {c.shape} and its mask {cm.shape}",
+                f"both (n_tile, ny, nx) = {(n, ny, nx)}",
+                "give one label value per pixel of each tile",
+            )
+        data_vars["coarse"] = ((TILE, "y", "x"), c, _var_attrs(label_units, coarse_long_name, None))
+        data_vars["coarse_mask"] = (
+            (TILE, "y", "x"),
+            cm.astype(np.uint8),
+            _var_attrs("1", f"label mask of {coarse_long_name} (1 = labelled)", None),
+        )
+    half = float(pixel_size_m) / 2
+    out_coords: dict[str, Any] = {
+        "channel": names,
+        "channel_group": ("channel", groups),
+        "channel_units": ("channel", [str(u) for u in channel_units]),
+        "location": (TILE, locs),
+        "y": ("y", half + float(pixel_size_m) * np.arange(ny), {"units": "m"}),
+        "x": ("x", half + float(pixel_size_m) * np.arange(nx), {"units": "m"}),
+    }
+    if dates is not None:
+        out_coords["date"] = (TILE, np.asarray(dates, dtype="datetime64[ns]"))
+    out_coords |= dict(coords or {})
+    ds = xr.Dataset(
+        data_vars,
+        coords=out_coords,
+        attrs={
+            "source": source,
+            "licence": licence,
+            "citation": citation,
+            "simulated": bool(simulated),
+            "pixel_size_m": float(pixel_size_m),
+            **attrs,
+        },
+    )
+    return validate_tiles(ds) if validate else ds
+
+
+def reading_positions(readings: xr.Dataset, tiles: xr.Dataset) -> tuple[np.ndarray, ...]:
+    """The (tile, row, col) integer positions of a sample set of point ``readings`` in
+    ``tiles``, each (n_sample,). Raises :class:`SchemaError` when a coordinate is missing or
+    points outside the tile set."""
+    out = []
+    limits = {"tile": tiles.sizes[TILE], "row": tiles.sizes["y"], "col": tiles.sizes["x"]}
+    for name, size in limits.items():
+        if name not in readings.coords:
+            _fail(
+                f"the readings have no '{name}' coordinate",
+                "integer 'tile', 'row' and 'col' (sample) coordinates into the tile set",
+                "say in which tile and pixel each reading was taken",
+            )
+        v = np.asarray(readings[name].values)
+        if not np.issubdtype(v.dtype, np.integer) or (v.size and (v.min() < 0 or v.max() >= size)):
+            _fail(
+                f"'{name}' of the readings is not an integer position in [0, {size})",
+                f"integer positions along the tile set's '{TILE if name == 'tile' else name}'",
+                "index the tile set by position (0-based)",
+            )
+        out.append(v.astype(np.int64))
+    return tuple(out)
+
+
+def label_rasters(
+    readings: xr.Dataset, tiles: xr.Dataset, values: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A label raster and its mask from point ``readings`` (a sample set pointing into
+    ``tiles``, see :func:`reading_positions`).
+
+    ``values`` (n_sample,) replaces ``readings['target']`` (e.g. a transformed target).
+    Returns ``label`` float32 (n_tile, ny, nx) — the reading's value at its pixel, 0 elsewhere
+    — and ``mask`` float32 of the same shape, 1 at the readings' pixels. Two readings on one
+    pixel of one tile are averaged.
+    """
+    t, r, c = reading_positions(readings, tiles)
+    v = target_values(readings) if values is None else np.asarray(values, dtype=np.float64)
+    shape = (tiles.sizes[TILE], tiles.sizes["y"], tiles.sizes["x"])
+    total = np.zeros(shape, dtype=np.float64)
+    count = np.zeros(shape, dtype=np.float64)
+    np.add.at(total, (t, r, c), v)
+    np.add.at(count, (t, r, c), 1.0)
+    label = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    return label.astype(np.float32), (count > 0).astype(np.float32)
 
 
 def validate_scene(scene: xr.Dataset) -> xr.Dataset:
