@@ -87,6 +87,7 @@ from soilbook.errors import CheckpointError, ParameterError, TrainingDivergedErr
 __all__ = [
     "CONTRASTIVE_FORMS",
     "ContrastiveTask",
+    "DenseMaskedTask",
     "History",
     "RegressionTask",
     "Task",
@@ -94,6 +95,7 @@ __all__ = [
     "TrainingDivergedError",
     "fit",
     "info_nce",
+    "masked_mse",
     "resolve_device",
     "retrieval_accuracy",
     "set_seed",
@@ -855,6 +857,58 @@ class ContrastiveTask(Task):
         za, zb = out
         loss = info_nce(za, zb, self.temperature, self.form)
         return loss, retrieval_accuracy(za, zb, self.top_k)
+
+
+def masked_mse(pred: Tensor, label: Tensor, mask: Tensor) -> Tensor:
+    """The dense masked loss Σ m (ŷ − y)² / Σ m over every pixel of the batch.
+
+    ``pred``, ``label``, ``mask``: (n, H, W) (or any equal shapes); ``mask`` 1 at labelled pixels,
+    0 elsewhere (weights in between are allowed). Labels under a 0 are ignored, even NaN. A batch
+    with no labelled pixel gives 0 with a gradient of 0 (nothing to learn from), not NaN.
+    """
+    m = mask.float()
+    err = torch.where(m > 0, pred.float() - torch.nan_to_num(label.float()), 0.0)
+    return (m * err.square()).sum() / m.sum().clamp_min(1.0)
+
+
+class DenseMaskedTask(Task):
+    """Dense regression on images with sparse or partial labels (chapter 4's soil moisture).
+
+    The last two tensors of every batch are the label raster and its mask, both (n, H, W), and
+    ``module(*inputs)`` — the other tensors — returns the prediction map (n, H, W) (or
+    (n, 1, H, W)). The loss is :func:`masked_mse`, so a pixel with mask 0 never contributes:
+    stage 1 of a two-stage fit passes a dense coarse label with its mask, stage 2 the station
+    pixels only. The task reads no per-row target (:attr:`supervised` False: pass
+    ``y_train=None``). Metrics: ``labelled_px`` — labelled pixels per tile in the epoch.
+
+    The validation loss is :func:`masked_mse` per validation batch, averaged over batches by
+    their tiles (as every task's); with one batch (the default up to ``4 × batch_size`` tiles)
+    it is exactly Σ m (ŷ − y)² / Σ m over the validation set.
+    """
+
+    name = "dense_masked"
+    supervised = False
+
+    def training_step(
+        self, module: nn.Module, batch: list[Tensor], target: Tensor
+    ) -> tuple[Tensor, dict[str, Any]]:
+        if len(batch) < 3:
+            raise TypeError(
+                "DenseMaskedTask needs the batch [*inputs, label, mask]; got "
+                f"{len(batch)} tensor(s). What to do: append the label raster and its mask, "
+                "both (n, H, W), to the training tensors."
+            )
+        *inputs, label, mask = batch
+        pred = module(*inputs)
+        if pred.dim() == label.dim() + 1:
+            pred = pred.squeeze(1)
+        if pred.shape != label.shape:
+            raise ValueError(
+                f"DenseMaskedTask: the module returned {tuple(pred.shape)} for labels of shape "
+                f"{tuple(label.shape)}. Expected one value per pixel, (n, H, W)."
+            )
+        labelled = mask.float().sum() / max(1, mask.shape[0])
+        return masked_mse(pred, label, mask), {"labelled_px": labelled.detach()}
 
 
 # -- one run's parts: optimiser, epoch, validation, early stopping, checkpoint -------------------

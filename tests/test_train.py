@@ -15,6 +15,7 @@ from soilbook.errors import ParameterError
 from soilbook.evaluate import CONVERGENCE_KEYS
 from soilbook.train import (
     ContrastiveTask,
+    DenseMaskedTask,
     History,
     RegressionTask,
     TrainConfig,
@@ -22,6 +23,7 @@ from soilbook.train import (
     _prepare_data,
     _run_fingerprint,
     fit,
+    masked_mse,
     resolve_device,
     set_seed,
 )
@@ -632,3 +634,42 @@ def test_contrastive_run_resumes_with_its_metrics(tmp_path):
     old.pop("metrics")
     again = History.from_dict(old)
     assert again.metrics == {} and again.task == ""
+
+
+def _dense_data(n: int, seed: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Images (n, 2, 8, 8) whose target map is 2·x0 − x1, labelled at a sparse random mask;
+    the label under mask 0 is garbage (100)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, 8, 8, generator=g)
+    truth = 2 * x[:, 0] - x[:, 1]
+    mask = (torch.rand(n, 8, 8, generator=g) < 0.2).float()
+    label = torch.where(mask > 0, truth, torch.full_like(truth, 100.0))
+    return [x, label, mask], truth
+
+
+def test_masked_mse_ignores_unlabelled_pixels():
+    pred = torch.zeros(2, 3, 3, requires_grad=True)
+    label = torch.ones(2, 3, 3)
+    mask = torch.zeros(2, 3, 3)
+    mask[0, 1, 1] = 1
+    label[1] = float("nan")  # under mask 0: ignored
+    loss = masked_mse(pred, label, mask)
+    assert loss.item() == pytest.approx(1.0)
+    loss.backward()
+    assert pred.grad[0, 1, 1] != 0 and int((pred.grad != 0).sum()) == 1
+    assert masked_mse(pred, label, torch.zeros_like(mask)).item() == 0.0
+
+
+def test_dense_masked_task_learns_from_labelled_pixels_only():
+    train, _ = _dense_data(48, 0)
+    val, _ = _dense_data(16, 1)
+    module = nn.Conv2d(2, 1, 1)
+    config = _config(epochs=40, learning_rate=0.1)
+    hist = fit(module, train, None, val, None, config, task=DenseMaskedTask())
+    assert hist.task == "dense_masked" and hist.monitor == "val_loss"
+    assert hist.val_loss[-1] < 0.05 * hist.val_loss[0]  # the garbage labels were not learned
+    w = module.weight.detach().reshape(-1)
+    assert w[0].item() == pytest.approx(2.0, abs=0.1) and w[1].item() == pytest.approx(-1, abs=0.1)
+    assert hist.metrics["train_labelled_px"][0] == pytest.approx(0.2 * 64, rel=0.3)
+    with pytest.raises(TypeError, match="label, mask"):
+        fit(nn.Conv2d(2, 1, 1), train[:1], None, None, None, _config(), task=DenseMaskedTask())
