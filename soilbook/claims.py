@@ -69,7 +69,7 @@ import numpy as np
 import pandas as pd
 
 from soilbook.errors import ParameterError
-from soilbook.evaluate import METRIC_INFO, METRICS, check_one_of, metric_function
+from soilbook.evaluate import EXTRA_METRICS, METRIC_INFO, METRICS, check_one_of, metric_function
 
 __all__ = [
     "INCONCLUSIVE",
@@ -114,7 +114,7 @@ ArrayLike = Any  # anything np.asarray turns into a float array
 def _check_metric(metric: str) -> str:
     return check_one_of(
         metric,
-        METRICS,
+        (*METRICS, *EXTRA_METRICS),
         "unknown metric",
         ". What to do: pass one of these names (e.g. metric='rmse').",
     )
@@ -278,7 +278,7 @@ class Improvement:
 
     Attributes
     ----------
-    metric : a name from :data:`soilbook.evaluate.METRICS`.
+    metric : a name from :data:`soilbook.evaluate.METRICS` or ``EXTRA_METRICS``.
     estimate : improvement of A over B on all samples (mean over seeds), in the metric's unit;
         > 0 means A is better (see the module docstring for the orientation).
     low, high : the percentile bootstrap interval of the improvement at ``level``.

@@ -65,6 +65,7 @@ from soilbook.errors import ParameterError, SplitError
 
 __all__ = [
     "CONVERGENCE_KEYS",
+    "EXTRA_METRICS",
     "METRICS",
     "METRIC_INFO",
     "NETWORK_RECORD_KEYS",
@@ -91,6 +92,8 @@ __all__ = [
     "repeats_over_seeds",
     "rmse",
     "rpiq",
+    "ubrmse",
+    "ubrmse_per_group",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -111,7 +114,15 @@ METRIC_INFO: dict[str, dict[str, Any]] = {
         "better": "higher",
     },
     "rpiq": {"long_name": "IQR(observed) / RMSE", "units": "1", "better": "higher"},
+    "ubrmse": {
+        "long_name": "unbiased RMSE, sqrt(RMSE^2 - bias^2), pooled",
+        "units": "target",
+        "better": "lower",
+    },
 }
+#: Further metrics a chapter may ask for by name (``metrics_table(..., metrics=...)``); not in
+#: every table.
+EXTRA_METRICS: tuple[str, ...] = ("ubrmse",)
 
 
 def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +195,28 @@ def rpiq(y_true: Any, y_pred: Any) -> float:
     return float((q3 - q1) / e)
 
 
+def ubrmse(y_true: Any, y_pred: Any) -> float:
+    """Unbiased RMSE, √(RMSE² − bias²) (Entekhabi et al. 2010), in the target's unit: the
+    RMSE left after removing the mean error, i.e. the standard deviation (1/n) of the errors.
+    Pooled over all samples given; :func:`ubrmse_per_group` averages it per station."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.std(p - t))
+
+
+def ubrmse_per_group(y_true: Any, y_pred: Any, groups: Any, min_samples: int = 2) -> float:
+    """The mean over ``groups`` (e.g. stations) of each group's :func:`ubrmse`, in the target's
+    unit; groups with fewer than ``min_samples`` samples (whose ubRMSE is 0 or undefined) are
+    left out. NaN when no group has enough samples."""
+    t, p = _pair(y_true, y_pred)
+    g = np.asarray(groups)
+    if g.shape != t.shape:
+        raise ValueError(f"groups has shape {g.shape}; expected one group per sample, {t.shape}.")
+    values = [float(np.std(p[g == k] - t[g == k])) for k in np.unique(g)]
+    sizes = [int((g == k).sum()) for k in np.unique(g)]
+    kept = [v for v, n in zip(values, sizes, strict=True) if n >= min_samples]
+    return float(np.mean(kept)) if kept else float("nan")
+
+
 _METRIC_FUNCS: dict[str, Callable[[Any, Any], float]] = {
     "rmse": rmse,
     "mae": mae,
@@ -191,15 +224,18 @@ _METRIC_FUNCS: dict[str, Callable[[Any, Any], float]] = {
     "bias": bias,
     "ccc": ccc,
     "rpiq": rpiq,
+    "ubrmse": ubrmse,
 }
 
 
 def metric_function(name: str) -> Callable[[Any, Any], float]:
-    """The function behind a metric name in :data:`METRICS`."""
+    """The function behind a metric name in :data:`METRICS` or :data:`EXTRA_METRICS`."""
     try:
         return _METRIC_FUNCS[name]
     except KeyError:
-        raise ValueError(f"unknown metric {name!r}. Allowed: {list(METRICS)}.") from None
+        raise ValueError(
+            f"unknown metric {name!r}. Allowed: {list(METRICS) + list(EXTRA_METRICS)}."
+        ) from None
 
 
 def metrics_table(y_true: Any, y_pred: Any, metrics: Sequence[str] = METRICS) -> dict[str, float]:

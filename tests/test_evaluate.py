@@ -418,3 +418,18 @@ def test_label_subset_and_label_fraction_use_the_same_rows():
     np.testing.assert_allclose(est.predict(ds), alone.predict(ds))
     res = cross_validate({"rf half": est}, ds, {"random": random_kfold(ds, 3)}, progress=False)
     assert res.summary().loc[("rf half", "random"), "n"] == 60  # scored on every test row
+
+
+def test_ubrmse_removes_the_bias_pooled_and_per_station():
+    from soilbook.evaluate import metrics_table, ubrmse, ubrmse_per_group
+
+    t = np.array([10.0, 20.0, 30.0, 40.0])
+    assert ubrmse(t, t + 5.0) == pytest.approx(0.0)  # a pure offset is all bias
+    p = t + np.array([1.0, -1.0, 3.0, 5.0])
+    rmse_, bias_ = np.sqrt(np.mean((p - t) ** 2)), np.mean(p - t)
+    assert ubrmse(t, p) == pytest.approx(np.sqrt(rmse_**2 - bias_**2))
+    # per station: station a has errors (1, -1) -> 1, station b (3, 5) -> 1; pooled is larger
+    assert ubrmse_per_group(t, p, ["a", "a", "b", "b"]) == pytest.approx(1.0)
+    assert ubrmse(t, p) > 1.0
+    assert np.isnan(ubrmse_per_group(t, p, ["a", "b", "c", "d"]))  # one reading each: none kept
+    assert metrics_table(t, p, metrics=("rmse", "ubrmse"))["ubrmse"] == pytest.approx(ubrmse(t, p))
