@@ -10,6 +10,11 @@ The features are :func:`soilbook.data.schema.to_tabular`: reflectance of every (
 the covariates (patches are not flattened). ``feature_names_`` / ``feature_groups_`` name the
 columns; ``model_`` is the fitted scikit-learn estimator (for SHAP).
 
+Missing inputs (NaN in the table, e.g. optical bands under a cloud) are filled with the
+**training rows'** mean of that column (``fill_values_``, learned in ``fit`` and reused by
+``transform`` for any later table), so no test value informs the fill; a table without NaN is
+left exactly as it is. A column with no observed training value is filled with 0.
+
 Tuning is small and honest: whatever is tuned (the Random Forest's ``max_features`` and
 ``min_samples_leaf``; SVR's C, gamma, epsilon; PLSR's number of components) is chosen on **the
 training rows passed to fit only** — by an inner cross-validation, or for the Random Forest by
@@ -78,8 +83,15 @@ class TabularRegressor(RegressorMixin, BaseEstimator):
     """
 
     def transform(self, ds: xr.Dataset) -> np.ndarray:
-        """The feature table, float32 (n_sample, n_feature)."""
-        return to_tabular(ds)
+        """The feature table, float32 (n_sample, n_feature), NaN filled with ``fill_values_``
+        (the training means; see the module docstring) once fitted."""
+        X = to_tabular(ds)
+        fill = getattr(self, "fill_values_", None)
+        if fill is not None and X.shape[1] == fill.size:
+            missing = np.isnan(X)
+            if missing.any():
+                X = np.where(missing, fill[None, :], X).astype(np.float32)
+        return X
 
     def _build(
         self, X: np.ndarray, y: np.ndarray, ds: xr.Dataset
@@ -94,7 +106,14 @@ class TabularRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, ds: xr.Dataset, y: Any = None) -> TabularRegressor:
         """Fit on the sample set ``ds`` (its ``target``; or ``y`` when given)."""
+        self.fill_values_ = None
         X = self.transform(ds)
+        if np.isnan(X).any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns -> 0 below
+                means = np.nanmean(X.astype(np.float64), axis=0)
+            self.fill_values_ = np.nan_to_num(means, nan=0.0).astype(np.float32)
+            X = self.transform(ds)
         y_arr = target_values(ds) if y is None else np.asarray(y, dtype=np.float64).ravel()
         if y_arr.shape[0] != X.shape[0]:
             raise ValueError(f"y has {y_arr.shape[0]} values for {X.shape[0]} samples.")

@@ -213,3 +213,36 @@ def test_svr_search_is_subsampled_on_large_tables(monkeypatch: pytest.MonkeyPatc
     np.testing.assert_allclose(again.predict(ds), svr.predict(ds))  # seeded subsample
     small = SVRBaseline(seed=0, **grid).fit(ds)
     assert small.tune_rows_ == 90
+
+
+@pytest.mark.parametrize("cls", [RandomForestBaseline, SVRBaseline, GradientBoostingBaseline])
+def test_missing_inputs_are_filled_with_training_means_only(cls):
+    from soilbook.data.schema import sample_set
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = 2 * X[:, 0] + X[:, 2]
+    cloudy = X.copy()
+    cloudy[::4, 1] = np.nan  # a band under clouds in every fourth row
+    ds = sample_set(
+        y,
+        groups=np.arange(60) % 6,
+        source="t",
+        licence="CC0",
+        citation="none",
+        simulated=True,
+        target_units="%",
+        target_long_name="soil moisture",
+        covariates=cloudy,
+        features=[("VV", "sar"), ("B4", "spectral"), ("t2m", "climate")],
+    )
+    train, test = subset(ds, np.arange(40)), subset(ds, np.arange(40, 60))
+    model = cls(seed=0).fit(train)
+    expected = np.nanmean(cloudy[:40, 1])
+    assert model.fill_values_[1] == pytest.approx(expected, rel=1e-5)
+    table = model.transform(test)
+    assert not np.isnan(table).any() and table[0, 1] == pytest.approx(expected, rel=1e-5)
+    assert np.isfinite(model.predict(test)).all()
+    # a table without NaN is left as it is
+    clean = cls(seed=0).fit(subset(ds.assign(covariates=(ds["covariates"].dims, X)), range(40)))
+    assert clean.fill_values_ is None
