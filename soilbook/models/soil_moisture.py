@@ -54,6 +54,7 @@ from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
+from soilbook.data.moisture import INPUT_SETS, MODALITY_GROUPS, modality_channels
 from soilbook.data.schema import (
     SAMPLE,
     TILE,
@@ -73,24 +74,9 @@ from soilbook.models.convnext_unet import PRESETS, ConvNeXtUNet
 from soilbook.train import DenseMaskedTask, History, TrainConfig, set_seed
 
 __all__ = [
-    "INPUT_SETS",
-    "MODALITY_GROUPS",
     "SoilMoistureRegressor",
 ]
 
-#: The network's modalities (one stem each) and the channel groups each reads.
-MODALITY_GROUPS: dict[str, tuple[str, ...]] = {
-    "sar": ("sar",),
-    "optical": ("spectral", "vegetation"),
-    "terrain": ("terrain",),
-    "meteo": ("climate", "time"),
-}
-#: The paper's ablation steps: SAR only → + optical + terrain → + meteorology and time.
-INPUT_SETS: dict[str, tuple[str, ...]] = {
-    "sar": ("sar",),
-    "sar+optical+terrain": ("sar", "optical", "terrain"),
-    "all": ("sar", "optical", "terrain", "meteo"),
-}
 #: Stage names, in training order.
 STAGES = ("intermediate", "finetune")
 
@@ -128,7 +114,7 @@ class SoilMoistureRegressor(NetworkRegressor):
         with ``coarse`` / ``coarse_mask`` for the intermediate stage and, optionally, a
         ``stations`` (tile) count of the stations at each tile's place (without it every place
         is taken to hold stations, so only the places of training readings are used).
-    inputs : a key of :data:`INPUT_SETS` (``"sar"``, ``"sar+optical+terrain"``, ``"all"``).
+    inputs : a key of :data:`soilbook.data.moisture.INPUT_SETS` (``"sar"``, ``"sar+optical+terrain"``, ``"all"``).
     intermediate : train stage 1 on the coarse product before fine-tuning on the stations
         (the paper's intermediate-task fine-tuning); False is the stations-only control.
     preset : the encoder size, a key of :data:`soilbook.models.convnext_unet.PRESETS`
@@ -235,7 +221,7 @@ class SoilMoistureRegressor(NetworkRegressor):
         groups = [str(g) for g in self.tiles["channel_group"].values]
         out = {}
         for m in self._modalities():
-            idx = [i for i, g in enumerate(groups) if g in MODALITY_GROUPS[m]]
+            idx = modality_channels(self.tiles, m)
             if not idx:
                 raise SchemaError(
                     f"inputs={self.inputs!r} needs the {m} modality (channel groups "
