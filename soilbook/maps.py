@@ -32,6 +32,11 @@ Scoring a map honestly and putting error bars on it:
     pixel;
 :func:`scene_table`
     every pixel's feature table (what a tabular model or the dissimilarity index sees).
+
+:func:`predict_area` predicts an area of any size (e.g. 10,000 × 10,000 pixels) window by window
+(:func:`tile_windows`: cores with a halo of context), reading each window when it is needed and
+writing into a given array (a memory map on disk, if need be), so memory stays bounded by one
+window.
 """
 
 from __future__ import annotations
@@ -49,12 +54,14 @@ __all__ = [
     "conformal_map",
     "heldout_block_mask",
     "pixel_blocks",
+    "predict_area",
     "predict_map",
     "predict_map_naive",
     "quantile_map",
     "scene_table",
     "score_interval_map",
     "score_map",
+    "tile_windows",
 ]
 
 
@@ -571,3 +578,80 @@ def applicability_map(
         },
         attrs={**attrs, "simulated": bool(scene.attrs.get("simulated", False))},
     )
+
+
+def tile_windows(
+    height: int, width: int, tile: int, halo: int
+) -> list[tuple[slice, slice, slice, slice]]:
+    """The windows that cover a ``height`` × ``width`` area tile by tile.
+
+    Each entry is ``(read_y, read_x, keep_y, keep_x)``: the pixel rows / columns to read (a
+    ``tile`` × ``tile`` core grown by up to ``halo`` pixels on every side, clipped to the area)
+    and, inside that read window, the slices of the core to keep. Cores tile the area without
+    overlap, so every pixel is written exactly once, from a window whose context reaches
+    ``halo`` pixels beyond it (no seam where a network's receptive field would meet a tile
+    edge).
+    """
+    if tile < 1 or halo < 0:
+        raise ValueError(f"tile={tile} must be >= 1 and halo={halo} >= 0.")
+    out = []
+    for y0 in range(0, height, tile):
+        for x0 in range(0, width, tile):
+            y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
+            ry0, rx0 = max(0, y0 - halo), max(0, x0 - halo)
+            ry1, rx1 = min(height, y1 + halo), min(width, x1 + halo)
+            out.append(
+                (
+                    slice(ry0, ry1),
+                    slice(rx0, rx1),
+                    slice(y0 - ry0, y1 - ry0),
+                    slice(x0 - rx0, x1 - rx0),
+                )
+            )
+    return out
+
+
+def predict_area(
+    predict_window: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    read_window: Callable[[slice, slice], tuple[np.ndarray, np.ndarray]],
+    height: int,
+    width: int,
+    *,
+    tile: int = 512,
+    halo: int = 32,
+    multiple: int = 32,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Predict a large area tile by tile with bounded memory (chapter 4's dense maps).
+
+    Parameters
+    ----------
+    predict_window : ``(inputs (1, c, h, w), valid (1, c, h, w)) -> (1, h, w)`` predictions,
+        e.g. :meth:`soilbook.models.soil_moisture.SoilMoistureRegressor.predict_array`; ``h``
+        and ``w`` are multiples of ``multiple`` (windows are padded with invalid pixels).
+    read_window : ``(rows, cols) -> (inputs (c, h, w), valid (c, h, w))`` for slices of the area
+        (a reader of a raster file, a memory map, a simulator).
+    height, width : the area in pixels.
+    tile, halo : the core side and the context around it (:func:`tile_windows`).
+    out : a (height, width) float32 array to fill — e.g. :func:`numpy.lib.format.open_memmap`
+        on disk, so that not even the result has to fit in memory; a new array when None.
+
+    Returns ``out``. Memory beyond ``out`` is one window of inputs and its prediction: about
+    ``(tile + 2·halo)² × (2c + 1) × 4`` bytes plus the network's activations.
+    """
+    if out is None:
+        out = np.empty((height, width), dtype=np.float32)
+    if out.shape != (height, width):
+        raise ValueError(f"out has shape {out.shape}; expected {(height, width)}.")
+    for ry, rx, ky, kx in tile_windows(height, width, tile, halo):
+        x, v = read_window(ry, rx)
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % multiple, (-w) % multiple
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, ph), (0, pw)))
+            v = np.pad(v, ((0, 0), (0, ph), (0, pw)))
+        pred = np.asarray(predict_window(x[None], v[None]))[0, :h, :w]
+        out[ry.start + ky.start : ry.start + ky.stop, rx.start + kx.start : rx.start + kx.stop] = (
+            pred[ky, kx]
+        )
+    return out

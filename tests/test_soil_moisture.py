@@ -117,3 +117,22 @@ def test_bad_settings_and_data_fail_before_training():
     small, r_small, _ = _data(side=40)
     with pytest.raises(ParameterError, match="multiple of 32"):
         _net(small).fit(r_small)
+
+
+def test_predict_area_tile_by_tile_matches_the_whole_tile():
+    from soilbook.maps import predict_area, tile_windows
+
+    tiles, readings, _ = _data()
+    net = _net(tiles, intermediate=False, epochs=2).fit(readings)
+    x, v = tiles["inputs"].values[0], tiles["valid"].values[0]
+    whole = net.predict_tiles()[0]
+    # 4 windows of 16 pixels with a halo reaching the whole 32-pixel tile: each window sees the
+    # full tile as context, so the stitched map equals the one-pass map exactly
+    area = predict_area(net.predict_array, lambda ry, rx: (x[:, ry, rx], v[:, ry, rx]), 32, 32,
+                        tile=16, halo=16)  # fmt: skip
+    np.testing.assert_allclose(area, whole, rtol=1e-4, atol=1e-4)
+    wins = tile_windows(100, 70, 32, 8)
+    covered = np.zeros((100, 70), dtype=int)
+    for ry, rx, ky, kx in wins:
+        covered[ry, rx][ky, kx] += 1
+    assert (covered == 1).all() and len(wins) == 4 * 3

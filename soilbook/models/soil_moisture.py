@@ -272,10 +272,14 @@ class SoilMoistureRegressor(NetworkRegressor):
         return np.flatnonzero(np.isin(places, list(train_places)) | no_station)
 
     def _raw(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Each modality's channels (n, c, H, W) and any-valid mask (n, 1, H, W), float32, for
-        the tile positions ``rows``; invalid values as NaN."""
-        x = np.asarray(self.tiles["inputs"].values[rows], dtype=np.float32)
-        v = np.asarray(self.tiles["valid"].values[rows]).astype(bool)
+        """:meth:`_raw_of` the tiles at positions ``rows``."""
+        return self._raw_of(self.tiles["inputs"].values[rows], self.tiles["valid"].values[rows])
+
+    def _raw_of(self, inputs: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
+        """Each modality's channels (n, c, H, W) and any-valid mask (n, 1, H, W), float32, of
+        raw tiles (n, channel, H, W) and their masks; invalid values as NaN."""
+        x = np.asarray(inputs, dtype=np.float32)
+        v = np.asarray(valid).astype(bool)
         out = {}
         for m, idx in self.channels_.items():
             xm = np.where(v[:, idx], x[:, idx], np.nan).astype(np.float32)
@@ -298,10 +302,14 @@ class SoilMoistureRegressor(NetworkRegressor):
             self.input_stats_[m] = (mean.astype(np.float32), std.astype(np.float32))
 
     def _tensors(self, rows: np.ndarray) -> list[Tensor]:
-        """The flat standardised inputs ``[x_1, m_1, …]`` of the tiles ``rows``; a pixel is
-        invalid for a modality when none of its channels is valid, and any single invalid
-        channel value is set to 0 (its mean) too."""
-        raw = self._raw(rows)
+        """:meth:`_tensors_of` the tiles at positions ``rows``."""
+        return self._tensors_of(self.tiles["inputs"].values[rows], self.tiles["valid"].values[rows])
+
+    def _tensors_of(self, inputs: np.ndarray, valid: np.ndarray) -> list[Tensor]:
+        """The flat standardised inputs ``[x_1, m_1, …]`` of raw tiles; a pixel is invalid for a
+        modality when none of its channels is valid, and any single invalid channel value is
+        set to 0 (its mean) too."""
+        raw = self._raw_of(inputs, valid)
         out = []
         for m in self.channels_:
             mean, std = self.input_stats_[m]
@@ -448,16 +456,33 @@ class SoilMoistureRegressor(NetworkRegressor):
             return other.predict_tiles(None, batch_size)
         n = self.tiles.sizes[TILE]
         out = np.empty((n, self.tiles.sizes["y"], self.tiles.sizes["x"]), dtype=np.float32)
-        self.module_.eval().to(self.device_)
+        x_all, v_all = self.tiles["inputs"].values, self.tiles["valid"].values
         for start in range(0, n, batch_size):
-            rows = np.arange(start, min(start + batch_size, n))
-            flat = [t.to(self.device_) for t in self._tensors(rows)]
-            xs = {m: flat[2 * i] for i, m in enumerate(self.modalities_)}
-            ms = {m: flat[2 * i + 1] for i, m in enumerate(self.modalities_)}
-            pred, valid = self.module_.net(xs, ms)
-            pred = pred.float().cpu().numpy() * self.target_scale_ + self.target_mean_
-            out[rows] = np.where(valid.cpu().numpy() > 0, pred, np.nan)
+            rows = slice(start, min(start + batch_size, n))
+            out[rows] = self.predict_array(x_all[rows], v_all[rows])
         return out
+
+    @torch.no_grad()
+    def predict_array(self, inputs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Dense predictions (n, H, W) float32 in volumetric % for raw tiles ``inputs``
+        (n, channel, H, W) with their ``valid`` masks (same shape), in the channel layout of the
+        fitted ``tiles``; NaN where no input modality is valid. H and W must be multiples of 32
+        (:func:`soilbook.maps.predict_area` pads windows for it)."""
+        check_is_fitted(self, "module_")
+        x = np.asarray(inputs, dtype=np.float32)
+        v = np.asarray(valid).astype(bool)
+        if x.ndim != 4 or v.shape != x.shape or x.shape[1] != self.tiles.sizes["channel"]:
+            raise ParameterError(
+                f"inputs {x.shape} and valid {v.shape} must both be (n, "
+                f"{self.tiles.sizes['channel']}, H, W), the fitted tile set's channels."
+            )
+        flat = [t.to(self.device_) for t in self._tensors_of(x, v)]
+        self.module_.eval().to(self.device_)
+        xs = {m: flat[2 * i] for i, m in enumerate(self.modalities_)}
+        ms = {m: flat[2 * i + 1] for i, m in enumerate(self.modalities_)}
+        pred, ok = self.module_.net(xs, ms)
+        pred = pred.float().cpu().numpy() * self.target_scale_ + self.target_mean_
+        return np.where(ok.cpu().numpy() > 0, pred, np.nan).astype(np.float32)
 
     @torch.no_grad()
     def predict(self, ds: xr.Dataset) -> np.ndarray:
