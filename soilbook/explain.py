@@ -42,6 +42,7 @@ __all__ = [
     "group_contributions",
     "grouped_permutation_importance",
     "kernel_shap",
+    "tile_permutation_importance",
     "tree_shap",
 ]
 
@@ -756,6 +757,85 @@ def grouped_permutation_importance(
     df = pd.DataFrame(rows).sort_values("importance", ascending=False, ignore_index=True)
     units = _units_of(ds) if metric in _LOWER_IS_BETTER else "1"
     df.attrs.update({"metric": metric, "units": units})
+    return df
+
+
+def tile_permutation_importance(
+    estimator: Any,
+    readings: xr.Dataset,
+    groups: Mapping[str, Sequence[int]],
+    n_repeats: int = 5,
+    seed: int = 0,
+    metric: str = "rmse",
+) -> pd.DataFrame:
+    """:func:`grouped_permutation_importance` for a network that reads **image tiles**.
+
+    ``estimator`` has ``tiles`` (the tile set its ``readings`` point into, integer ``tile`` /
+    ``row`` / ``col`` coordinates) and ``predict_tiles(tiles) -> (n_tile, H, W)`` (chapter 4's
+    :class:`~soilbook.models.soil_moisture.SoilMoistureRegressor`). For each group of channel
+    positions (``{"sar": [0, 1, 2], ...}``) the tiles that hold the readings exchange those
+    channels — values **and** validity masks — by one random permutation per repeat, so each
+    tile reads another tile's modality while keeping its own other inputs; the readings are
+    predicted at their pixels and scored. Pass **held-out** readings.
+
+    Returns the same columns as :func:`grouped_permutation_importance` (``group``,
+    ``importance``, ``importance_sd``, ``baseline``, ``permuted_mean``, ``n_repeats``,
+    ``members``), sorted by importance, in the metric's unit.
+    """
+    from soilbook.evaluate import metric_function
+
+    if metric not in _LOWER_IS_BETTER | _HIGHER_IS_BETTER:
+        raise ValueError(
+            f"metric = {metric!r}. Allowed: {sorted(_LOWER_IS_BETTER | _HIGHER_IS_BETTER)}."
+        )
+    if n_repeats < 1:
+        raise ValueError("n_repeats must be >= 1.")
+    score = metric_function(metric)
+    tile_of = np.asarray(readings["tile"].values, dtype=int)
+    used = np.unique(tile_of)
+    sub = estimator.tiles.isel(tile=used)
+    t = np.searchsorted(used, tile_of)
+    r = np.asarray(readings["row"].values, dtype=int)
+    c = np.asarray(readings["col"].values, dtype=int)
+    y = target_values(readings)
+
+    def predicted(tiles: xr.Dataset) -> np.ndarray:
+        return np.asarray(estimator.predict_tiles(tiles), dtype=np.float64)[t, r, c]
+
+    baseline = score(y, predicted(sub))
+    rng = np.random.default_rng(seed)
+    names = [str(n) for n in sub["channel"].values]
+    rows = []
+    for g, channels in groups.items():
+        idx = list(channels)
+        permuted = []
+        for _ in range(n_repeats):
+            perm = rng.permutation(used.size)
+            x = np.array(sub["inputs"].values, copy=True)
+            v = np.array(sub["valid"].values, copy=True)
+            x[:, idx] = x[perm][:, idx]
+            v[:, idx] = v[perm][:, idx]
+            shuffled = sub.copy()
+            shuffled["inputs"] = (sub["inputs"].dims, x, sub["inputs"].attrs)
+            shuffled["valid"] = (sub["valid"].dims, v, sub["valid"].attrs)
+            permuted.append(score(y, predicted(shuffled)))
+        arr = np.asarray(permuted)
+        delta = arr - baseline if metric in _LOWER_IS_BETTER else baseline - arr
+        rows.append(
+            {
+                "group": g,
+                "importance": float(delta.mean()),
+                "importance_sd": float(delta.std(ddof=1)) if n_repeats > 1 else float("nan"),
+                "baseline": float(baseline),
+                "permuted_mean": float(arr.mean()),
+                "n_repeats": n_repeats,
+                "members": ", ".join(names[i] for i in idx),
+            }
+        )
+    df = pd.DataFrame(rows).sort_values("importance", ascending=False, ignore_index=True)
+    df.attrs.update(
+        {"metric": metric, "units": _units_of(readings) if metric in _LOWER_IS_BETTER else "1"}
+    )
     return df
 
 

@@ -136,3 +136,26 @@ def test_predict_area_tile_by_tile_matches_the_whole_tile():
     for ry, rx, ky, kx in wins:
         covered[ry, rx][ky, kx] += 1
     assert (covered == 1).all() and len(wins) == 4 * 3
+
+
+class _VVModel:
+    """A fitted-like model whose map is 20 + 5·VV (channel 0), as the test tiles' truth."""
+
+    def __init__(self, tiles):
+        self.tiles = tiles
+
+    def predict_tiles(self, tiles):
+        return 20 + 5 * tiles["inputs"].values[:, 0]
+
+
+def test_tile_permutation_importance_exchanges_whole_modalities_between_tiles():
+    from soilbook.explain import tile_permutation_importance
+
+    tiles, readings, _ = _data()
+    groups = {"sar": [0], "optical": [1], "terrain": [2], "meteo": [3]}
+    imp = tile_permutation_importance(_VVModel(tiles), readings, groups, n_repeats=2, seed=0)
+    by = imp.set_index("group")
+    assert imp.iloc[0]["group"] == "sar" and by.loc["sar", "importance"] > 3.0
+    for other in ("optical", "terrain", "meteo"):  # the model ignores them: exactly no change
+        assert by.loc[other, "importance"] == 0.0
+    assert by.loc["sar", "members"] == "VV" and (imp["baseline"] < 0.5).all()
