@@ -7,7 +7,7 @@ and :mod:`soilbook.data.registry`.
                     [--timeout SEC] [--output-dir DIR] [--help-params] [--progress]
     soilbook book [--profile quick] [--force] [--no-execute] [--keep-going] [--timeout SEC]
     soilbook data list | fetch NAME... | verify [NAME...]
-    soilbook bench maps|train|ssl_pretrain [ARGS...]
+    soilbook bench maps|train|ssl_pretrain|moisture [ARGS...]
 
 ``NB`` is a notebook path, its stem (``01_salinity_ss_soilnet``) or a unique prefix (``01``);
 :mod:`soilbook.run` says how parameters are merged, checked and recorded.
@@ -149,7 +149,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    """``soilbook bench maps|train|ssl_pretrain``: run ``benchmarks/bench_<which>.py`` from the repository."""
+    """``soilbook bench maps|train|ssl_pretrain|moisture``: run ``benchmarks/bench_<which>.py`` from the repository."""
     repo = find_repo()
     script = repo / "benchmarks" / f"bench_{args.which}.py"
     if not script.is_file():
@@ -227,7 +227,7 @@ def _add_data_and_bench(sub: argparse._SubParsersAction) -> None:
     v.add_argument("names", nargs="*", metavar="NAME")
 
     be = sub.add_parser("bench", help="run a benchmark script from benchmarks/")
-    be.add_argument("which", choices=("maps", "train", "ssl_pretrain"))
+    be.add_argument("which", choices=("maps", "train", "ssl_pretrain", "moisture"))
     be.add_argument("args", nargs=argparse.REMAINDER)
 
 

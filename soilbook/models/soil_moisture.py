@@ -77,6 +77,12 @@ __all__ = [
     "SoilMoistureRegressor",
 ]
 
+#: The early-stopping split of a stage holds out whole places: at least this many tiles ...
+INNER_MIN_TILES = 8
+#: ... from at least this many places (a tile is a place at a date, so a place is 8-24 tiles;
+#: the defaults of :func:`~soilbook.models.base.inner_validation_split`, 20 samples in 3 units,
+#: would fall back to single tiles, whose other dates train).
+INNER_MIN_PLACES = 2
 #: Stage names, in training order.
 STAGES = ("intermediate", "finetune")
 
@@ -112,8 +118,10 @@ class SoilMoistureRegressor(NetworkRegressor):
     ----------
     tiles : the tile set the readings point into (:func:`soilbook.data.schema.validate_tiles`),
         with ``coarse`` / ``coarse_mask`` for the intermediate stage and, optionally, a
-        ``stations`` (tile) count of the stations at each tile's place (without it every place
-        is taken to hold stations, so only the places of training readings are used).
+        ``stations`` (tile) count of the stations at each tile's place, or a ``role`` (tile)
+        that is ``"coarse_only"`` at places without stations (the simulator's); without
+        either every place is taken to hold stations, so only the places of training readings
+        are used.
     inputs : a key of :data:`soilbook.data.moisture.INPUT_SETS` (``"sar"``, ``"sar+optical+terrain"``, ``"all"``).
     intermediate : train stage 1 on the coarse product before fine-tuning on the stations
         (the paper's intermediate-task fine-tuning); False is the stations-only control.
@@ -267,7 +275,9 @@ class SoilMoistureRegressor(NetworkRegressor):
         train_places = set(places[tile_of])
         if "stations" in self.tiles.coords:
             no_station = np.asarray(self.tiles["stations"].values) == 0
-        else:  # no count given: every place is taken to hold stations
+        elif "role" in self.tiles.coords:  # the simulator's "stations" / "coarse_only"
+            no_station = np.asarray(self.tiles["role"].values).astype(str) == "coarse_only"
+        else:  # nothing says so: every place is taken to hold stations
             no_station = np.zeros(places.size, dtype=bool)
         return np.flatnonzero(np.isin(places, list(train_places)) | no_station)
 
@@ -320,11 +330,18 @@ class SoilMoistureRegressor(NetworkRegressor):
 
     def _split_by_place(self, rows: np.ndarray) -> Any:
         """The early-stopping split of the tiles ``rows`` by whole places
-        (:func:`inner_validation_split` on a view with ``group`` = the tile's place)."""
+        (:func:`inner_validation_split` on a view with ``group`` = the tile's place, at least
+        :data:`INNER_MIN_TILES` tiles of :data:`INNER_MIN_PLACES` places)."""
         view = xr.Dataset(
             coords={"group": (SAMPLE, np.asarray(self.tiles["location"].values)[rows])}
         )
-        return inner_validation_split(view, float(self.val_fraction), int(self.seed))
+        return inner_validation_split(
+            view,
+            float(self.val_fraction),
+            int(self.seed),
+            min_val_samples=INNER_MIN_TILES,
+            min_units=INNER_MIN_PLACES,
+        )
 
     def _network(self) -> _FlatInputs:
         channels = {m: len(idx) for m, idx in self.channels_.items()}
