@@ -52,3 +52,24 @@ def simulated_samples(args: argparse.Namespace) -> tuple[Any, Any, float]:
     seconds = time.perf_counter() - t0
     samples = sample_scene(scene, n_samples=args.samples, window=args.window, seed=args.seed)
     return scene, samples, seconds
+
+
+def seconds_per_step(step: Any, *, steps: int, warmup: int, device: Any) -> float:
+    """Wall-clock seconds of one call of ``step()`` (a training step), averaged over ``steps``
+    calls after ``warmup`` untimed ones; on CUDA the device is synchronised before the clock
+    starts and stops, so queued kernels are counted."""
+
+    def sync() -> None:
+        if getattr(device, "type", str(device)) == "cuda":
+            import torch
+
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    return (time.perf_counter() - t0) / steps

@@ -58,6 +58,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common beside it
+from _common import seconds_per_step
 
 #: The chapter's modalities and their channel counts (the order of the stacked channels).
 CHANNELS: dict[str, int] = {"sar": 3, "optical": 6, "terrain": 2, "meteo": 5}
@@ -158,18 +160,7 @@ def time_training(
         loss.backward()
         opt.step()
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(warmup):
-        step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    seconds = (time.perf_counter() - t0) / steps
+    seconds = seconds_per_step(step, steps=steps, warmup=warmup, device=device)
     return {
         "step_s": seconds,
         "tiles_per_s": batch / seconds,

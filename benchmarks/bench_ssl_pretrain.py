@@ -31,12 +31,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _common beside it
+from _common import seconds_per_step
 
 #: Dense bfloat16 peak (TFLOP/s) of GPUs the book is run on, from their vendors' data sheets
 #: (SXM parts; without structured sparsity). Matched against the CUDA device name.
@@ -167,18 +168,7 @@ def time_setting(
         loss.backward()
         opt.step()
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(warmup):
-        step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    seconds = (time.perf_counter() - t0) / steps
+    seconds = seconds_per_step(step, steps=steps, warmup=warmup, device=device)
     return {"step_s": seconds, "samples_per_s": batch / seconds, "batch": float(batch)}
 
 

@@ -14,6 +14,11 @@ field samples.
     14-channel winter image patches and 61-month TerraClimate-like climate series, labelled and
     unlabelled locations (chapter 3, SSL-SoilNet). Documented in ``book/simulator_soc.md``; its
     calibration check runs with ``python -m soilbook.data.simulate.soc``.
+:mod:`soilbook.data.simulate.moisture`
+    multimodal image tiles (Sentinel-1-, Sentinel-2-like, terrain, meteorology) over farmland,
+    alpine grassland and an arid basin with daily 0-5 cm soil moisture (%), a coarse SMAP-like
+    product and in-situ stations (chapter 4). Documented in ``book/simulator_moisture.md``; its
+    calibration check runs with ``python -m soilbook.data.simulate.moisture``.
 
 The names below are imported lazily, so that running a simulator module as a script does not
 import it twice.
@@ -24,8 +29,10 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "MoistureParams",
     "SalinityParams",
     "SocParams",
+    "simulate_moisture",
     "simulate_salinity_scene",
     "simulate_soc",
     "simulate_soc_at",
@@ -41,4 +48,8 @@ def __getattr__(name: str) -> Any:
         from soilbook.data.simulate import soc
 
         return getattr(soc, name)
+    if name in ("MoistureParams", "simulate_moisture"):
+        from soilbook.data.simulate import moisture
+
+        return getattr(moisture, name)
     raise AttributeError(f"module 'soilbook.data.simulate' has no attribute {name!r}")
