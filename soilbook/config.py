@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from soilbook.chapters import salinity, soc, transfer
+from soilbook.chapters import moisture, salinity, soc, transfer
 from soilbook.chapters.common import Chapter, Param
 from soilbook.errors import ParameterError
 
@@ -26,6 +26,7 @@ CHAPTERS: dict[str, Chapter] = {
         salinity.CHAPTER,
         transfer.CHAPTER,
         soc.CHAPTER,
+        moisture.CHAPTER,
     )
 }
 

@@ -6,6 +6,7 @@ module                 notebook                            paper
 :mod:`.salinity`       ``01_salinity_ss_soilnet``          SS-SoilNet (salinity mapping)
 :mod:`.transfer`       ``02_spectral_transfer_deepsalt``   DeepSalt (lab → satellite)
 :mod:`.soc`            ``03_soc_ssl_soilnet``              SSL-SoilNet (SOC, pre-training)
+:mod:`.moisture`       ``04_soil_moisture_convnext``       ConvNeXt V2 (soil moisture)
 =====================  ==================================  ===============================
 
 Each module exposes one :class:`~soilbook.chapters.common.Chapter` named ``CHAPTER``;

@@ -19,12 +19,13 @@ What :meth:`SoilMoistureRegressor.fit` does, in order:
    input set's modalities present in the tiles, tile sides that the network's strides allow;
 2. **the tiles a fit may use**: every tile of a place (``location``) that has a training
    reading, plus every tile of a place that holds no station at all (coarse-label-only places,
-   ``tiles["stations"] == 0``). A place with stations but no training reading is a test place:
+   ``tiles["stations"] == 0`` or ``tiles["role"] == "coarse_only"``). A place with stations but no training reading is a test place:
    none of its tiles — inputs or coarse labels — is used (the same rule as SSL-SoilNet's
    pre-training, which never sees the inputs of test blocks);
 3. per-channel standardisation with statistics of the **valid** pixels of those tiles; invalid
-   pixels become 0 and stay marked invalid by their mask; the soil-moisture scale (mean and
-   standard deviation of the training readings) standardises both labels;
+   pixels become 0 and stay marked invalid by their mask; one soil-moisture scale (the mean
+   and standard deviation of the coarse product over those tiles, or of the training readings
+   when there is no coarse product) standardises both labels;
 4. **stage 1, intermediate task** (``intermediate=True``): the network is trained on the coarse
    product (``coarse`` with ``coarse_mask``) of the usable tiles with the dense masked loss
    (:class:`soilbook.train.DenseMaskedTask`), early-stopping on whole held-out places. The stage
@@ -328,6 +329,22 @@ class SoilMoistureRegressor(NetworkRegressor):
             out += [torch.from_numpy(x * mask), torch.from_numpy(mask)]
         return out
 
+    def _fit_moisture_scale(self, rows: np.ndarray, y_raw: np.ndarray) -> None:
+        """``target_mean_`` / ``target_scale_`` (volumetric %): the mean and standard deviation
+        of the coarse product over the labelled pixels of the usable tiles ``rows`` when the
+        tile set has one (so every network on these tiles, with or without the intermediate
+        stage, uses the same scale, and a stage-1 run depends on the tiles only — the folds
+        that share their tiles share it), else of the training readings ``y_raw``."""
+        if "coarse" in self.tiles.data_vars:
+            mask = np.asarray(self.tiles["coarse_mask"].values[rows]).astype(bool)
+            values = np.asarray(self.tiles["coarse"].values[rows], dtype=np.float64)[mask]
+            if values.size:
+                self.target_mean_ = float(values.mean())
+                scale = float(values.std())
+                self.target_scale_ = scale if scale > 1e-12 else 1.0
+                return
+        self._fit_target_scale(y_raw)
+
     def _split_by_place(self, rows: np.ndarray) -> Any:
         """The early-stopping split of the tiles ``rows`` by whole places
         (:func:`inner_validation_split` on a view with ``group`` = the tile's place, at least
@@ -407,7 +424,7 @@ class SoilMoistureRegressor(NetworkRegressor):
         rows = self.usable_tiles(ds)
         self.usable_tiles_ = rows
         self._fit_tile_stats(self._raw(rows))
-        self._fit_target_scale(y_raw)
+        self._fit_moisture_scale(rows, y_raw)
         tensors = self._tensors(rows)
         self.intermediate_history_ = None
         self.intermediate_state_ = None
