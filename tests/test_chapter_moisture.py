@@ -62,3 +62,20 @@ def test_retrieval_shards_load_through_the_chapter(tmp_path):
     data = moisture.load_data(p)
     assert isinstance(data, MoistureData) and data.readings.sizes["sample"] == 3
     assert "1 shard" in data.description and not data.tiles.attrs["simulated"]
+
+
+def test_retrieval_sites_group_sensors_and_unlabelled_shards_are_refused(tmp_path):
+    from test_real_sm_retrieval import _example, _shard
+
+    from soilbook.errors import SchemaError
+
+    shard = _shard(tmp_path, [_example(i) for i in range(4)])
+    data = moisture.load_data(_validate(tmp_path, data_source="retrieval", data_path=str(shard)))
+    # sensors NET__Station_0__probe and NET__Station_1__probe: two sites, one station each
+    assert sorted(set(data.readings["group"].values)) == ["NET__Station_0", "NET__Station_1"]
+    assert set(data.tiles["location"].values) == set(data.readings["group"].values)
+    assert "station" in data.readings.coords
+    (tmp_path / "e").mkdir()
+    empty = _shard(tmp_path / "e", [_example(i, label=None) for i in range(2)])
+    with pytest.raises(SchemaError, match="no in-situ label"):
+        moisture.load_data(_validate(tmp_path, data_source="retrieval", data_path=str(empty)))

@@ -74,11 +74,9 @@ def test_a_shard_becomes_a_schema_valid_tile_set_and_readings(tmp_path: Path):
         np.sin(2 * np.pi * doy / 365.25),
         rtol=1e-6,
     )
-    assert list(tiles["location"].values) == [
-        "NET__Station_0__probe",
-        "NET__Station_1__probe",
-        "NET__Station_0__probe",
-    ]
+    # the place of a tile is the sensor's site (NETWORK__STATION); the sensor id stays
+    assert list(tiles["location"].values) == ["NET__Station_0", "NET__Station_1", "NET__Station_0"]
+    assert smr.site_of("NET__Station_0__probe") == "NET__Station_0" == smr.site_of("NET__Station_0")
     # timestamps are float32 milliseconds in the shards: exact to ~2 minutes
     gap = tiles["date"].values[2] - np.datetime64("2019-07-03T10:00:00")
     assert abs(gap) <= np.timedelta64(131, "s")
@@ -109,7 +107,8 @@ def test_window_crops_around_the_sensor_and_coarse_needs_a_scale(tmp_path: Path)
     with pytest.raises(ParameterError, match="coarse_scale"):
         smr.examples_to_tiles(examples, coarse_key="smap_sm")
     with pytest.raises(ParameterError, match="window"):
-        smr.examples_to_tiles(examples, window=9)
+        smr.examples_to_tiles(examples, window=0)
+    assert smr.examples_to_tiles(examples, window=99)[0].sizes["y"] == SIZE  # kept whole
 
 
 def test_a_missing_required_key_lists_the_keys_found(tmp_path: Path):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from soilbook.chapters.common import Chapter, Param, check_n_jobs, shared_params
-from soilbook.errors import ParameterError
+from soilbook.errors import ParameterError, SchemaError
 
 KEY = "04_soil_moisture_convnext"
 
@@ -29,6 +29,9 @@ DATA_SOURCES: tuple[str, ...] = ("simulated", "retrieval", "file")
 PRESETS: tuple[str, ...] = ("tiny", "atto", "femto", "pico", "nano")
 #: The tile side must be a multiple of this (a stride-4 stem and three 2× downsamplings).
 TILE_STRIDE = 32
+#: Side (pixels) of the centred window read from each 512 × 512 retrieval example, to bound
+#: memory (a full example of 17 channels is 18 MB as float32; the authors' model crops 256 too).
+RETRIEVAL_WINDOW = 256
 
 PARAMS: tuple[Param, ...] = (
     *shared_params(output_dir=f"../_build/outputs/{KEY}"),
@@ -183,7 +186,14 @@ def load_data(p: Mapping[str, Any]) -> Any:
 
         path = Path(p["data_path"])
         paths = sorted(path.glob("*.tfrecord*")) if path.is_dir() else [path]
-        tiles, readings = load_sm_retrieval(paths)
+        tiles, readings = load_sm_retrieval(paths, window=RETRIEVAL_WINDOW)
+        if readings.sizes["sample"] == 0:
+            raise SchemaError(
+                f"{len(paths)} shard(s) in {p['data_path']} hold no in-situ label (sm_0_5): the "
+                "public shards omit ISMN sensors. What to do: pass shards with labels, or join "
+                "your ISMN download (soilbook.data.real.ismn.read_ismn, then "
+                "sm_retrieval.readings_from_stations) and use data_source='file'."
+            )
         return MoistureData(
             tiles=tiles,
             readings=readings,
@@ -216,6 +226,7 @@ __all__ = [
     "NOTES",
     "PARAMS",
     "PRESETS",
+    "RETRIEVAL_WINDOW",
     "TILE_STRIDE",
     "check",
     "load_data",

@@ -111,6 +111,7 @@ __all__ = [
     "load_sm_retrieval",
     "readings_from_stations",
     "shard_url",
+    "site_of",
 ]
 
 SOURCE = "Google soil-moisture retrieval data (Batchu, Nearing & Gulshan 2023)"
@@ -292,13 +293,15 @@ def _check_channels(channels: Sequence[Channel]) -> list[Channel]:
 
 
 def _crop(size: int, window: int | None) -> slice:
+    """The centred crop of at most ``window`` pixels of a ``size``-pixel tile (None: all)."""
     if window is None:
         return slice(0, size)
-    if not isinstance(window, (int, np.integer)) or not 1 <= window <= size:
+    if not isinstance(window, (int, np.integer)) or window < 1:
         raise ParameterError(
-            f"window={window!r} does not fit a {size} × {size} tile. Allowed: None or an "
-            f"integer 1 … {size}. What to do: pass a smaller window (e.g. 256)."
+            f"window={window!r} is not a window side. Allowed: None or an integer >= 1 (a tile "
+            f"smaller than the window is kept whole). What to do: pass e.g. 256."
         )
+    window = min(int(window), size)
     start = (size - int(window)) // 2
     return slice(start, start + int(window))
 
@@ -334,6 +337,14 @@ def _pixel_values(inputs: np.ndarray, valid: np.ndarray, t, r, c) -> np.ndarray:
     return np.where(valid[t, :, r, c].astype(bool), x, np.nan)
 
 
+def site_of(sensor_id: str) -> str:
+    """The site of a sensor id ``NETWORK__STATION__SENSOR``: ``NETWORK__STATION`` (the id itself
+    when it has fewer parts). Sensors of one site share their image, so the site is the unit of
+    a held-out-tile split (``location`` of the tiles, ``group`` of the readings)."""
+    parts = str(sensor_id).split("__")
+    return "__".join(parts[:2]) if len(parts) >= 2 else str(sensor_id)
+
+
 def _readings(
     tiles: xr.Dataset,
     t: np.ndarray,
@@ -354,8 +365,8 @@ def _readings(
     lon = tiles["center_lon"].values[t] if "center_lon" in tiles.coords else None
     return sample_set(
         np.asarray(vol_pct, dtype=np.float64),
-        groups=np.asarray([str(s) for s in stations], dtype=object),
-        group_long_name="in-situ station (sensor id)",
+        groups=np.asarray([site_of(s) for s in stations], dtype=object),
+        group_long_name="in-situ site (NETWORK__STATION: every sensor and image of it)",
         source=tiles.attrs["source"],
         licence=tiles.attrs["licence"],
         citation=tiles.attrs["citation"],
@@ -373,6 +384,7 @@ def _readings(
             "row": ("sample", r),
             "col": ("sample", c),
             "location": ("sample", tiles["location"].values[t].astype(str)),
+            "station": ("sample", np.asarray([str(v) for v in stations])),
             "reading_time": ("sample", np.asarray(times, dtype="datetime64[ns]")),
         },
         target_name="sm_0_5",
@@ -405,7 +417,8 @@ def examples_to_tiles(
     examples : mappings key → decoded feature, one per tile (sensor × time)
     channels : the input channels and their feature keys (default :data:`DEFAULT_CHANNELS`)
     keys : role → feature key of the scalar properties, merged over :data:`DEFAULT_KEYS`
-    window : crop a centred ``window × window`` square of each tile (pixels), or ``None``
+    window : crop a centred square of at most ``window`` pixels of each tile (a smaller tile
+        is kept whole), or ``None`` for the whole tile
     pixel_size_m : the pixel side in metres (default 10, inferred — module docstring)
     label_pixel : (row, col) of the in-situ sensor in the *uncropped* tile; default the centre
         ``(size // 2, size // 2)``
@@ -504,7 +517,7 @@ def examples_to_tiles(
         np.stack(masks),
         channels=[(c.name, c.group) for c in chans],
         channel_units=[c.units for c in chans],
-        locations=stations,
+        locations=[site_of(v) for v in stations],
         source=source,
         licence=licence,
         citation=citation,
