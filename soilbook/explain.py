@@ -773,10 +773,11 @@ def tile_permutation_importance(
     ``estimator`` has ``tiles`` (the tile set its ``readings`` point into, integer ``tile`` /
     ``row`` / ``col`` coordinates) and ``predict_tiles(tiles) -> (n_tile, H, W)`` (chapter 4's
     :class:`~soilbook.models.soil_moisture.SoilMoistureRegressor`). For each group of channel
-    positions (``{"sar": [0, 1, 2], ...}``) the tiles that hold the readings exchange those
-    channels — values **and** validity masks — by one random permutation per repeat, so each
-    tile reads another tile's modality while keeping its own other inputs; the readings are
-    predicted at their pixels and scored. Pass **held-out** readings.
+    positions (``{"sar": [0, 1, 2], ...}``) each tile that holds a reading takes those channels —
+    values **and** validity masks — from a random tile of **another place** (``location``; a
+    random permutation of the tiles when the tile set has no places), so it reads another
+    place's modality while keeping its own other inputs; the readings are predicted at their
+    pixels and scored, ``n_repeats`` times. Pass **held-out** readings.
 
     Returns the same columns as :func:`grouped_permutation_importance` (``group``,
     ``importance``, ``importance_sd``, ``baseline``, ``permuted_mean``, ``n_repeats``,
@@ -806,11 +807,20 @@ def tile_permutation_importance(
     rng = np.random.default_rng(seed)
     names = [str(n) for n in sub["channel"].values]
     rows = []
+    places = np.asarray(sub["location"].values).astype(str) if "location" in sub.coords else None
+
+    def draw() -> np.ndarray:
+        # a source tile for every tile: from another place when places are known (tiles of one
+        # place share static inputs such as terrain, so a swap within a place changes nothing)
+        if places is None or np.unique(places).size < 2:
+            return rng.permutation(used.size)
+        return np.array([rng.choice(np.flatnonzero(places != p)) for p in places])
+
     for g, channels in groups.items():
         idx = list(channels)
         permuted = []
         for _ in range(n_repeats):
-            perm = rng.permutation(used.size)
+            perm = draw()
             x = np.array(sub["inputs"].values, copy=True)
             v = np.array(sub["valid"].values, copy=True)
             x[:, idx] = x[perm][:, idx]

@@ -589,8 +589,9 @@ def tile_windows(
     ``tile`` × ``tile`` core grown by up to ``halo`` pixels on every side, clipped to the area)
     and, inside that read window, the slices of the core to keep. Cores tile the area without
     overlap, so every pixel is written exactly once, from a window whose context reaches
-    ``halo`` pixels beyond it (no seam where a network's receptive field would meet a tile
-    edge).
+    ``halo`` pixels beyond it. The halo softens seams at tile edges; it removes them only when
+    it covers the network's receptive field and no layer pools over the whole window (chapter
+    4's GRN and SE layers do, so their statistics differ slightly from window to window).
     """
     if tile < 1 or halo < 0:
         raise ValueError(f"tile={tile} must be >= 1 and halo={halo} >= 0.")
