@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from soilbook.errors import ParameterError
 
@@ -20,6 +21,13 @@ S2_SR = "COPERNICUS/S2_SR_HARMONIZED"
 S2_CLOUD_PROBABILITY = "COPERNICUS/S2_CLOUD_PROBABILITY"
 GLO30 = "COPERNICUS/DEM/GLO30"
 MCD15A3H = "MODIS/061/MCD15A3H"
+S1_GRD = "COPERNICUS/S1_GRD"
+LANDSAT8_L2 = "LANDSAT/LC08/C02/T1_L2"
+LANDSAT9_L2 = "LANDSAT/LC09/C02/T1_L2"
+TERRACLIMATE = "IDAHO_EPSCOR/TERRACLIMATE"
+ERA5_LAND_DAILY = "ECMWF/ERA5_LAND/DAILY_AGGR"
+SMAP_L4 = "NASA/SMAP/SPL4SMGP/008"
+HYPERION = "EO1/HYPERION"
 
 #: Licence and citation of every collection a builder here reads.
 COLLECTIONS: dict[str, dict[str, str]] = {
@@ -53,6 +61,55 @@ COLLECTIONS: dict[str, dict[str, str]] = {
         "Area Index/FPAR 4-Day L4 Global 500m SIN Grid V061. NASA EOSDIS LP DAAC. "
         "doi:10.5067/MODIS/MCD15A3H.061",
     },
+    S1_GRD: {
+        "name": "Sentinel-1 C-band SAR GRD, calibrated and ortho-corrected backscatter (dB)",
+        "licence": "Copernicus Sentinel data: free, full and open access under the Copernicus "
+        "Sentinel data terms and conditions (credit 'Contains modified Copernicus Sentinel data')",
+        "citation": "Contains modified Copernicus Sentinel data, processed by ESA; "
+        "via Google Earth Engine (COPERNICUS/S1_GRD)",
+    },
+    LANDSAT8_L2: {
+        "name": "Landsat 8 OLI/TIRS Collection 2 Tier 1 Level-2 surface reflectance",
+        "licence": "public domain: Landsat data from the USGS carry no restriction on use or "
+        "redistribution (credit the U.S. Geological Survey)",
+        "citation": "Landsat-8 image courtesy of the U.S. Geological Survey; "
+        "via Google Earth Engine (LANDSAT/LC08/C02/T1_L2)",
+    },
+    LANDSAT9_L2: {
+        "name": "Landsat 9 OLI-2/TIRS-2 Collection 2 Tier 1 Level-2 surface reflectance",
+        "licence": "public domain: Landsat data from the USGS carry no restriction on use or "
+        "redistribution (credit the U.S. Geological Survey)",
+        "citation": "Landsat-9 image courtesy of the U.S. Geological Survey; "
+        "via Google Earth Engine (LANDSAT/LC09/C02/T1_L2)",
+    },
+    TERRACLIMATE: {
+        "name": "TerraClimate monthly climate and climatic water balance, 1/24 degree",
+        "licence": "CC0 1.0 (public domain dedication)",
+        "citation": "Abatzoglou, J.T. et al. (2018). TerraClimate, a high-resolution global "
+        "dataset of monthly climate and climatic water balance from 1958-2015. Scientific Data "
+        "5, 170191. doi:10.1038/sdata.2017.191",
+    },
+    ERA5_LAND_DAILY: {
+        "name": "ERA5-Land daily aggregates, 0.1 degree",
+        "licence": "Copernicus Climate Change Service licence: free use with attribution "
+        "('Contains modified Copernicus Climate Change Service information')",
+        "citation": "Munoz Sabater, J. (2019). ERA5-Land hourly data from 1981 to present. "
+        "Copernicus Climate Change Service (C3S) Climate Data Store. doi:10.24381/cds.e2161bac",
+    },
+    SMAP_L4: {
+        "name": "SMAP L4 global 3-hourly 9 km surface and root-zone soil moisture, version 8",
+        "licence": "public domain: NASA NSIDC DAAC data carry no restriction on use",
+        "citation": "Reichle, R. et al. (2025). SMAP L4 Global 3-hourly 9 km EASE-Grid Surface "
+        "and Root Zone Soil Moisture Geophysical Data, Version 8. NASA NSIDC DAAC. "
+        "doi:10.5067/OMHVSRGFX38O",
+    },
+    HYPERION: {
+        "name": "EO-1 Hyperion hyperspectral imager, 242 bands 357-2576 nm, 30 m (historic)",
+        "licence": "public domain: USGS EO-1 data carry no restriction on use (credit the U.S. "
+        "Geological Survey)",
+        "citation": "EO-1 Hyperion data courtesy of the U.S. Geological Survey; "
+        "via Google Earth Engine (EO1/HYPERION)",
+    },
 }
 EARTH_ENGINE_CITATION = (
     "Gorelick, N. et al. (2017). Google Earth Engine: planetary-scale geospatial analysis for "
@@ -63,6 +120,44 @@ EARTH_ENGINE_CITATION = (
 S2_SR_FIRST_DAY = _dt.date(2017, 3, 28)
 #: First day of MODIS/061/MCD15A3H.
 MCD15A3H_FIRST_DAY = _dt.date(2002, 7, 4)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Where and when a collection has data, as far as can be checked before any request.
+
+    ``first_day`` / ``last_day`` (``None``: still acquiring) bound its acquisitions;
+    ``lat_min`` / ``lat_max`` (WGS84 degrees) bound its footprint (a static layer has
+    ``first_day`` ``None``). :func:`~.checks.check_coverage` tests points and date windows
+    against it, so that a request that can only come back empty is refused before it is sent.
+    """
+
+    first_day: _dt.date | None
+    last_day: _dt.date | None = None
+    lat_min: float = -90.0
+    lat_max: float = 90.0
+    note: str = ""
+
+
+#: The coverage of every collection a recipe reads (a recipe adding a collection adds it here
+#: too). Footprints are the products' documented latitude ranges.
+COVERAGE: dict[str, Coverage] = {
+    S2_SR: Coverage(S2_SR_FIRST_DAY, lat_min=-56.0, lat_max=84.0, note="Sentinel-2 land swath"),
+    S2_CLOUD_PROBABILITY: Coverage(S2_SR_FIRST_DAY, lat_min=-56.0, lat_max=84.0),
+    GLO30: Coverage(None, note="static, global"),
+    MCD15A3H: Coverage(MCD15A3H_FIRST_DAY),
+    S1_GRD: Coverage(_dt.date(2014, 10, 3), note="Sentinel-1 (IW mode over land)"),
+    LANDSAT8_L2: Coverage(_dt.date(2013, 3, 18), lat_min=-82.0, lat_max=82.0, note="WRS-2"),
+    LANDSAT9_L2: Coverage(_dt.date(2021, 10, 31), lat_min=-82.0, lat_max=82.0, note="WRS-2"),
+    TERRACLIMATE: Coverage(_dt.date(1958, 1, 1), note="monthly, land"),
+    ERA5_LAND_DAILY: Coverage(_dt.date(1950, 1, 2), note="daily, land"),
+    SMAP_L4: Coverage(_dt.date(2015, 3, 31), lat_min=-85.04, lat_max=85.04, note="EASE-Grid 2.0"),
+    HYPERION: Coverage(
+        _dt.date(2001, 1, 1),
+        _dt.date(2017, 3, 31),
+        note="historic: EO-1 was decommissioned in March 2017; sparse tasked scenes",
+    ),
+}
 
 # -- Sentinel-2 bands --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from soilbook.data.earthengine.catalogue import (
+    COVERAGE,
     MAX_FEATURES_PER_REQUEST,
     S2_SR_FIRST_DAY,
     S2_WAVELENGTHS_NM,
@@ -312,3 +313,48 @@ def points_bbox(
         min(float(lons.max()) + dlon, 180.0),
         min(float(lats.max()) + dlat, 90.0),
     )
+
+
+# -- coverage of a collection --------------------------------------------------------------------
+
+
+def check_coverage(
+    collection: str,
+    points: Sequence[Mapping[str, Any]] | None = None,
+    dates: Sequence[tuple[str, str]] | None = None,
+) -> None:
+    """Refuse points or date windows that ``collection`` cannot cover (before any request).
+
+    ``points`` are checked points (``lat`` in degrees) and ``dates`` checked ISO windows
+    ``[(start, end), ...]`` (half-open). Uses :data:`~.catalogue.COVERAGE`; raises
+    :class:`ParameterError` naming the first offending point or window, the collection's span
+    and what to do.
+    """
+    if collection not in COVERAGE:
+        raise ParameterError(
+            f"collection {collection!r} has no coverage entry; known: {sorted(COVERAGE)}. "
+            "What to do: add it to soilbook.data.earthengine.catalogue.COVERAGE."
+        )
+    cov = COVERAGE[collection]
+    for p in points or ():
+        lat = float(p["lat"])
+        if not cov.lat_min <= lat <= cov.lat_max:
+            raise ParameterError(
+                f"point {p.get('id', '?')!r} at lat {lat:.4f} lies outside {collection}'s "
+                f"footprint (lat {cov.lat_min:g} to {cov.lat_max:g}{'; ' + cov.note if cov.note else ''}). "
+                "What to do: drop points outside it or use a collection that covers them."
+            )
+    if cov.first_day is None:
+        return
+    for i, (start, end) in enumerate(dates or ()):
+        start_d, end_d = _as_date(start, f"dates[{i}][0]"), _as_date(end, f"dates[{i}][1]")
+        if end_d <= cov.first_day:
+            raise ParameterError(
+                f"dates[{i}] = ({start_d}, {end_d}) ends before {collection} starts on "
+                f"{cov.first_day}. What to do: choose a window after {cov.first_day}."
+            )
+        if cov.last_day is not None and start_d > cov.last_day:
+            raise ParameterError(
+                f"dates[{i}] = ({start_d}, {end_d}) starts after {collection} ended on "
+                f"{cov.last_day}. What to do: choose a window before {cov.last_day}."
+            )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,32 @@ def _project_from_env() -> str | None:
     return next((os.environ[v] for v in PROJECT_ENV if os.environ.get(v)), None)
 
 
-def _key_file_credentials(ee: Any, key_path: str) -> tuple[Any, str | None]:
-    """Credentials and project from ``GOOGLE_APPLICATION_CREDENTIALS``.
+#: Earth Engine's high-volume endpoint: for many small automated requests (computePixels,
+#: getInfo of sample batches); Google recommends it for bulk extraction.
+HIGH_VOLUME_URL = "https://earthengine-highvolume.googleapis.com"
 
-    A service-account key becomes ``ee.ServiceAccountCredentials`` (project: its
-    ``project_id``); any other credentials file is left to Google's application-default
-    credentials (``"persistent"``, no project).
+
+@dataclass(frozen=True)
+class CredentialSource:
+    """Where the credentials of an Earth Engine session come from (no secret in it).
+
+    ``kind`` is ``"service_account"`` (a JSON key named by ``GOOGLE_APPLICATION_CREDENTIALS``),
+    ``"application_default"`` (another credentials file named there, or gcloud's
+    application-default credentials) or ``"earthengine_token"`` (``earthengine
+    authenticate``); ``path`` is the file's path and ``project`` the Cloud project found (from
+    the environment, the key or the token; ``None`` when none is).
     """
+
+    kind: str
+    path: str
+    project: str | None
+    client_email: str | None = None
+
+
+def _key_file_source(key_path: str) -> CredentialSource:
+    """The credentials named by ``GOOGLE_APPLICATION_CREDENTIALS``, checked to be a readable
+    JSON credentials file (a service-account key, or another file for Google's
+    application-default credentials)."""
     path = Path(key_path).expanduser()
     if not path.is_file():
         raise EarthEngineSetupError(
@@ -81,73 +101,122 @@ def _key_file_credentials(ee: Any, key_path: str) -> tuple[Any, str | None]:
             "file.\n" + _SETUP_HELP
         ) from None
     if isinstance(info, dict) and info.get("type") == "service_account":
-        credentials = ee.ServiceAccountCredentials(info.get("client_email"), key_file=str(path))
-        return credentials, info.get("project_id")
-    return "persistent", None
+        missing = [k for k in ("client_email", "private_key") if not info.get(k)]
+        if missing:
+            raise EarthEngineSetupError(
+                f"the service-account key {path} has no {missing}: it is not a complete key "
+                "file. What to do: download a new JSON key for the service account (Cloud "
+                "console > IAM > Service accounts > Keys).\n" + _SETUP_HELP
+            )
+        return CredentialSource(
+            "service_account", str(path), info.get("project_id"), info.get("client_email")
+        )
+    return CredentialSource("application_default", str(path), info.get("quota_project_id"))
 
 
-def _stored_token_project(ee: Any) -> str | None:
-    """The project saved with the ``earthengine authenticate`` token, if any.
+def _stored_source() -> CredentialSource:
+    """The ``earthengine authenticate`` token, else gcloud's application-default credentials.
 
-    Raises :class:`EarthEngineSetupError` when neither that token nor gcloud's
-    application-default credentials exist.
+    Raises :class:`EarthEngineSetupError` when neither exists.
     """
-    token = Path(ee.oauth.get_credentials_path())
+    token = Path(_ee().oauth.get_credentials_path())
     if token.is_file():
         try:
-            return json.loads(token.read_text()).get("project")
+            project = json.loads(token.read_text()).get("project")
         except (OSError, ValueError):
-            return None
-    if not _gcloud_adc_path().is_file():
-        raise EarthEngineSetupError(
-            "No Earth Engine credentials were found in the environment (no "
-            "GOOGLE_APPLICATION_CREDENTIALS, no `earthengine authenticate` token, no gcloud "
-            "application-default credentials).\n" + _SETUP_HELP
-        )
-    return None
+            project = None
+        return CredentialSource("earthengine_token", str(token), project)
+    adc = _gcloud_adc_path()
+    if adc.is_file():
+        return CredentialSource("application_default", str(adc), None)
+    raise EarthEngineSetupError(
+        "No Earth Engine credentials were found in the environment (no "
+        "GOOGLE_APPLICATION_CREDENTIALS, no `earthengine authenticate` token, no gcloud "
+        "application-default credentials).\n" + _SETUP_HELP
+    )
 
 
-def initialize(project: str | None = None) -> str:
-    """Initialise Earth Engine from credentials found in the environment; return the project.
+def find_credentials(project: str | None = None) -> CredentialSource:
+    """Find the credentials and the Cloud project in the environment, without any network.
 
     Looks, in order, for
 
     1. ``GOOGLE_APPLICATION_CREDENTIALS``: a service-account JSON key (``type`` =
-       ``service_account``) is used as such; any other credentials file is left to Google's
-       application-default credentials;
+       ``service_account``) or any other credentials file (left to Google's
+       application-default credentials);
     2. the token written by ``earthengine authenticate`` (``~/.config/earthengine/credentials``);
     3. gcloud's application-default credentials
        (``~/.config/gcloud/application_default_credentials.json``).
 
-    ``project`` is the Google Cloud project registered for Earth Engine (not a secret); when
-    ``None`` it is read from ``EARTHENGINE_PROJECT``, ``EE_PROJECT`` or ``GOOGLE_CLOUD_PROJECT``,
-    then from the service-account key or the stored token. Raises
-    :class:`EarthEngineSetupError`, saying what to set, when no credentials or no project are
-    found. Keys are never taken as arguments.
+    The project is ``project``, else ``EARTHENGINE_PROJECT`` / ``EE_PROJECT`` /
+    ``GOOGLE_CLOUD_PROJECT``, else the key's or the token's. Raises
+    :class:`EarthEngineSetupError` with the set-up steps when no credentials or no project are
+    found. Chapters call it in their parameter checks, so a run without credentials stops
+    before any heavy work; :func:`initialize` calls it too.
     """
-    ee = _ee()
-    project = project or _project_from_env()
     key_path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-    if key_path:
-        credentials, key_project = _key_file_credentials(ee, key_path)
-        project = project or key_project
-    else:
-        credentials = "persistent"
-        token_project = _stored_token_project(ee)
-        project = project or token_project
-    if not project:
+    source = _key_file_source(key_path) if key_path else _stored_source()
+    chosen = project or _project_from_env() or source.project
+    if not chosen:
         raise EarthEngineSetupError(
             "No Google Cloud project for Earth Engine: set EARTHENGINE_PROJECT=<project id> "
             "(or pass initialize(project=...)); Earth Engine bills and authorises requests "
             "through a project registered for it.\n" + _SETUP_HELP
         )
+    return CredentialSource(source.kind, source.path, str(chosen), source.client_email)
+
+
+def _credentials(ee: Any, source: CredentialSource) -> Any:
+    """The ``credentials`` argument of ``ee.Initialize`` for ``source``; a key that cannot be
+    loaded (a broken PEM block, a wrong file) is an :class:`EarthEngineSetupError` that
+    names the file, never its content."""
+    if source.kind != "service_account":
+        return "persistent"
     try:
-        ee.Initialize(credentials=credentials, project=project)
-    except ee.EEException as err:
+        return ee.ServiceAccountCredentials(source.client_email, key_file=source.path)
+    except (ValueError, TypeError, KeyError, OSError) as err:
         raise EarthEngineSetupError(
-            f"Earth Engine refused to initialise with project {project!r}: {err}\n" + _SETUP_HELP
-        ) from err
-    return str(project)
+            f"the service-account key {source.path} could not be loaded ({type(err).__name__}; "
+            "its private key is damaged or not a PEM key). What to do: download a new JSON key "
+            "for the service account and point GOOGLE_APPLICATION_CREDENTIALS at it.\n"
+            + _SETUP_HELP
+        ) from None
+
+
+def initialize(project: str | None = None, *, high_volume: bool = False) -> str:
+    """Initialise Earth Engine from credentials found in the environment; return the project.
+
+    Credentials and project as :func:`find_credentials` finds them (keys are never arguments;
+    ``project``, the Google Cloud project registered for Earth Engine, is not a secret).
+    ``high_volume=True`` talks to :data:`HIGH_VOLUME_URL`, the endpoint for bulk automated
+    reads (the extraction loop's). Raises :class:`EarthEngineSetupError`, saying what to set,
+    when credentials or project are missing, the key cannot be loaded, or Earth Engine refuses
+    them; the message never holds key material.
+    """
+    ee = _ee()
+    source = find_credentials(project)
+    credentials = _credentials(ee, source)
+    kwargs: dict[str, Any] = {"credentials": credentials, "project": source.project}
+    if high_volume:
+        kwargs["opt_url"] = HIGH_VOLUME_URL
+    try:
+        ee.Initialize(**kwargs)
+    except Exception as err:  # ee.EEException, google.auth errors, a refused token
+        if isinstance(err, EarthEngineSetupError):
+            raise
+        raise EarthEngineSetupError(
+            f"Earth Engine refused to initialise with project {source.project!r} and the "
+            f"{source.kind.replace('_', ' ')} credentials at {source.path} "
+            f"({type(err).__name__}: {_first_line(err)}).\n" + _SETUP_HELP
+        ) from None
+    return str(source.project)
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message, at most 200 characters (no key material: the
+    exceptions raised here carry server messages and file paths, never the key)."""
+    text = str(err).strip().splitlines()
+    return (text[0] if text else "")[:200]
 
 
 def ensure_initialized(project: str | None = None) -> Any:
