@@ -99,6 +99,80 @@ def test_initialize_with_a_missing_key_file(clean_env, recorded_initialize, monk
         E.initialize(project="p")
 
 
+def _service_account_key(folder: Path, private_key: str = "not a real key") -> Path:
+    key = folder / "key.json"
+    key.write_text(
+        json.dumps(
+            {"type": "service_account", "client_email": "sb@proj-x.iam.gserviceaccount.com",
+             "project_id": "proj-x", "private_key": private_key}
+        )
+    )  # fmt: skip
+    return key
+
+
+def test_a_damaged_key_is_one_setup_message_without_its_content(
+    clean_env, recorded_initialize, monkeypatch
+):
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDamaged"
+    key = _service_account_key(clean_env, f"-----BEGIN PRIVATE KEY-----\n{body}\n")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    with pytest.raises(E.EarthEngineSetupError) as err:
+        E.initialize()  # the real ee.ServiceAccountCredentials fails to load the PEM block
+    message = str(err.value)
+    assert str(key) in message and "download a new JSON key" in message
+    assert body not in message and "BEGIN PRIVATE KEY" not in message
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    assert recorded_initialize == {}
+
+
+def test_a_refused_initialize_is_wrapped_and_high_volume_is_asked_for(clean_env, monkeypatch):
+    import ee
+
+    monkeypatch.setattr(ee, "ServiceAccountCredentials", lambda email, key_file: "SA")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(_service_account_key(clean_env)))
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(ee, "Initialize", lambda **kwargs: seen.update(kwargs))
+    assert E.initialize(high_volume=True) == "proj-x"
+    assert seen["opt_url"] == E.HIGH_VOLUME_URL
+
+    def refuse(**kwargs):
+        raise ee.EEException("Caller does not have required permission\nsecond line")
+
+    monkeypatch.setattr(ee, "Initialize", refuse)
+    with pytest.raises(E.EarthEngineSetupError) as err:
+        E.initialize()
+    message = str(err.value)
+    assert "'proj-x'" in message and "required permission" in message
+    assert "second line" not in message and "EARTHENGINE_PROJECT" in message
+
+
+def test_find_credentials_reads_the_environment_only(clean_env, monkeypatch):
+    import ee
+
+    def no_network(**kwargs):
+        raise AssertionError("find_credentials must not initialise Earth Engine")
+
+    monkeypatch.setattr(ee, "Initialize", no_network)
+    with pytest.raises(E.EarthEngineSetupError, match="No Earth Engine credentials"):
+        E.find_credentials()
+    key = _service_account_key(clean_env)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    found = E.find_credentials()
+    assert found == E.CredentialSource(
+        "service_account", str(key), "proj-x", "sb@proj-x.iam.gserviceaccount.com"
+    )
+    assert "private" not in repr(found)
+    key.write_text(json.dumps({"type": "service_account", "project_id": "p"}))
+    with pytest.raises(E.EarthEngineSetupError, match="client_email"):
+        E.find_credentials()
+    adc = clean_env / "gcloud" / "application_default_credentials.json"
+    adc.parent.mkdir()
+    adc.write_text(json.dumps({"type": "authorized_user"}))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS")
+    monkeypatch.setenv("EE_PROJECT", "proj-adc")
+    assert E.find_credentials() == E.CredentialSource("application_default", str(adc), "proj-adc")
+
+
 def test_builders_need_an_initialised_ee():
     ee = pytest.importorskip("ee")
     ee.Reset()

@@ -358,3 +358,35 @@ def check_coverage(
                 f"dates[{i}] = ({start_d}, {end_d}) starts after {collection} ended on "
                 f"{cov.last_day}. What to do: choose a window before {cov.last_day}."
             )
+
+
+#: The most pixels one area-of-interest extraction reads (50,000 x 50,000: a 500 km square at
+#: 10 m); beyond it, map in parts or at a coarser scale.
+MAX_AREA_PIXELS = 2_500_000_000
+
+
+def area_pixels(bbox: Sequence[float], scale: float) -> tuple[int, int]:
+    """(width, height) in pixels of ``bbox`` (west, south, east, north degrees) at ``scale``
+    metres, from its extent on the WGS84 ellipsoid at the box's mid-latitude (within a few % of
+    any projected grid the box is read in)."""
+    west, south, east, north = check_bbox(bbox)
+    mid = math.radians((south + north) / 2)
+    width_m = (east - west) * 111_320.0 * math.cos(mid)
+    height_m = (north - south) * 110_574.0
+    return max(1, math.ceil(width_m / scale)), max(1, math.ceil(height_m / scale))
+
+
+def check_area(bbox: Sequence[float], scale: float, max_pixels: int = MAX_AREA_PIXELS) -> int:
+    """The pixel count of ``bbox`` at ``scale`` (m); more than ``max_pixels`` is a
+    :class:`ParameterError` that gives the area's size and a scale that would fit."""
+    scale = check_positive(scale, "scale", "10 (metres)")
+    width, height = area_pixels(bbox, scale)
+    if width * height > max_pixels:
+        fits = scale * math.sqrt(width * height / max_pixels)
+        raise ParameterError(
+            f"the area {tuple(bbox)} is {width:,} x {height:,} pixels at {scale:g} m "
+            f"({width * height:,} pixels; at most {max_pixels:,} in one extraction). What to do: "
+            f"use a coarser scale (>= {math.ceil(fits)} m), split the area into parts, or a "
+            "smaller area of interest."
+        )
+    return width * height
