@@ -18,6 +18,12 @@ works without ``earthengine-api``):
   each point, or a ``window`` x ``window`` patch around it) and the download loop;
 - :mod:`.convert` — :func:`to_samples`, the pure, generic conversion of ``getInfo()`` answers
   into an :class:`xarray.Dataset` that passes :func:`soilbook.data.schema.validate_samples`;
+- :mod:`.points` — :func:`read_points` (a user's CSV of sample points, every bad cell named with
+  its fix) and :func:`parse_aoi` (an area of interest);
+- :mod:`.pixels` — the pixel engine: :class:`PixelGrid`, :func:`plan_pieces` (requests under
+  Earth Engine's size limits), :func:`fetch_image` / :func:`fetch_patches` (parallel, rate
+  limited, retried with back-off, cached piece by piece and resumable) over a
+  :class:`Transport` (``computePixels`` or a test fake);
 - :mod:`.request` — :class:`Request`, what a recipe composes, and :func:`extract`, which sends
   it batch by batch;
 - :mod:`.recipes` — one module per chapter: :mod:`.recipes.salinity`
@@ -83,6 +89,27 @@ from soilbook.data.earthengine.layers import (
     spectral_index_layers,
     terrain_layers,
 )
+from soilbook.data.earthengine.pixels import (
+    MAX_BANDS,
+    MAX_BYTES,
+    MAX_SIDE,
+    MAX_TOTAL_VALUES,
+    MAX_WORKERS,
+    EarthEngineTransport,
+    Piece,
+    PixelGrid,
+    RateLimiter,
+    RetryableRequestError,
+    Transport,
+    backoff_delay,
+    expression_key,
+    fetch_image,
+    fetch_patches,
+    grid_around,
+    grid_for_bbox,
+    plan_pieces,
+)
+from soilbook.data.earthengine.points import parse_aoi, read_points
 from soilbook.data.earthengine.recipes.salinity import (
     SALINITY_COLLECTIONS,
     SalinityRequest,
@@ -117,6 +144,11 @@ __all__ = [
     "LANDSAT8_L2",
     "LANDSAT9_L2",
     "LAYER_INFO",
+    "MAX_BANDS",
+    "MAX_BYTES",
+    "MAX_SIDE",
+    "MAX_TOTAL_VALUES",
+    "MAX_WORKERS",
     "MCD15A3H",
     "MCD15A3H_FIRST_DAY",
     "PATCH_VALUES_PER_BATCH",
@@ -134,8 +166,15 @@ __all__ = [
     "Coverage",
     "CredentialSource",
     "EarthEngineSetupError",
+    "EarthEngineTransport",
+    "Piece",
+    "PixelGrid",
+    "RateLimiter",
     "Request",
+    "RetryableRequestError",
     "SalinityRequest",
+    "Transport",
+    "backoff_delay",
     "build_salinity_request",
     "check_bands",
     "check_bbox",
@@ -146,16 +185,24 @@ __all__ = [
     "check_window",
     "crop_layers",
     "dated",
+    "expression_key",
     "extract",
     "extract_salinity_inputs",
+    "fetch_image",
+    "fetch_patches",
     "find_credentials",
+    "grid_around",
+    "grid_for_bbox",
     "initialize",
+    "parse_aoi",
     "patch_name",
     "patch_request",
+    "plan_pieces",
     "point_values_request",
     "points_bbox",
     "points_crs",
     "points_to_features",
+    "read_points",
     "sentinel2_composites",
     "sentinel2_stack",
     "sentinel2_window_composites",
