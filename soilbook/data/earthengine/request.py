@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import xarray as xr
@@ -77,10 +78,12 @@ def extract(
     target_key: str = "target",
     group_key: str | None = None,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> xr.Dataset:
     """Send ``request`` batch by batch (``getInfo``; needs a live session) and convert the
-    answers with the targets of ``points`` (:meth:`Request.to_samples`)."""
-    features = download(request.batches, progress=progress)
+    answers with the targets of ``points`` (:meth:`Request.to_samples`); with ``cache_dir``
+    the answers are kept batch by batch and a rerun resumes (:func:`~.sampling.download`)."""
+    features = download(request.batches, progress=progress, cache_dir=cache_dir)
     return request.to_samples(features, points, target_key=target_key, group_key=group_key)
 
 

@@ -8,6 +8,9 @@ Choices
 -------
 - **Sampling grid**: the UTM zone of the points' centroid at ``scale`` metres (10 m by default),
   unless ``crs`` is given, so that a patch of ``window`` pixels is ``window * scale`` metres wide.
+- **Downloads** (:func:`download`) are retried on 429 and transient errors (jittered
+  exponential back-off, as :mod:`.pixels`) and, with a cache folder, kept batch by batch as
+  checksummed JSON keyed by the request's hash: an interrupted extraction resumes.
 - **Masked pixels** are filled with :data:`~.catalogue.FILL_VALUE` before sampling (otherwise
   ``sampleRegions`` silently drops a point when any band is masked) and turned back into NaN by
   :func:`~.convert.to_samples`.
@@ -15,7 +18,10 @@ Choices
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from soilbook.data.earthengine.catalogue import (
@@ -31,7 +37,16 @@ from soilbook.data.earthengine.checks import (
     check_window,
     points_crs,
 )
+from soilbook.data.earthengine.pixels import (
+    _is_retryable,
+    _sidecar,
+    _write_atomic,
+    backoff_delay,
+    expression_key,
+)
 from soilbook.data.earthengine.session import _ee_ready
+from soilbook.errors import DataUnavailableError
+from soilbook.hashing import sha256_file
 
 
 def points_to_features(points: Sequence[Mapping[str, Any]]) -> Any:
@@ -178,15 +193,86 @@ def sample_in_batches(
     )
 
 
-def download(batches: Iterable[Any], *, progress: bool = True) -> list[dict]:
+def _batch_file(cache_dir: Path, batch: Any) -> Path:
+    """``cache_dir / <sha256 of the batch's serialised request>.json``."""
+    return cache_dir / f"{expression_key(batch)}.json"
+
+
+def _cached_features(path: Path) -> list[dict] | None:
+    """The features kept at ``path`` if its sha256 sidecar verifies, else ``None`` (missing,
+    partial or damaged: ask again). JSON only: nothing is unpickled."""
+    sidecar = _sidecar(path)
+    if not (path.is_file() and sidecar.is_file()):
+        return None
+    if sha256_file(path) != sidecar.read_text().strip():
+        return None
+    try:
+        features = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return features if isinstance(features, list) else None
+
+
+def _keep_features(path: Path, features: list[dict]) -> None:
+    """Write ``features`` to ``path`` and its sha256 sidecar, each atomically."""
+    _write_atomic(path, lambda fh: fh.write(json.dumps(features).encode()))
+    digest = sha256_file(path)
+    _write_atomic(_sidecar(path), lambda fh: fh.write(digest.encode()))
+
+
+def _get_info(batch: Any, retries: int, sleep: Callable[[float], None]) -> list[dict]:
+    """The features of one ``getInfo()``, retried with jittered exponential back-off on 429
+    and transient errors; raises :class:`~soilbook.errors.DataUnavailableError` when Earth
+    Engine refuses it or still asks to retry after ``retries`` retries."""
+    for attempt in range(retries + 1):
+        try:
+            info = batch.getInfo()
+        except Exception as err:
+            if not _is_retryable(err) or attempt == retries:
+                first = (str(err).strip().splitlines() or [""])[0][:300]
+                why = "still asked to retry" if _is_retryable(err) else "refused the request"
+                raise DataUnavailableError(
+                    f"Earth Engine {why} after {attempt + 1} attempt(s) ({type(err).__name__}: "
+                    f"{first}). What to do: check the session and the request, wait a few "
+                    "minutes, then rerun: with a cache folder the batches already answered are "
+                    "kept and only the others are asked again."
+                ) from None
+            sleep(backoff_delay(attempt))
+            continue
+        return list(info.get("features", []) if isinstance(info, dict) else info)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def download(
+    batches: Iterable[Any],
+    *,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+    retries: int = 6,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict]:
     """``getInfo()`` of each request in ``batches`` (talks to the server), the features of all
-    batches concatenated; ``progress`` shows a bar, one step per batch."""
+    batches concatenated; ``progress`` shows a bar, one step per batch.
+
+    With ``cache_dir`` each batch's answer is kept as JSON (atomic write, sha256 sidecar) under
+    the hash of its serialised request, so a rerun after an interruption asks only for the
+    batches not yet answered, and a repeated extraction asks for none. Each ``getInfo`` is
+    retried ``retries`` times on 429 and transient errors, with jittered exponential back-off.
+    """
+    folder = None if cache_dir is None else Path(cache_dir)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     if progress:
         from soilbook.progress import progress_bar
 
         batches = progress_bar(iterable=batches, desc="Earth Engine batches", unit="batch")
     features: list[dict] = []
     for batch in batches:
-        info = batch.getInfo()
-        features.extend(info.get("features", []) if isinstance(info, dict) else info)
+        path = None if folder is None else _batch_file(folder, batch)
+        answer = None if path is None else _cached_features(path)
+        if answer is None:
+            answer = _get_info(batch, retries, sleep)
+            if path is not None:
+                _keep_features(path, answer)
+        features.extend(answer)
     return features

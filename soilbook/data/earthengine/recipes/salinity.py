@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import xarray as xr
@@ -27,6 +28,7 @@ from soilbook.data.earthengine.checks import (
     check_bands,
     check_batch_size,
     check_cloud_prob_max,
+    check_coverage,
     check_crs,
     check_dates,
     check_points,
@@ -174,6 +176,30 @@ def build_salinity_request(
     )
 
 
+def precheck_salinity(
+    points: Sequence[Mapping[str, Any]],
+    dates: Sequence[tuple[str, str]],
+    window: int | None = 65,
+    target_key: str | None = "target",
+) -> list[dict[str, Any]]:
+    """Check a salinity extraction in plain Python, before any ``ee`` call, and return the
+    checked points: the points (:func:`~..checks.check_points`), the date windows (after
+    Sentinel-2 SR began), the patch ``window`` (odd, or ``None``), every point's measured
+    ``target_key`` (unless ``None``) and every point and window against the footprint and life
+    of each of :data:`SALINITY_COLLECTIONS` (:func:`~..checks.check_coverage`). Raises
+    :class:`~soilbook.errors.ParameterError` naming what was wrong and what to do.
+    """
+    pts = check_points(points)
+    windows = check_dates(dates)
+    if window is not None:
+        check_window(window)
+    if target_key is not None:
+        check_targets(points, target_key)
+    for collection in SALINITY_COLLECTIONS:
+        check_coverage(collection, pts, windows)
+    return pts
+
+
 def extract_salinity_inputs(
     points: Sequence[Mapping[str, Any]],
     dates: Sequence[tuple[str, str]],
@@ -183,6 +209,7 @@ def extract_salinity_inputs(
     group_key: str | None = None,
     project: str | None = None,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
     **request_kwargs: Any,
 ) -> xr.Dataset:
     """Extract the salinity chapter's inputs at field samples from Earth Engine (needs a live
@@ -194,14 +221,17 @@ def extract_salinity_inputs(
     :func:`build_salinity_request` (``request_kwargs`` go to it), calls ``getInfo`` on each
     batch of points and returns :func:`~..convert.to_samples` of the lot.
     """
-    check_points(points)
-    check_dates(dates)
-    if window is not None:
-        check_window(window)
-    check_targets(points, target_key)  # fail before any request if a target is missing
+    precheck_salinity(points, dates, window, target_key)  # fail before any request
     ensure_initialized(project)
     request = build_salinity_request(points, dates, window, **request_kwargs)
-    return extract(request, points, target_key=target_key, group_key=group_key, progress=progress)
+    return extract(
+        request,
+        points,
+        target_key=target_key,
+        group_key=group_key,
+        progress=progress,
+        cache_dir=cache_dir,
+    )
 
 
 __all__ = [
@@ -209,5 +239,6 @@ __all__ = [
     "SalinityRequest",
     "build_salinity_request",
     "extract_salinity_inputs",
+    "precheck_salinity",
     "salinity_covariates",
 ]
