@@ -43,6 +43,7 @@ from soilbook.chapters.common import (
     gib,
     shared_params,
 )
+from soilbook.chapters.earthengine import EARTHENGINE, EARTHENGINE_PARAMS
 from soilbook.errors import ParameterError
 
 KEY = "01_salinity_ss_soilnet"
@@ -79,9 +80,11 @@ PARAMS: tuple[Param, ...] = (
         "data_source",
         str,
         "simulated",
-        "'simulated' (offline scene), 'limesoda' (bundled real data), 'ucrb' (USGS download) or 'file'",
-        choices=("simulated", "limesoda", "ucrb", "file"),
+        "'simulated' (offline scene), 'limesoda' (bundled real data), 'ucrb' (USGS download), "
+        "'file' or 'earthengine' (your points, Sentinel-2 + terrain + MODIS from Earth Engine)",
+        choices=("simulated", "limesoda", "ucrb", "file", EARTHENGINE),
     ),
+    *EARTHENGINE_PARAMS,
     Param("dataset_id", str, "BB.250", "LimeSoDa dataset id (data_source='limesoda')"),
     Param(
         "target",
@@ -481,6 +484,52 @@ def _check_user_file(p: Mapping[str, Any]) -> None:
         _too_few_groups(p, n_groups, what)
 
 
+def _earthengine_args(p: Mapping[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The salinity recipe's precheck for ``p`` and the arguments of
+    :func:`soilbook.chapters.earthengine.check_earthengine` (the 10 m Sentinel-2 grid, the
+    points' ``target`` column or the one named by ``target``)."""
+    from soilbook.data.earthengine.recipes.salinity import precheck_salinity
+
+    def precheck(points: list[dict[str, Any]], dates: list[tuple[str, str]]) -> None:
+        precheck_salinity(points, dates, p["window"])
+
+    column = "target" if p["target"] == "auto" else p["target"]
+    return precheck, {"scale": PIXEL_M, "target_column": column}
+
+
+def _check_earthengine(p: Mapping[str, Any]) -> None:
+    """The pre-papermill checks of ``data_source="earthengine"``: points, area, windows,
+    coverage, cache and credentials (:func:`soilbook.chapters.earthengine.check_earthengine`)."""
+    from soilbook.chapters.earthengine import check_earthengine
+
+    precheck, kwargs = _earthengine_args(p)
+    check_earthengine(p, precheck, **kwargs)
+
+
+def _load_earthengine(p: Mapping[str, Any], side: float | None) -> Any:
+    """Sentinel-2 reflectance, terrain, crop and index layers at the user's points from Earth
+    Engine (:func:`soilbook.data.earthengine.recipes.salinity.extract_salinity_inputs`), cached
+    and resumable under ``ee_cache_dir``; no map scene."""
+    from soilbook.chapters.earthengine import earthengine_inputs
+    from soilbook.data import sources
+    from soilbook.data.earthengine.recipes.salinity import extract_salinity_inputs
+    from soilbook.data.schema import validate_samples
+
+    precheck, kwargs = _earthengine_args(p)
+    inputs = earthengine_inputs(p, precheck, **kwargs)
+    samples = extract_salinity_inputs(
+        inputs.points,
+        inputs.dates,
+        p["window"],
+        scale=PIXEL_M,
+        project=inputs.project,
+        cache_dir=inputs.cache_dir / "salinity",
+    )
+    if side is not None:
+        samples = with_blocks(samples, side)
+    return sources.LoadedData(validate_samples(samples), None)
+
+
 def check(p: dict[str, Any]) -> None:
     """Chapter 1's cross-checks of a full, per-value-checked parameter set (see the module)."""
     from soilbook.data.sources import check_source_args
@@ -490,6 +539,8 @@ def check(p: dict[str, Any]) -> None:
     block_size_m(p)
     if p["data_source"] == "file":
         _check_user_file(p)
+    elif p["data_source"] == EARTHENGINE:
+        _check_earthengine(p)
     else:
         check_source_args(
             p["data_source"],
@@ -565,6 +616,8 @@ def load_data(p: Mapping[str, Any]) -> Any:
     from soilbook.data import sources
 
     side = block_size_m(p)
+    if p["data_source"] == EARTHENGINE:
+        return _load_earthengine(p, side)
     if p["data_source"] == "file":
         from soilbook.data.real.userfile import load_user_file
         from soilbook.data.schema import validate_samples

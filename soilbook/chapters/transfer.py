@@ -28,6 +28,7 @@ from soilbook.chapters.common import (
     check_n_jobs,
     shared_params,
 )
+from soilbook.chapters.earthengine import EARTHENGINE, EARTHENGINE_PARAMS
 
 KEY = "02_spectral_transfer_deepsalt"
 
@@ -61,6 +62,16 @@ PARAMS: tuple[Param, ...] = (
         "inside it are dropped",
     ),
     Param("target_column", str, "target", "the target's column in your file (lab_source='file')"),
+    Param(
+        "data_source",
+        str,
+        "simulated",
+        "where the satellite pixels come from: 'simulated' (EnMAP pixels simulated from the lab "
+        "spectra) or 'earthengine' (real EO-1 Hyperion pixels, EnMAP's stand-in, at your "
+        "points: points_path ids = the lab file's site ids)",
+        choices=("simulated", EARTHENGINE),
+    ),
+    *EARTHENGINE_PARAMS,
     Param(
         "spectra_kind",
         str,
@@ -137,6 +148,18 @@ def n_regions(p: Mapping[str, Any]) -> int | None:
     return None if (p["target"], p["lab_source"]) == ("soc", "library") else p["n_regions"]
 
 
+def _earthengine_args(p: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of :func:`soilbook.chapters.earthengine.check_earthengine` for chapter 2:
+    the Hyperion recipe's precheck, its 30 m grid and the points' target column."""
+    from soilbook.data.earthengine.recipes.transfer import HYPERION_SCALE_M, precheck_transfer
+
+    return {
+        "precheck": precheck_transfer,
+        "scale": HYPERION_SCALE_M,
+        "target_column": p["target_column"],
+    }
+
+
 def check(p: dict[str, Any]) -> None:
     """Chapter 2's cross-checks of a full, per-value-checked parameter set."""
     from soilbook.data.transfer import check_transfer_args
@@ -156,14 +179,20 @@ def check(p: dict[str, Any]) -> None:
         min_region_pixels=p["min_region_pixels"],
         spectra_kind=p["spectra_kind"],
     )
+    if p["data_source"] == EARTHENGINE:
+        from soilbook.chapters.earthengine import check_earthengine
+
+        check_earthengine(p, **_earthengine_args(p))
 
 
 def load_data(p: Mapping[str, Any]) -> Any:
     """The lab, satellite and unlabelled sample sets for validated parameters ``p``
-    (:func:`soilbook.data.transfer.load_transfer`, a :class:`~soilbook.data.transfer.TransferData`)."""
+    (:func:`soilbook.data.transfer.load_transfer`, a :class:`~soilbook.data.transfer.TransferData`);
+    with ``data_source="earthengine"`` the satellite pixels are real EO-1 Hyperion pixels at the
+    points (:func:`soilbook.data.transfer.with_satellite`)."""
     from soilbook.data.transfer import load_transfer
 
-    return load_transfer(
+    data = load_transfer(
         p["target"],
         n_sites=p["n_sites"],
         paired_fraction=p["paired_fraction"],
@@ -176,6 +205,17 @@ def load_data(p: Mapping[str, Any]) -> Any:
         min_region_pixels=p["min_region_pixels"],
         spectra_kind=p["spectra_kind"],
     )
+    if p["data_source"] != EARTHENGINE:
+        return data
+    from soilbook.chapters.earthengine import earthengine_inputs
+    from soilbook.data.earthengine.recipes.transfer import extract_transfer_inputs
+    from soilbook.data.transfer import with_satellite
+
+    inputs = earthengine_inputs(p, **_earthengine_args(p))
+    satellite = extract_transfer_inputs(
+        inputs.points, inputs.dates, project=inputs.project, cache_dir=inputs.cache_dir / "transfer"
+    )
+    return with_satellite(data, satellite)
 
 
 #: Text for ``--help-params`` below the table: what a lab file needs, before any run.

@@ -1141,6 +1141,46 @@ def load_transfer(
     return TransferData(satellite=satellite, lab=lab, unlabelled=unlabelled, description=text)
 
 
+def with_satellite(data: TransferData, satellite: xr.Dataset) -> TransferData:
+    """``data`` with its simulated satellite pixels replaced by real ones (``satellite``, a
+    labelled set with ``reflectance``, ``wavelength``, ``site``, ``group``, ``lat`` / ``lon``,
+    e.g. :func:`soilbook.data.earthengine.recipes.transfer.extract_transfer_inputs`).
+
+    A lab site is *paired* when a satellite pixel carries its ``site`` id; each pixel at a lab
+    site takes that site's region (``group``), so holding a region out holds out its lab
+    sites and its pixels together. The unlabelled set becomes empty (no simulated pixel is
+    kept). Raises :class:`~soilbook.errors.ParameterError` when no pixel is at a lab site.
+    """
+    lab_sites = data.lab["site"].values.astype(str)
+    sat_sites = satellite["site"].values.astype(str)
+    paired = np.isin(lab_sites, sat_sites)
+    if not paired.any():
+        raise ParameterError(
+            f"none of the {sat_sites.size} satellite site id(s) (e.g. {list(sat_sites[:3])}) "
+            f"is a lab site id (e.g. {list(lab_sites[:3])}). What to do: give each point the "
+            "'site' id of its lab sample in the points' id column."
+        )
+    region = dict(zip(lab_sites, data.lab["group"].values.astype(str), strict=True))
+    groups = np.array(
+        [
+            region.get(s, g)
+            for s, g in zip(sat_sites, satellite["group"].values.astype(str), strict=True)
+        ]
+    )
+    satellite = satellite.assign_coords(group=("sample", groups, data.lab["group"].attrs))
+    lab = data.lab.assign_coords(paired=("sample", paired, data.lab["paired"].attrs))
+    text = (
+        f"Satellite pixels: real, {sat_sites.size} {satellite.attrs.get('source', '')} pixel(s) "
+        f"at {int(paired.sum())} of {lab_sites.size} lab sites (they replace the simulated "
+        f"pixels; no unlabelled pixel). Lab side: {data.description}"
+    )
+    unlabelled = _empty_unlabelled(satellite, {**satellite.attrs, "labelled": False})
+    for ds in (lab, satellite, unlabelled):
+        ds.attrs["description"] = text
+    satellite.attrs.setdefault("labels_simulated", False)
+    return TransferData(satellite=satellite, lab=lab, unlabelled=unlabelled, description=text)
+
+
 def region_table(data: TransferData) -> pd.DataFrame:
     """Per region: lab sites, paired sites, lab-only sites, pixels, extent, target mean/sd.
 
@@ -1203,4 +1243,5 @@ __all__ = [
     "load_transfer",
     "region_ids",
     "region_table",
+    "with_satellite",
 ]
