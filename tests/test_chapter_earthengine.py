@@ -1,0 +1,144 @@
+"""``data_source="earthengine"`` in every chapter (offline): the checks run in order before
+papermill, and a run without credentials stops with the set-up steps and no traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from soilbook import config
+from soilbook.chapters import earthengine as chapter_ee
+from soilbook.chapters.common import check_value
+from soilbook.errors import EarthEngineSetupError, ParameterError
+
+REPO = Path(__file__).resolve().parents[1]
+#: Each chapter with points its recipe accepts (date windows inside the collections' lives).
+CHAPTERS = {
+    "01_salinity_ss_soilnet": "2021-05-03",
+    "02_spectral_transfer_deepsalt": "2011-05-03",
+}
+
+
+def _points(tmp_path: Path, day: str, *, header: str = "id,lat,lon,date,target") -> Path:
+    path = tmp_path / "points.csv"
+    rows = [f"P{i},{37.70 + i / 100:.2f},118.8{i},{day},{1.5 * i + 1}" for i in range(1, 4)]
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    """No credentials anywhere: a fresh HOME and gcloud folder, no key, no project."""
+    from soilbook.data.earthengine.session import PROJECT_ENV
+
+    drop = {"GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_CONFIG", *PROJECT_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env.update(
+        HOME=str(home),
+        CLOUDSDK_CONFIG=str(home / "gcloud"),
+        SOILBOOK_CACHE=str(tmp_path / "cache"),
+    )
+    return env
+
+
+@pytest.mark.parametrize("nb", sorted(CHAPTERS))
+def test_without_credentials_the_run_stops_with_the_set_up_steps(nb: str, tmp_path: Path) -> None:
+    points = _points(tmp_path, CHAPTERS[nb])
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "soilbook", "run", nb, "-p", "data_source", "earthengine",
+         "-p", "points_path", str(points), "-p", "output_dir", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=_clean_env(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "No Earth Engine credentials were found" in proc.stderr
+    assert "GOOGLE_APPLICATION_CREDENTIALS" in proc.stderr  # the set-up steps
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not out.exists(), "papermill started: output_dir was created"
+
+
+def _params(nb: str, **values: Any) -> dict[str, Any]:
+    return {**config.defaults(nb), "data_source": "earthengine", **values}
+
+
+def _check(nb: str, p: dict[str, Any]) -> None:
+    config.chapter(nb).check(p)
+
+
+def test_missing_points_say_what_to_pass() -> None:
+    with pytest.raises(ParameterError, match="points_path"):
+        _check("01_salinity_ss_soilnet", _params("01_salinity_ss_soilnet"))
+
+
+def test_a_table_without_lat_fails_before_the_credentials(tmp_path: Path) -> None:
+    points = _points(tmp_path, "2021-05-03", header="id,latitude_wrong,lon,date,target")
+    p = _params("01_salinity_ss_soilnet", points_path=str(points))
+    with pytest.raises(ParameterError, match="no lat column"):
+        _check("01_salinity_ss_soilnet", p)
+
+
+def test_dates_before_the_mission_fail_before_the_credentials(tmp_path: Path) -> None:
+    p = _params("01_salinity_ss_soilnet", points_path=str(_points(tmp_path, "2015-01-10")))
+    with pytest.raises(ParameterError, match="dates"):
+        _check("01_salinity_ss_soilnet", p)
+
+
+def test_an_area_too_large_for_the_scale_fails_with_a_scale_that_fits(tmp_path: Path) -> None:
+    p = _params(
+        "01_salinity_ss_soilnet",
+        points_path=str(_points(tmp_path, "2021-05-03")),
+        aoi="70,20,130,50",
+    )
+    with pytest.raises(ParameterError, match="scale"):
+        _check("01_salinity_ss_soilnet", p)
+
+
+def test_the_checks_end_with_the_credentials(tmp_path: Path, monkeypatch) -> None:
+    for key, value in _clean_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    for key in ("GOOGLE_APPLICATION_CREDENTIALS", "EARTHENGINE_PROJECT"):
+        monkeypatch.delenv(key, raising=False)
+    p = _params("01_salinity_ss_soilnet", points_path=str(_points(tmp_path, "2021-05-03")))
+    with pytest.raises(EarthEngineSetupError, match="No Earth Engine credentials"):
+        _check("01_salinity_ss_soilnet", p)
+
+
+def test_date_windows_parse_or_default_to_the_points_span() -> None:
+    points = [{"date": "2021-05-03"}, {"date": "2021-05-10"}]
+    assert chapter_ee.date_windows("", points, 30) == [("2021-04-03", "2021-06-10")]
+    assert chapter_ee.date_windows("2021-04-01/2021-05-01, 2021-09-01/2021-10-01", points, 0) == [
+        ("2021-04-01", "2021-05-01"),
+        ("2021-09-01", "2021-10-01"),
+    ]
+    with pytest.raises(ParameterError, match="start/end"):
+        chapter_ee.date_windows("2021-04-01", points, 0)
+    with pytest.raises(ParameterError, match="no dates"):
+        chapter_ee.date_windows("", [{"date": None}], 0)
+
+
+@pytest.mark.parametrize("nb", sorted(CHAPTERS))
+def test_every_chapter_takes_the_earthengine_parameters(nb: str) -> None:
+    spec = {p.name: p for p in config.chapter(nb).params}
+    assert {p.name for p in chapter_ee.EARTHENGINE_PARAMS} <= set(spec)
+    assert chapter_ee.EARTHENGINE in spec["data_source"].choices
+
+
+@pytest.mark.parametrize("nb", sorted(CHAPTERS))
+def test_the_full_profile_shows_a_real_data_configuration_that_validates(nb: str) -> None:
+    text = (REPO / "notebooks" / "params" / nb / "full.yaml").read_text()
+    assert "Real data from Earth Engine" in text
+    block = text.split("Real data from Earth Engine", 1)[1]
+    lines = [m.group(1) for m in re.finditer(r"^# (\w+: .+)$", block, re.M)]
+    example = yaml.safe_load("\n".join(lines))
+    assert example["data_source"] == "earthengine" and example["points_path"]
+    spec = {p.name: p for p in config.chapter(nb).params}
+    for name, value in {**yaml.safe_load(text), **example}.items():
+        check_value(spec[name], value)  # a known name with an allowed value
