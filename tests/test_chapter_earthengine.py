@@ -16,6 +16,7 @@ import yaml
 from soilbook import config
 from soilbook.chapters import earthengine as chapter_ee
 from soilbook.chapters.common import check_value
+from soilbook.data.earthengine.points import read_points
 from soilbook.errors import EarthEngineSetupError, ParameterError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = {
     "01_salinity_ss_soilnet": "2021-05-03",
     "02_spectral_transfer_deepsalt": "2011-05-03",
+    "03_soc_ssl_soilnet": "2015-05-03",
 }
 
 
@@ -109,6 +111,17 @@ def test_the_checks_end_with_the_credentials(tmp_path: Path, monkeypatch) -> Non
     p = _params("01_salinity_ss_soilnet", points_path=str(_points(tmp_path, "2021-05-03")))
     with pytest.raises(EarthEngineSetupError, match="No Earth Engine credentials"):
         _check("01_salinity_ss_soilnet", p)
+
+
+def test_soc_points_without_a_label_are_kept_for_pre_training(tmp_path: Path) -> None:
+    points = tmp_path / "points.csv"
+    points.write_text(
+        "id,lat,lon,date,target\nA,40.1,-100.2,2015-05-01,12.5\nB,40.2,-100.1,2015-05-01,\n"
+    )
+    rows = read_points(points, unlabelled_ok=True)
+    assert rows[0]["target"] == 12.5 and rows[1]["target"] != rows[1]["target"]  # NaN
+    with pytest.raises(ParameterError, match="row 3"):
+        read_points(points)
 
 
 def test_date_windows_parse_or_default_to_the_points_span() -> None:

@@ -114,13 +114,15 @@ def check_earthengine(
     scale: float,
     pad_days: int = 30,
     target_column: str = "target",
-    default_dates: Sequence[tuple[str, str]] | None = None,
+    unlabelled_ok: bool = False,
+    default_dates: Callable[[list[dict[str, Any]]], list[tuple[str, str]]] | None = None,
 ) -> EarthEngineInputs:
     """Check a chapter's ``data_source="earthengine"`` run before any heavy work (see the
     module docstring for the order); ``scale`` (m) is the chapter's pixel size for the area
     check, ``pad_days`` the margin of the default date window, ``target_column`` the points'
-    column with the measured value, ``default_dates`` the windows used when ``ee_dates`` is
-    empty (default: the points' span, see :func:`date_windows`). Raises ParameterError,
+    column with the measured value (``unlabelled_ok``: empty cells are points without a label),
+    ``default_dates(points)`` the windows used when ``ee_dates``
+    is empty (default: the points' span widened by ``pad_days``, see :func:`date_windows`). Raises ParameterError,
     OutputDirError or EarthEngineSetupError (the set-up steps) — all without a traceback."""
     from soilbook.data.earthengine.checks import check_area
     from soilbook.data.earthengine.points import parse_aoi, read_points
@@ -132,12 +134,12 @@ def check_earthengine(
             "points.csv (columns lat, lon, date, target; id optional); see the book's page "
             "'Real data with Earth Engine'."
         )
-    points = read_points(p["points_path"], target_column=target_column)
+    points = read_points(p["points_path"], target_column=target_column, unlabelled_ok=unlabelled_ok)
     aoi = parse_aoi(p["aoi"])
     if aoi is not None:
         check_area(aoi, scale)
     if default_dates is not None and not p["ee_dates"].strip():
-        dates = [tuple(w) for w in default_dates]
+        dates = default_dates(points)
     else:
         dates = date_windows(p["ee_dates"], points, pad_days)
     precheck(points, dates)

@@ -26,12 +26,13 @@ from soilbook.chapters.common import (
     check_n_jobs,
     shared_params,
 )
+from soilbook.chapters.earthengine import EARTHENGINE, EARTHENGINE_PARAMS
 from soilbook.errors import ParameterError
 
 KEY = "03_soc_ssl_soilnet"
 
 #: ``data_source``: the simulated region, RaCA with TerraClimate (real), or your own file.
-DATA_SOURCES: tuple[str, ...] = ("simulated", "raca", "file")
+DATA_SOURCES: tuple[str, ...] = ("simulated", "raca", "file", EARTHENGINE)
 #: ``modalities``: ``auto`` = image + climate where the data have images, else climate only.
 MODALITY_CHOICES: tuple[str, ...] = ("auto", "both", "climate", "image")
 #: The ViT's patch size (the paper's 8 pixels); the image patch side must be a multiple of it.
@@ -54,9 +55,11 @@ PARAMS: tuple[Param, ...] = (
         "simulated",
         "'simulated' (the simulated Great-Plains-like region: image patches + climate, SOC in "
         "g/kg), 'raca' (real RaCA SOC stocks in Mg C/ha with their TerraClimate series; no "
-        "image) or 'file' (your own table, data_path)",
+        "image), 'file' (your own table, data_path) or 'earthengine' (your points: Landsat-8 "
+        "patches and the TerraClimate series from Earth Engine)",
         choices=DATA_SOURCES,
     ),
+    *EARTHENGINE_PARAMS,
     Param(
         "data_path",
         str,
@@ -234,6 +237,21 @@ def _check_fraction_rows(p: Mapping[str, Any], fractions: list[float]) -> None:
         )
 
 
+def _earthengine_args(p: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of :func:`soilbook.chapters.earthengine.check_earthengine` for chapter 3:
+    the SOC recipe's precheck, Landsat's 30 m grid, the points' target column and, without
+    ``ee_dates``, the paper's window (climate 2010-01 ... 2015-01, Landsat 2015)."""
+    from soilbook.data.earthengine.recipes.soc import PAPER_WINDOW, precheck_soc_windows
+
+    return {
+        "precheck": precheck_soc_windows,
+        "scale": 30.0,
+        "target_column": p["target_column"],
+        "unlabelled_ok": True,  # rows without SOC are the pre-training locations
+        "default_dates": lambda points: [PAPER_WINDOW],
+    }
+
+
 def check(p: dict[str, Any]) -> None:
     """Chapter 3's cross-checks of a full, per-value-checked parameter set (cheap)."""
     check_heads_divide_width(p["image_width"], p["image_heads"])
@@ -274,6 +292,11 @@ def check(p: dict[str, Any]) -> None:
         _check_fraction_rows(p, fractions)
     elif source == "raca":
         modalities_for(p, has_image=False)
+    elif source == EARTHENGINE:
+        from soilbook.chapters.earthengine import check_earthengine
+
+        modalities_for(p, has_image=True)
+        check_earthengine(p, **_earthengine_args(p))
     else:
         from soilbook.data.real.soc_file import check_soc_file
 
@@ -299,6 +322,21 @@ def load_data(p: Mapping[str, Any]) -> Any:
         from soilbook.data.real.raca import load_raca
 
         data = load_raca(block_size_km=p["block_size_km"])
+    elif source == EARTHENGINE:
+        from soilbook.chapters.earthengine import earthengine_inputs
+        from soilbook.data.earthengine.recipes.soc import extract_soc_data, soc_window_args
+
+        inputs = earthengine_inputs(p, **_earthengine_args(p))
+        year, start, months = soc_window_args(inputs.dates)
+        data = extract_soc_data(
+            inputs.points,
+            year=year,
+            start=start,
+            months=months,
+            cache_dir=inputs.cache_dir / "soc",
+            block_size_km=p["block_size_km"],
+            project=inputs.project,
+        )
     else:
         from soilbook.data.real.soc_file import load_soc_file
 

@@ -11,6 +11,7 @@ that names the file, the row and what to do. Pure Python (pandas), no ``ee``.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,16 @@ def _read_table(path: Path) -> pd.DataFrame:
     return table
 
 
-def _numbers(table: pd.DataFrame, column: str, path: Path) -> list[float]:
-    """``table[column]`` as floats; the first unreadable cell is a ParameterError with its row."""
+def _numbers(
+    table: pd.DataFrame, column: str, path: Path, *, empty_ok: bool = False
+) -> list[float]:
+    """``table[column]`` as floats; the first unreadable cell is a ParameterError with its row
+    (with ``empty_ok`` an empty cell is NaN: an unlabelled point)."""
     out = []
     for row, text in enumerate(table[column], start=2):  # row 1 is the header
+        if empty_ok and (text is None or not str(text).strip() or str(text).lower() == "nan"):
+            out.append(math.nan)
+            continue
         try:
             value = float(text)
         except ValueError:
@@ -93,13 +100,15 @@ def read_points(
     target_column: str = "target",
     need_target: bool = True,
     need_date: bool = True,
+    unlabelled_ok: bool = False,
 ) -> list[dict[str, Any]]:
     """A user's sample points from a CSV, checked: ``[{'id', 'lat', 'lon', 'date', 'target',
     ...}, ...]`` (one dict per row, other columns kept as strings).
 
     ``lat`` / ``lon`` may also be called latitude / longitude (or y / x), any case; ``id``
     defaults to the row number (``"row2"`` for the first data row). ``date`` becomes an ISO
-    string and ``target`` (the column ``target_column``) a float. Raises
+    string and ``target`` (the column ``target_column``) a float; with ``unlabelled_ok`` an
+    empty target cell is NaN (a point without a label, e.g. for pre-training). Raises
     :class:`~soilbook.errors.ParameterError` before any request for a missing file, a
     table without lat/lon, a cell that is not a number or a date, a coordinate out of range or a
     repeated id — naming the row and what to do.
@@ -124,7 +133,7 @@ def read_points(
         row["id"] = str(row.pop(id_col)).strip() if id_col else f"row{i}"
     for name, needed, parse in (
         ("date", need_date, _dates),
-        (target_column, need_target, _numbers),
+        (target_column, need_target, partial(_numbers, empty_ok=unlabelled_ok)),
     ):
         column = _find_column(columns, (name.lower(),))
         if column is None:
