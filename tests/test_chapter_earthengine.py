@@ -25,6 +25,7 @@ CHAPTERS = {
     "01_salinity_ss_soilnet": "2021-05-03",
     "02_spectral_transfer_deepsalt": "2011-05-03",
     "03_soc_ssl_soilnet": "2015-05-03",
+    "04_soil_moisture_convnext": "2021-05-03",
 }
 
 

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from soilbook.chapters.common import Chapter, Param, check_n_jobs, shared_params
+from soilbook.chapters.earthengine import EARTHENGINE, EARTHENGINE_PARAMS
 from soilbook.errors import ParameterError, SchemaError
 
 KEY = "04_soil_moisture_convnext"
 
 #: ``data_source``: the simulated tiles, Google's retrieval shards (real), or your own files.
-DATA_SOURCES: tuple[str, ...] = ("simulated", "retrieval", "file")
+DATA_SOURCES: tuple[str, ...] = ("simulated", "retrieval", "file", EARTHENGINE)
 #: The encoder sizes (:data:`soilbook.models.convnext_unet.PRESETS`; kept here so the parameter
 #: list loads without torch; a test keeps them equal).
 PRESETS: tuple[str, ...] = ("tiny", "atto", "femto", "pico", "nano")
@@ -32,6 +33,8 @@ TILE_STRIDE = 32
 #: Side (pixels) of the centred window read from each 512 × 512 retrieval example, to bound
 #: memory (a full example of 17 channels is 18 MB as float32; the authors' model crops 256 too).
 RETRIEVAL_WINDOW = 256
+#: Pixel side (m) of the tiles extracted from Earth Engine (Sentinel-1/2's 10 m grid).
+EARTHENGINE_SCALE_M = 10.0
 
 PARAMS: tuple[Param, ...] = (
     *shared_params(output_dir=f"../_build/outputs/{KEY}"),
@@ -41,9 +44,12 @@ PARAMS: tuple[Param, ...] = (
         "simulated",
         "'simulated' (simulated tiles over farmland, alpine grassland and an arid basin, with a "
         "coarse SMAP-like product and in-situ stations), 'retrieval' (Google's soil-moisture "
-        "retrieval TFRecord shards in data_path) or 'file' (your tile set and station table)",
+        "retrieval TFRecord shards in data_path), 'file' (your tile set and station table) or "
+        "'earthengine' (tiles of Sentinel-1/2, Landsat, terrain, MODIS, ERA5-Land and SMAP "
+        "around your stations, from Earth Engine)",
         choices=DATA_SOURCES,
     ),
+    *EARTHENGINE_PARAMS,
     Param(
         "data_path",
         str,
@@ -139,18 +145,42 @@ def _check_file(path: str, what: str, suffixes: tuple[str, ...]) -> Path:
     return p
 
 
+def _earthengine_args(p: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of :func:`soilbook.chapters.earthengine.check_earthengine` for chapter 4:
+    the moisture recipe's precheck, the 10 m grid and, without ``ee_dates``, a week around
+    each reading's day (overlapping weeks merged; :func:`~soilbook.data.earthengine.recipes.
+    moisture.reading_windows`)."""
+    from soilbook.data.earthengine.recipes.moisture import precheck_moisture, reading_windows
+
+    return {
+        "precheck": precheck_moisture,
+        "scale": EARTHENGINE_SCALE_M,
+        "default_dates": reading_windows,
+    }
+
+
+def _check_tile_size(p: Mapping[str, Any]) -> None:
+    """The tile side is a multiple of :data:`TILE_STRIDE` (the encoder's total stride)."""
+    if p["tile_size"] % TILE_STRIDE:
+        low = TILE_STRIDE * max(1, p["tile_size"] // TILE_STRIDE)
+        raise ParameterError(
+            f"tile_size={p['tile_size']} is not a multiple of {TILE_STRIDE}: the encoder "
+            f"has a stride-4 stem and three 2x downsamplings. What to do: use {low} or "
+            f"{low + TILE_STRIDE}."
+        )
+
+
 def check(p: dict[str, Any]) -> None:
     """Chapter 4's cross-checks of a full, per-value-checked parameter set (cheap)."""
     check_n_jobs(p["n_jobs"])
     source = p["data_source"]
-    if source == "simulated":
-        if p["tile_size"] % TILE_STRIDE:
-            low = TILE_STRIDE * max(1, p["tile_size"] // TILE_STRIDE)
-            raise ParameterError(
-                f"tile_size={p['tile_size']} is not a multiple of {TILE_STRIDE}: the encoder "
-                f"has a stride-4 stem and three 2x downsamplings. What to do: use {low} or "
-                f"{low + TILE_STRIDE}."
-            )
+    if source == EARTHENGINE:
+        from soilbook.chapters.earthengine import check_earthengine
+
+        _check_tile_size(p)
+        check_earthengine(p, **_earthengine_args(p))
+    elif source == "simulated":
+        _check_tile_size(p)
         places = 3 * int(p["locations_per_landscape"])
         if places < int(p["cv_folds"]):
             raise ParameterError(
@@ -169,6 +199,19 @@ def check(p: dict[str, Any]) -> None:
 def load_data(p: Mapping[str, Any]) -> Any:
     """The chapter's :class:`~soilbook.data.moisture.MoistureData` for validated parameters."""
     source = p["data_source"]
+    if source == EARTHENGINE:
+        from soilbook.chapters.earthengine import earthengine_inputs
+        from soilbook.data.earthengine.recipes.moisture import extract_moisture_data
+
+        inputs = earthengine_inputs(p, **_earthengine_args(p))
+        return extract_moisture_data(
+            inputs.points,
+            inputs.dates,
+            tile_size=p["tile_size"],
+            scale=EARTHENGINE_SCALE_M,
+            cache_dir=inputs.cache_dir / "moisture",
+            project=inputs.project,
+        )
     if source == "simulated":
         from soilbook.data.simulate.moisture import simulate_moisture
 
