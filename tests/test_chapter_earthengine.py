@@ -28,6 +28,9 @@ CHAPTERS = {
     "04_soil_moisture_convnext": "2021-05-03",
 }
 
+#: Arguments a chapter needs besides the points (chapter 2: real lab labels, not simulated EC).
+EXTRA = {"02_spectral_transfer_deepsalt": ["-p", "target", "soc"]}
+
 
 def _points(tmp_path: Path, day: str, *, header: str = "id,lat,lon,date,target") -> Path:
     path = tmp_path / "points.csv"
@@ -58,7 +61,7 @@ def test_without_credentials_the_run_stops_with_the_set_up_steps(nb: str, tmp_pa
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, "-m", "soilbook", "run", nb, "-p", "data_source", "earthengine",
-         "-p", "points_path", str(points), "-p", "output_dir", str(out)],
+         "-p", "points_path", str(points), "-p", "output_dir", str(out), *EXTRA.get(nb, [])],
         cwd=REPO, capture_output=True, text=True, timeout=300, env=_clean_env(tmp_path),
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -125,6 +128,13 @@ def test_soc_points_without_a_label_are_kept_for_pre_training(tmp_path: Path) ->
         read_points(points)
 
 
+def test_chapter_2_refuses_real_pixels_beside_simulated_lab_labels(tmp_path: Path) -> None:
+    nb = "02_spectral_transfer_deepsalt"
+    p = _params(nb, points_path=str(_points(tmp_path, "2011-05-03")))
+    with pytest.raises(ParameterError, match=r"simulated.*lab_source file"):
+        _check(nb, p)
+
+
 def test_date_windows_parse_or_default_to_the_points_span() -> None:
     points = [{"date": "2021-05-03"}, {"date": "2021-05-10"}]
     assert chapter_ee.date_windows("", points, 30) == [("2021-04-03", "2021-06-10")]
@@ -156,3 +166,39 @@ def test_the_full_profile_shows_a_real_data_configuration_that_validates(nb: str
     spec = {p.name: p for p in config.chapter(nb).params}
     for name, value in {**yaml.safe_load(text), **example}.items():
         check_value(spec[name], value)  # a known name with an allowed value
+
+
+def test_chapter_2_pairs_real_pixels_with_their_lab_sites(monkeypatch, tmp_path: Path) -> None:
+    """load_data with data_source='earthengine' (extraction faked): the Hyperion pixels replace
+    the simulated ones, their lab sites are the paired ones and take the sites' regions."""
+    import numpy as np
+
+    from soilbook.chapters import transfer as chapter2
+    from soilbook.data.earthengine.recipes import transfer as recipe
+    from soilbook.data.schema import validate_samples
+
+    nb = "02_spectral_transfer_deepsalt"
+    p = _params(nb, n_sites=200, n_regions=2, min_region_pixels=2, points_path="unused.csv")
+    simulated = chapter2.load_data({**p, "data_source": "simulated"})
+    lab = simulated.lab
+    chosen = [0, 5, 150]
+    points = [
+        {"id": str(lab["site"].values[i]), "lat": float(lab["lat"].values[i]),
+         "lon": float(lab["lon"].values[i]), "target": 3.0 + i}
+        for i in chosen
+    ]  # fmt: skip
+    bands = recipe.HYPERION_BANDS
+    features = [{"properties": {"id": pt["id"], **dict.fromkeys(bands, 0.2)}} for pt in points]
+    satellite = recipe.to_transfer_samples(features, points)
+    inputs = chapter_ee.EarthEngineInputs(
+        points, None, [("2010-04-01", "2010-06-01")], tmp_path, "x"
+    )
+    monkeypatch.setattr(chapter_ee, "earthengine_inputs", lambda *a, **k: inputs)
+    monkeypatch.setattr(recipe, "extract_transfer_inputs", lambda *a, **k: satellite)
+    data = chapter2.load_data(p)
+    assert data.satellite.sizes["sample"] == 3 and data.unlabelled.sizes["sample"] == 0
+    assert not data.satellite.attrs["simulated"]
+    assert np.flatnonzero(data.lab["paired"].values).tolist() == chosen
+    assert data.satellite["group"].values.tolist() == lab["group"].values[chosen].tolist()
+    assert "real" in data.description and recipe.HYPERION in data.description
+    validate_samples(data.satellite)

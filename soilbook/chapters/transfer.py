@@ -29,6 +29,7 @@ from soilbook.chapters.common import (
     shared_params,
 )
 from soilbook.chapters.earthengine import EARTHENGINE, EARTHENGINE_PARAMS
+from soilbook.errors import ParameterError
 
 KEY = "02_spectral_transfer_deepsalt"
 
@@ -182,6 +183,13 @@ def check(p: dict[str, Any]) -> None:
     if p["data_source"] == EARTHENGINE:
         from soilbook.chapters.earthengine import check_earthengine
 
+        if (p["lab_source"], p["target"]) == ("library", "salinity"):
+            raise ParameterError(
+                "data_source='earthengine' pairs real satellite pixels and their measured EC with "
+                "lab spectra, but the library's EC labels are simulated. What to do: use your "
+                "own lab spectra (-p lab_source file -p data_path ...) or -p lab_source ossl, "
+                "with the lab sites' ids in the points' id column."
+            )
         check_earthengine(p, **_earthengine_args(p))
 
 

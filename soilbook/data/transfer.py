@@ -1170,9 +1170,10 @@ def with_satellite(data: TransferData, satellite: xr.Dataset) -> TransferData:
     satellite = satellite.assign_coords(group=("sample", groups, data.lab["group"].attrs))
     lab = data.lab.assign_coords(paired=("sample", paired, data.lab["paired"].attrs))
     text = (
-        f"Satellite pixels: real, {sat_sites.size} {satellite.attrs.get('source', '')} pixel(s) "
-        f"at {int(paired.sum())} of {lab_sites.size} lab sites (they replace the simulated "
-        f"pixels; no unlabelled pixel). Lab side: {data.description}"
+        f"Satellite pixels: real, {sat_sites.size} pixel(s) of {satellite.attrs.get('source', '')} "
+        f"at {int(paired.sum())} of {lab_sites.size} lab sites, with their measured labels; they "
+        "replace the simulated pixels, and there is no unlabelled pixel. The lab side as loaded "
+        f"(what it says of simulated satellite pixels no longer applies): {data.description}"
     )
     unlabelled = _empty_unlabelled(satellite, {**satellite.attrs, "labelled": False})
     for ds in (lab, satellite, unlabelled):
