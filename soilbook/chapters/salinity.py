@@ -609,7 +609,8 @@ def load_data(p: Mapping[str, Any]) -> Any:
 
     :func:`soilbook.data.sources.load`, except for ``data_source="file"``, read by
     :func:`soilbook.data.real.userfile.load_user_file` with ``target_units``, ``crs``,
-    ``spectra_kind`` and ``block_size``. A numeric ``block_size`` regroups the samples into
+    ``spectra_kind`` and ``block_size``, and ``data_source="earthengine"``, extracted at the
+    user's points by the salinity recipe (:func:`_load_earthengine`). A numeric ``block_size`` regroups the samples into
     blocks of that side (:func:`with_blocks`) — except a file's own ``group`` column, which is
     kept (with a warning).
     """

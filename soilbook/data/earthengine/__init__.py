@@ -27,7 +27,15 @@ works without ``earthengine-api``):
 - :mod:`.request` — :class:`Request`, what a recipe composes, and :func:`extract`, which sends
   it batch by batch;
 - :mod:`.recipes` — one module per chapter: :mod:`.recipes.salinity`
-  (:func:`build_salinity_request`, :func:`extract_salinity_inputs`).
+  (:func:`build_salinity_request`, :func:`extract_salinity_inputs`), :mod:`.recipes.transfer`,
+  :mod:`.recipes.soc` and :mod:`.recipes.moisture`.
+
+Two read paths: point samples (``getInfo`` of ``sampleRegions`` batches, :func:`.sampling.
+download`, cached per batch) for chapters 1 and 2 and chapter 3's climate series; pixel grids
+(``computePixels``, :mod:`.pixels`) for chapter 3's patches and chapter 4's tiles. ``xee`` (the
+xarray backend for Earth Engine) is not used: the pixel engine already splits, retries and
+caches, and a whole-area read for a map goes through :func:`.pixels.fetch_image` into
+:mod:`soilbook.lazymaps`.
 
 Request builders need an *initialised* ``ee`` (a live session, or the offline
 ``ee.apitestcase.ApiTestCase`` harness the tests use) because ``ee`` checks its function
