@@ -30,9 +30,13 @@ def in_notebooks_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 # -- the catalogue -----------------------------------------------------------------------------
 
 
+#: Modules of soilbook.chapters shared by the chapters (every other module is one chapter).
+SHARED = {"common", "earthengine"}
+
+
 def _chapter_modules() -> list[str]:
     names = [m.name for m in pkgutil.iter_modules(soilbook.chapters.__path__)]
-    return [n for n in names if n != "common"]
+    return [n for n in names if n not in SHARED]
 
 
 def test_every_chapter_module_is_in_the_catalogue():

@@ -38,7 +38,11 @@ def test_defaults_validate():
 @pytest.mark.parametrize(
     ("name", "value", "fragment"),
     [
-        ("data_source", "satellite", "allowed: ['simulated', 'limesoda', 'ucrb', 'file']"),
+        (
+            "data_source",
+            "satellite",
+            "allowed: ['simulated', 'limesoda', 'ucrb', 'file', 'earthengine']",
+        ),
         ("epochs", 0, "too small"),
         ("n_samples", -5, "too small"),
         ("scene_size", 0, "too small"),
