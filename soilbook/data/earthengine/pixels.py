@@ -559,20 +559,28 @@ def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
         raise
 
 
-def _store(path: Path, arr: np.ndarray) -> None:
-    """Keep ``arr`` at ``path`` (.npy, no pickle), then its sha256 sidecar, both atomically."""
-    _write_atomic(path, lambda fh: np.save(fh, arr, allow_pickle=False))
+def _write_checked(path: Path, write: Callable[[Any], None]) -> None:
+    """Write ``path`` with ``write(fh)``, then its sha256 sidecar, both atomically."""
+    _write_atomic(path, write)
     digest = sha256_file(path)
     _write_atomic(_sidecar(path), lambda fh: fh.write(digest.encode()))
+
+
+def _verified(path: Path) -> bool:
+    """Whether ``path`` and its sha256 sidecar exist and agree (a cache entry to trust)."""
+    sidecar = _sidecar(path)
+    return path.is_file() and sidecar.is_file() and sha256_file(path) == sidecar.read_text().strip()
+
+
+def _store(path: Path, arr: np.ndarray) -> None:
+    """Keep ``arr`` at ``path`` (.npy, no pickle) with its checksum (:func:`_write_checked`)."""
+    _write_checked(path, lambda fh: np.save(fh, arr, allow_pickle=False))
 
 
 def _load(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     """The cached piece at ``path`` if its checksum verifies and it has ``shape``, else
     ``None`` (missing, partial or corrupt: fetch it again)."""
-    sidecar = _sidecar(path)
-    if not (path.is_file() and sidecar.is_file()):
-        return None
-    if sha256_file(path) != sidecar.read_text().strip():
+    if not _verified(path):
         return None
     try:
         arr = np.load(path, allow_pickle=False)

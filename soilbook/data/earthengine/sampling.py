@@ -39,14 +39,13 @@ from soilbook.data.earthengine.checks import (
 )
 from soilbook.data.earthengine.pixels import (
     _is_retryable,
-    _sidecar,
-    _write_atomic,
+    _verified,
+    _write_checked,
     backoff_delay,
     expression_key,
 )
 from soilbook.data.earthengine.session import _ee_ready
 from soilbook.errors import DataUnavailableError
-from soilbook.hashing import sha256_file
 
 
 def points_to_features(points: Sequence[Mapping[str, Any]]) -> Any:
@@ -201,10 +200,7 @@ def _batch_file(cache_dir: Path, batch: Any) -> Path:
 def _cached_features(path: Path) -> list[dict] | None:
     """The features kept at ``path`` if its sha256 sidecar verifies, else ``None`` (missing,
     partial or damaged: ask again). JSON only: nothing is unpickled."""
-    sidecar = _sidecar(path)
-    if not (path.is_file() and sidecar.is_file()):
-        return None
-    if sha256_file(path) != sidecar.read_text().strip():
+    if not _verified(path):
         return None
     try:
         features = json.loads(path.read_text())
@@ -214,10 +210,8 @@ def _cached_features(path: Path) -> list[dict] | None:
 
 
 def _keep_features(path: Path, features: list[dict]) -> None:
-    """Write ``features`` to ``path`` and its sha256 sidecar, each atomically."""
-    _write_atomic(path, lambda fh: fh.write(json.dumps(features).encode()))
-    digest = sha256_file(path)
-    _write_atomic(_sidecar(path), lambda fh: fh.write(digest.encode()))
+    """Write ``features`` to ``path`` as JSON with its checksum (atomically)."""
+    _write_checked(path, lambda fh: fh.write(json.dumps(features).encode()))
 
 
 def _get_info(batch: Any, retries: int, sleep: Callable[[float], None]) -> list[dict]:
