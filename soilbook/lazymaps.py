@@ -52,6 +52,7 @@ __all__ = [
     "EstimatorBlock",
     "estimator_block",
     "lazy_scene",
+    "overview",
     "predict_lazy",
     "write_map",
 ]
@@ -419,6 +420,20 @@ def estimator_block(
             "estimator."
         )
     return EstimatorBlock(estimator, scene, spread)
+
+
+def overview(da: xr.DataArray, max_side: int = 400) -> xr.DataArray:
+    """An in-memory overview of a (lazy) map for a figure: block means of ``k`` x ``k`` pixels,
+    ``k`` the smallest factor that brings both sides to at most ``max_side`` pixels (the last
+    partial row and column of blocks are dropped); attrs kept, ``attrs["overview_factor"] = k``.
+    Reads the whole map once, block by block, holding only the overview."""
+    if max_side < 1:
+        raise ParameterError(f"max_side={max_side!r}; expected a positive number of pixels.")
+    factor = max(1, -(-max(int(da.sizes["y"]), int(da.sizes["x"])) // int(max_side)))
+    small = da.coarsen(y=factor, x=factor, boundary="trim").mean() if factor > 1 else da
+    out = small.compute()
+    out.attrs = {**da.attrs, "overview_factor": factor}
+    return out
 
 
 # -- a synthetic scene of any size ---------------------------------------------------------------

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import ee_harness
 import pytest
 import yaml
 
@@ -20,6 +21,7 @@ from soilbook.data.earthengine.points import read_points
 from soilbook.errors import EarthEngineSetupError, ParameterError
 
 REPO = Path(__file__).resolve().parents[1]
+ee_offline = ee_harness.ee_offline
 #: Each chapter with points its recipe accepts (date windows inside the collections' lives).
 CHAPTERS = {
     "01_salinity_ss_soilnet": "2021-05-03",
@@ -202,3 +204,55 @@ def test_chapter_2_pairs_real_pixels_with_their_lab_sites(monkeypatch, tmp_path:
     assert data.satellite["group"].values.tolist() == lab["group"].values[chosen].tolist()
     assert "real" in data.description and recipe.HYPERION in data.description
     validate_samples(data.satellite)
+
+
+def test_chapter_1_maps_the_area_block_by_block(ee_offline, tmp_path: Path) -> None:
+    """map_area with a fake computePixels: a forest fitted on the samples' pixel features maps
+    the whole area to Zarr, one request per block, and a rerun reads every block from the cache."""
+    import numpy as np
+    from ee_fakes import FakeTransport, expected
+    from factories import sample_set
+    from sklearn.ensemble import RandomForestRegressor
+
+    from soilbook import lazymaps, plots
+    from soilbook.chapters import salinity
+    from soilbook.data.earthengine import (
+        DEFAULT_BANDS,
+        area_grid,
+        pixel_features,
+        salinity_pixel_names,
+    )
+
+    nb = "01_salinity_ss_soilnet"
+    p = _params(nb, aoi="118.80,37.70,118.83,37.72", output_dir=str(tmp_path / "out"), rf_trees=5)
+    assert salinity.map_area({**p, "aoi": ""}, None) is None
+    dates = [("2021-04-01", "2021-05-01")]
+    inputs = chapter_ee.EarthEngineInputs([], (118.80, 37.70, 118.83, 37.72), dates, tmp_path, "x")
+    names = salinity_pixel_names(1, DEFAULT_BANDS)
+    bands = list(DEFAULT_BANDS)
+    rng = np.random.default_rng(0)
+    samples = sample_set(
+        rng.uniform(1, 20, 40),
+        rng.uniform(0, 5e5, (40, 1, len(bands))),
+        rng.uniform(0, 5e5, (40, len(names) - len(bands))),
+        dates=[dates[0][0]],
+        bands=bands,
+        features=dict.fromkeys(names[len(bands) :], "other"),
+        groups=np.arange(40),
+    )
+    grid = area_grid(inputs.aoi, salinity.PIXEL_M)
+    fake = FakeTransport(names, origin=(grid.x0, grid.y0))
+    area = salinity.map_area(p, samples, inputs=inputs, transport=fake, chunk=64)
+    assert area.shape == (grid.height, grid.width)
+    blocks = -(-grid.height // 64) * -(-grid.width // 64)
+    assert fake.n_calls == blocks
+    forest = RandomForestRegressor(n_estimators=5, n_jobs=p["n_jobs"], random_state=p["seed"])
+    forest.fit(pixel_features(samples, names), samples["target"].values)
+    pixels = expected(grid, names, names)[:, :3, :5].reshape(len(names), -1).T
+    np.testing.assert_allclose(area.values[:3, :5].ravel(), forest.predict(pixels), rtol=1e-5)
+    assert (Path(p["output_dir"]) / salinity.AREA_MAP).is_dir()
+    small = lazymaps.overview(area, max_side=100)
+    assert max(small.shape) <= 100 and small.attrs["overview_factor"] == 3
+    plots.maps({"area": small}, units="g/kg")  # the notebook's figure
+    salinity.map_area(p, samples, inputs=inputs, transport=fake, chunk=64)
+    assert fake.n_calls == blocks  # every block came from the cache

@@ -24,6 +24,8 @@ works without ``earthengine-api``):
   Earth Engine's size limits), :func:`fetch_image` / :func:`fetch_patches` (parallel, rate
   limited, retried with back-off, cached piece by piece and resumable) over a
   :class:`Transport` (``computePixels`` or a test fake);
+- :mod:`.scene` — :func:`lazy_image` (an image on a grid as a lazy dask ``(band, y, x)`` scene,
+  each block fetched, cached and resumable when computed) and :func:`area_grid` (an area's grid);
 - :mod:`.request` — :class:`Request`, what a recipe composes, and :func:`extract`, which sends
   it batch by batch;
 - :mod:`.recipes` — one module per chapter: :mod:`.recipes.salinity`
@@ -34,7 +36,7 @@ Two read paths: point samples (``getInfo`` of ``sampleRegions`` batches, :func:`
 download`, cached per batch) for chapters 1 and 2 and chapter 3's climate series; pixel grids
 (``computePixels``, :mod:`.pixels`) for chapter 3's patches and chapter 4's tiles. ``xee`` (the
 xarray backend for Earth Engine) is not used: the pixel engine already splits, retries and
-caches, and a whole-area read for a map goes through :func:`.pixels.fetch_image` into
+caches, and a whole-area read for a map is :func:`.scene.lazy_image` (dask, block by block) into
 :mod:`soilbook.lazymaps`.
 
 Request builders need an *initialised* ``ee`` (a live session, or the offline
@@ -123,6 +125,9 @@ from soilbook.data.earthengine.recipes.salinity import (
     SalinityRequest,
     build_salinity_request,
     extract_salinity_inputs,
+    pixel_features,
+    salinity_pixel_image,
+    salinity_pixel_names,
 )
 from soilbook.data.earthengine.request import Request, extract
 from soilbook.data.earthengine.sampling import (
@@ -130,6 +135,7 @@ from soilbook.data.earthengine.sampling import (
     point_values_request,
     points_to_features,
 )
+from soilbook.data.earthengine.scene import area_grid, check_aoi, lazy_image
 from soilbook.data.earthengine.session import (
     HIGH_VOLUME_URL,
     PROJECT_ENV,
@@ -182,8 +188,10 @@ __all__ = [
     "RetryableRequestError",
     "SalinityRequest",
     "Transport",
+    "area_grid",
     "backoff_delay",
     "build_salinity_request",
+    "check_aoi",
     "check_bands",
     "check_bbox",
     "check_cloud_prob_max",
@@ -202,15 +210,19 @@ __all__ = [
     "grid_around",
     "grid_for_bbox",
     "initialize",
+    "lazy_image",
     "parse_aoi",
     "patch_name",
     "patch_request",
+    "pixel_features",
     "plan_pieces",
     "point_values_request",
     "points_bbox",
     "points_crs",
     "points_to_features",
     "read_points",
+    "salinity_pixel_image",
+    "salinity_pixel_names",
     "sentinel2_composites",
     "sentinel2_stack",
     "sentinel2_window_composites",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from soilbook.data.earthengine.catalogue import (
@@ -25,6 +26,7 @@ from soilbook.data.earthengine.catalogue import (
     layer_info,
 )
 from soilbook.data.earthengine.checks import (
+    check_area,
     check_bands,
     check_batch_size,
     check_cloud_prob_max,
@@ -55,7 +57,9 @@ from soilbook.data.earthengine.sampling import (
     sample_in_batches,
     sampling_image,
 )
+from soilbook.data.earthengine.scene import check_aoi
 from soilbook.data.earthengine.session import _ee_ready, ensure_initialized
+from soilbook.errors import ParameterError
 
 #: The collections one salinity extraction reads.
 SALINITY_COLLECTIONS = (S2_SR, S2_CLOUD_PROBABILITY, GLO30, MCD15A3H)
@@ -107,6 +111,33 @@ def _environment(
     return environment.select(names)
 
 
+def _salinity_layers(
+    box: tuple[float, ...],
+    windows: tuple[tuple[str, str], ...],
+    cloud_prob_max: float,
+    bands: tuple[str, ...],
+    tpi_radius_m: float,
+    covariate_names: list[str],
+) -> tuple[Any, Any, Any]:
+    """``ee``, the Sentinel-2 stack (bands ``<band>_t<i>``) and the environment (bands
+    ``covariate_names``) read over ``box``: what both the point request and the pixel image
+    are made of (checked arguments)."""
+    images = sentinel2_window_composites(box, windows, cloud_prob_max, bands)
+    ee = _ee_ready()
+    environment = _environment(box, windows, images, tpi_radius_m, covariate_names)
+    return ee, stack_windows(ee, images, bands), environment
+
+
+def salinity_pixel_names(n_windows: int, bands: Sequence[str] = DEFAULT_BANDS) -> list[str]:
+    """The bands of the salinity pixel image (and the features of :func:`pixel_features`), in
+    order: reflectance ``<band>_t<i>`` window by window, then :func:`salinity_covariates`."""
+    if isinstance(n_windows, bool) or not isinstance(n_windows, int) or n_windows < 1:
+        raise ParameterError(f"n_windows = {n_windows!r} must be an int >= 1 (date windows).")
+    bands = check_bands(bands)
+    reflectance = [dated(b, i) for i in range(n_windows) for b in bands]
+    return reflectance + salinity_covariates(n_windows, bands)
+
+
 def build_salinity_request(
     points: Sequence[Mapping[str, Any]],
     dates: Sequence[tuple[str, str]],
@@ -149,10 +180,10 @@ def build_salinity_request(
     box = request_region(pts, window, scale)
     crs = check_crs(crs) or points_crs(pts)
 
-    images = sentinel2_window_composites(box, windows, cloud, bands)
-    ee = _ee_ready()
-    environment = _environment(box, windows, images, tpi_radius_m, covariate_names)
-    image = sampling_image(ee, stack_windows(ee, images, bands), environment, layers, window)
+    ee, reflectance, environment = _salinity_layers(
+        box, windows, cloud, bands, tpi_radius_m, covariate_names
+    )
+    image = sampling_image(ee, reflectance, environment, layers, window)
     return SalinityRequest(
         image=image,
         batches=sample_in_batches(ee, image, pts, size, scale, crs, tile_scale),
@@ -174,6 +205,104 @@ def build_salinity_request(
             "tpi_radius_m": float(tpi_radius_m),
         },
     )
+
+
+def _aoi_corners(box: tuple[float, float, float, float]) -> list[dict[str, Any]]:
+    """The south-west and north-east corners of ``box`` as points (for the point checks)."""
+    west, south, east, north = box
+    return [
+        {"id": "aoi south-west corner", "lat": south, "lon": west},
+        {"id": "aoi north-east corner", "lat": north, "lon": east},
+    ]
+
+
+def salinity_pixel_image(
+    aoi: Any,
+    dates: Sequence[tuple[str, str]],
+    *,
+    scale: float = 10,
+    cloud_prob_max: float = 40,
+    bands: Sequence[str] = DEFAULT_BANDS,
+    tpi_radius_m: float = 300.0,
+) -> tuple[Any, list[str]]:
+    """The per-pixel image that :func:`build_salinity_request` samples at points, over an area
+    of interest, for mapping it (pure: nothing is sent).
+
+    ``aoi`` is ``(west, south, east, north)`` in WGS84 degrees (or ``"west,south,east,north"``);
+    the layers are read over it widened by :data:`~..request.REGION_MARGIN_M` (as the point
+    request widens the points' box), so that the terrain filter and bilinear resampling see data
+    at its edges. ``scale`` (m) is the grid it will be read on: an area of more than
+    :data:`~..checks.MAX_AREA_PIXELS` pixels at it is refused first. The dates, bands and the
+    area's corners are checked against :data:`SALINITY_COLLECTIONS`, all before any ``ee`` call.
+
+    Returns ``(image, names)``: the ``ee.Image`` with bands ``names`` =
+    :func:`salinity_pixel_names` (Sentinel-2 ``<band>_t<i>``, then the covariates in
+    :func:`salinity_covariates` order), masked pixels filled with
+    :data:`~..catalogue.FILL_VALUE`; read it with
+    :func:`~..scene.lazy_image` ``(image, names, area_grid(aoi, scale))``.
+    """
+    box = check_aoi(aoi)
+    check_area(box, scale)
+    windows = check_dates(dates)
+    bands = check_bands(bands)
+    cloud = check_cloud_prob_max(cloud_prob_max)
+    check_positive(tpi_radius_m, "tpi_radius_m", "300")
+    corners = precheck_salinity(_aoi_corners(box), windows, window=None, target_key=None)
+    region = request_region(corners, None, scale)
+    ee, reflectance, environment = _salinity_layers(
+        region, windows, cloud, bands, tpi_radius_m, salinity_covariates(len(windows), bands)
+    )
+    image = sampling_image(ee, reflectance, environment, [], None)
+    return image, salinity_pixel_names(len(windows), bands)
+
+
+def pixel_features(samples: xr.Dataset, names: Sequence[str]) -> np.ndarray:
+    """The values of the salinity sample set ``samples`` as a table (n_sample, len(names)),
+    column ``j`` the feature ``names[j]``.
+
+    A name ``<band>_t<i>`` is ``reflectance`` (sample, date, band) of that band at date index
+    ``i``; any other name is a ``covariates`` (sample, feature) column. With ``names`` from
+    :func:`salinity_pixel_image` a scikit-learn model fitted on this table predicts the pixels of
+    :func:`~..scene.lazy_image` ``(image, names, grid)`` (its band axis is in the same order).
+    Missing values stay NaN. Raises :class:`~soilbook.errors.ParameterError` naming every name
+    the samples lack.
+    """
+    if isinstance(names, str) or not isinstance(names, Sequence) or not names:
+        raise ParameterError(
+            f"names = {names!r} must be a non-empty list of feature names, e.g. the names "
+            "salinity_pixel_image returns."
+        )
+    if not isinstance(samples, xr.Dataset):
+        raise ParameterError(
+            f"samples is a {type(samples).__name__}; expected a sample set (xarray.Dataset "
+            "with reflectance (sample, date, band) and/or covariates (sample, feature))."
+        )
+    columns = _feature_columns(samples)
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise ParameterError(
+            f"the samples have no feature(s) {missing}; they have {sorted(columns)}. What to "
+            "do: extract the samples with the same dates, bands and covariates as the image "
+            "(build_salinity_request / extract_salinity_inputs with the same arguments)."
+        )
+    return np.stack([columns[n] for n in names], axis=1).astype(np.float64)
+
+
+def _feature_columns(samples: xr.Dataset) -> dict[str, np.ndarray]:
+    """Every feature of ``samples`` by name: its column (n_sample,) (views, no copies)."""
+    columns: dict[str, np.ndarray] = {}
+    if "reflectance" in samples.data_vars:
+        refl = samples["reflectance"].transpose("sample", "date", "band")
+        values = refl.values
+        for t in range(refl.sizes["date"]):
+            for b, band in enumerate(map(str, refl["band"].values)):
+                columns[dated(band, t)] = values[:, t, b]
+    if "covariates" in samples.data_vars:
+        cov = samples["covariates"].transpose("sample", "feature")
+        values = cov.values
+        for f, name in enumerate(map(str, cov["feature"].values)):
+            columns[name] = values[:, f]
+    return columns
 
 
 def precheck_salinity(
@@ -239,6 +368,9 @@ __all__ = [
     "SalinityRequest",
     "build_salinity_request",
     "extract_salinity_inputs",
+    "pixel_features",
     "precheck_salinity",
     "salinity_covariates",
+    "salinity_pixel_image",
+    "salinity_pixel_names",
 ]
