@@ -256,3 +256,47 @@ def test_chapter_1_maps_the_area_block_by_block(ee_offline, tmp_path: Path) -> N
     plots.maps({"area": small}, units="g/kg")  # the notebook's figure
     salinity.map_area(p, samples, inputs=inputs, transport=fake, chunk=64)
     assert fake.n_calls == blocks  # every block came from the cache
+
+
+def test_an_empty_date_cell_names_its_row(tmp_path: Path) -> None:
+    points = tmp_path / "points.csv"
+    points.write_text("id,lat,lon,date,target\nA,37.7,118.8,2021-05-01,2.0\nB,37.8,118.9,,3.0\n")
+    with pytest.raises(ParameterError, match=r"row 3: date=.*YYYY-MM-DD"):
+        read_points(points)
+
+
+def test_an_area_outside_the_collections_fails_before_any_request(tmp_path: Path) -> None:
+    nb = "01_salinity_ss_soilnet"
+    p = _params(nb, points_path=str(_points(tmp_path, "2021-05-03")), aoi="10,-75,10.1,-74.9")
+    with pytest.raises(ParameterError, match="aoi south-west corner"):
+        _check(nb, p)
+
+
+@pytest.mark.parametrize("nb", ["03_soc_ssl_soilnet", "04_soil_moisture_convnext"])
+def test_a_chapter_that_does_not_map_says_the_aoi_is_unused(nb, tmp_path, monkeypatch) -> None:
+    from soilbook.data.earthengine import session
+
+    monkeypatch.setattr(session, "find_credentials", lambda: session.CredentialSource("x", "", "p"))
+    p = _params(nb, points_path=str(_points(tmp_path, CHAPTERS[nb])), aoi="-100,40,-99.9,40.1")
+    if nb == "04_soil_moisture_convnext":
+        p["tile_size"] = 64
+    with pytest.warns(UserWarning, match="does not map an area"):
+        _check(nb, p)
+
+
+def test_chapter_2_refuses_points_that_are_no_lab_site_before_any_request(
+    monkeypatch, tmp_path: Path
+) -> None:
+    from soilbook.chapters import transfer as chapter2
+    from soilbook.data.earthengine.recipes import transfer as recipe
+
+    nb = "02_spectral_transfer_deepsalt"
+    p = _params(nb, n_sites=200, n_regions=2, min_region_pixels=2, points_path="unused.csv")
+    points = [{"id": "not-a-site", "lat": 37.7, "lon": 118.8, "target": 1.0}]
+    inputs = chapter_ee.EarthEngineInputs(
+        points, None, [("2010-04-01", "2010-06-01")], tmp_path, "x"
+    )
+    monkeypatch.setattr(chapter_ee, "earthengine_inputs", lambda *a, **k: inputs)
+    monkeypatch.setattr(recipe, "extract_transfer_inputs", pytest.fail)
+    with pytest.raises(ParameterError, match="lab site id"):
+        chapter2.load_data(p)

@@ -15,6 +15,7 @@ stops with the set-up steps — never with a traceback, never after training beg
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,14 +116,18 @@ def check_earthengine(
     pad_days: int = 30,
     target_column: str = "target",
     unlabelled_ok: bool = False,
+    need_date: bool = True,
+    maps_aoi: bool = False,
     default_dates: Callable[[list[dict[str, Any]]], list[tuple[str, str]]] | None = None,
 ) -> EarthEngineInputs:
     """Check a chapter's ``data_source="earthengine"`` run before any heavy work (see the
     module docstring for the order); ``scale`` (m) is the chapter's pixel size for the area
     check, ``pad_days`` the margin of the default date window, ``target_column`` the points'
-    column with the measured value (``unlabelled_ok``: empty cells are points without a label),
-    ``default_dates(points)`` the windows used when ``ee_dates``
-    is empty (default: the points' span widened by ``pad_days``, see :func:`date_windows`). Raises ParameterError,
+    column with the measured value (``unlabelled_ok``: empty cells are points without a label;
+    ``need_date``: a ``date`` column is required), ``maps_aoi`` whether the chapter maps the
+    area (otherwise an ``aoi`` is checked and a warning says it is not used),
+    ``default_dates(points)`` the windows used when ``ee_dates`` is empty (default: the points'
+    span widened by ``pad_days``, see :func:`date_windows`). Raises ParameterError,
     OutputDirError or EarthEngineSetupError (the set-up steps) — all without a traceback."""
     from soilbook.data.earthengine.checks import check_area
     from soilbook.data.earthengine.points import parse_aoi, read_points
@@ -134,10 +139,21 @@ def check_earthengine(
             "points.csv (columns lat, lon, date, target; id optional); see the book's page "
             "'Real data with Earth Engine'."
         )
-    points = read_points(p["points_path"], target_column=target_column, unlabelled_ok=unlabelled_ok)
+    points = read_points(
+        p["points_path"],
+        target_column=target_column,
+        unlabelled_ok=unlabelled_ok,
+        need_date=need_date,
+    )
     aoi = parse_aoi(p["aoi"])
     if aoi is not None:
         check_area(aoi, scale)
+        if not maps_aoi:
+            warnings.warn(
+                f"aoi={p['aoi']!r} is checked, but this chapter does not map an area yet (chapter "
+                "1 does); the run uses your points only.",
+                stacklevel=3,
+            )
     if default_dates is not None and not p["ee_dates"].strip():
         dates = default_dates(points)
     else:

@@ -45,8 +45,8 @@ PARAMS: tuple[Param, ...] = (
         "'simulated' (simulated tiles over farmland, alpine grassland and an arid basin, with a "
         "coarse SMAP-like product and in-situ stations), 'retrieval' (Google's soil-moisture "
         "retrieval TFRecord shards in data_path), 'file' (your tile set and station table) or "
-        "'earthengine' (tiles of Sentinel-1/2, Landsat, terrain, MODIS, ERA5-Land and SMAP "
-        "around your stations, from Earth Engine)",
+        "'earthengine' (tiles of Sentinel-1/2, GLO-30 terrain, ERA5-Land and SMAP L4 around "
+        "your stations, from Earth Engine)",
         choices=DATA_SOURCES,
     ),
     *EARTHENGINE_PARAMS,
@@ -160,7 +160,12 @@ def _earthengine_args(p: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_tile_size(p: Mapping[str, Any]) -> None:
-    """The tile side is a multiple of :data:`TILE_STRIDE` (the encoder's total stride)."""
+    """The tile side is a multiple of :data:`TILE_STRIDE` (the encoder's total stride); for
+    Earth Engine also at most the recipe's largest tile."""
+    if p["data_source"] == EARTHENGINE:
+        from soilbook.data.earthengine.recipes.moisture import check_tile_size
+
+        check_tile_size(p["tile_size"])
     if p["tile_size"] % TILE_STRIDE:
         low = TILE_STRIDE * max(1, p["tile_size"] // TILE_STRIDE)
         raise ParameterError(

@@ -488,13 +488,16 @@ def _earthengine_args(p: Mapping[str, Any]) -> tuple[Callable[..., Any], dict[st
     """The salinity recipe's precheck for ``p`` and the arguments of
     :func:`soilbook.chapters.earthengine.check_earthengine` (the 10 m Sentinel-2 grid, the
     points' ``target`` column or the one named by ``target``)."""
-    from soilbook.data.earthengine.recipes.salinity import precheck_salinity
+    from soilbook.data.earthengine.points import parse_aoi
+    from soilbook.data.earthengine.recipes.salinity import precheck_area, precheck_salinity
 
     def precheck(points: list[dict[str, Any]], dates: list[tuple[str, str]]) -> None:
         precheck_salinity(points, dates, p["window"])
+        if p["aoi"].strip():  # the area to map, before any request is spent on the points
+            precheck_area(parse_aoi(p["aoi"]), dates)
 
     column = "target" if p["target"] == "auto" else p["target"]
-    return precheck, {"scale": PIXEL_M, "target_column": column}
+    return precheck, {"scale": PIXEL_M, "target_column": column, "maps_aoi": True}
 
 
 def _check_earthengine(p: Mapping[str, Any]) -> None:

@@ -248,6 +248,7 @@ def _earthengine_args(p: Mapping[str, Any]) -> dict[str, Any]:
         "scale": 30.0,
         "target_column": p["target_column"],
         "unlabelled_ok": True,  # rows without SOC are the pre-training locations
+        "need_date": False,  # the window, not the points' dates, picks scenes and months
         "default_dates": lambda points: [PAPER_WINDOW],
     }
 

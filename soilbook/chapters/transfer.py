@@ -217,9 +217,10 @@ def load_data(p: Mapping[str, Any]) -> Any:
         return data
     from soilbook.chapters.earthengine import earthengine_inputs
     from soilbook.data.earthengine.recipes.transfer import extract_transfer_inputs
-    from soilbook.data.transfer import with_satellite
+    from soilbook.data.transfer import check_site_ids, with_satellite
 
     inputs = earthengine_inputs(p, **_earthengine_args(p))
+    check_site_ids(data, (pt["id"] for pt in inputs.points))  # before any request
     satellite = extract_transfer_inputs(
         inputs.points, inputs.dates, project=inputs.project, cache_dir=inputs.cache_dir / "transfer"
     )

@@ -88,6 +88,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -1141,6 +1142,22 @@ def load_transfer(
     return TransferData(satellite=satellite, lab=lab, unlabelled=unlabelled, description=text)
 
 
+def check_site_ids(data: TransferData, site_ids: Iterable[str]) -> np.ndarray:
+    """Which lab sites of ``data`` are among ``site_ids`` (bool per lab sample); raises
+    :class:`~soilbook.errors.ParameterError` when none is (cheap: call it before extracting
+    pixels at ``site_ids``)."""
+    lab_sites = data.lab["site"].values.astype(str)
+    ids = np.asarray(list(site_ids), dtype=str)
+    paired = np.isin(lab_sites, ids)
+    if not paired.any():
+        raise ParameterError(
+            f"none of the {ids.size} point id(s) (e.g. {list(ids[:3])}) is a lab site id (e.g. "
+            f"{list(lab_sites[:3])}). What to do: give each point the 'site' id of its lab "
+            "sample in the points' id column."
+        )
+    return paired
+
+
 def with_satellite(data: TransferData, satellite: xr.Dataset) -> TransferData:
     """``data`` with its simulated satellite pixels replaced by real ones (``satellite``, a
     labelled set with ``reflectance``, ``wavelength``, ``site``, ``group``, ``lat`` / ``lon``,
@@ -1153,13 +1170,7 @@ def with_satellite(data: TransferData, satellite: xr.Dataset) -> TransferData:
     """
     lab_sites = data.lab["site"].values.astype(str)
     sat_sites = satellite["site"].values.astype(str)
-    paired = np.isin(lab_sites, sat_sites)
-    if not paired.any():
-        raise ParameterError(
-            f"none of the {sat_sites.size} satellite site id(s) (e.g. {list(sat_sites[:3])}) "
-            f"is a lab site id (e.g. {list(lab_sites[:3])}). What to do: give each point the "
-            "'site' id of its lab sample in the points' id column."
-        )
+    paired = check_site_ids(data, sat_sites)
     region = dict(zip(lab_sites, data.lab["group"].values.astype(str), strict=True))
     groups = np.array(
         [
@@ -1240,6 +1251,7 @@ __all__ = [
     "SOC_REGIONS",
     "TARGETS",
     "TransferData",
+    "check_site_ids",
     "check_transfer_args",
     "load_transfer",
     "region_ids",

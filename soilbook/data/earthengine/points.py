@@ -85,7 +85,10 @@ def _dates(table: pd.DataFrame, column: str, path: Path) -> list[str]:
     out = []
     for row, text in enumerate(table[column], start=2):
         try:
-            out.append(pd.Timestamp(text.strip()).date().isoformat())
+            stamp = pd.Timestamp(str(text).strip())
+            if pd.isna(stamp):
+                raise ValueError("empty")
+            out.append(stamp.date().isoformat())
         except (ValueError, TypeError):
             raise ParameterError(
                 f"{path} row {row}: {column}={text!r} is not a date. What to do: write dates "

@@ -150,6 +150,7 @@ __all__ = [
     "CHANNEL_SOURCES",
     "IMAGE_BANDS",
     "MOISTURE_COLLECTIONS",
+    "check_tile_size",
     "extract_moisture_data",
     "group_sites",
     "moisture_image",
@@ -606,7 +607,7 @@ class _Site:
     lon: float = math.nan
 
 
-def _check_tile_size(tile_size: Any) -> int:
+def check_tile_size(tile_size: Any) -> int:
     if (
         isinstance(tile_size, bool)
         or not isinstance(tile_size, (int, np.integer))
@@ -935,7 +936,7 @@ def extract_moisture_data(
         ``date`` (the reading's day), ``tile_date``.
     """
     readings, windows = _readings(points, dates)
-    tile_size = _check_tile_size(tile_size)
+    tile_size = check_tile_size(tile_size)
     scale = check_positive(scale, "scale", "10 (metres)")
     image_kwargs = {
         "orbit_pass": _check_orbit_pass(orbit_pass),

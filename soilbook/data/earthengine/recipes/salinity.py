@@ -216,6 +216,13 @@ def _aoi_corners(box: tuple[float, float, float, float]) -> list[dict[str, Any]]
     ]
 
 
+def precheck_area(aoi: Any, dates: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Check an area of interest to map (``(west, south, east, north)`` or ``"w,s,e,n"``) and
+    the date windows against every collection the salinity image reads, before any ``ee``
+    call; return the area's corners as checked points."""
+    return precheck_salinity(_aoi_corners(check_aoi(aoi)), dates, window=None, target_key=None)
+
+
 def salinity_pixel_image(
     aoi: Any,
     dates: Sequence[tuple[str, str]],
@@ -247,7 +254,7 @@ def salinity_pixel_image(
     bands = check_bands(bands)
     cloud = check_cloud_prob_max(cloud_prob_max)
     check_positive(tpi_radius_m, "tpi_radius_m", "300")
-    corners = precheck_salinity(_aoi_corners(box), windows, window=None, target_key=None)
+    corners = precheck_area(box, windows)
     region = request_region(corners, None, scale)
     ee, reflectance, environment = _salinity_layers(
         region, windows, cloud, bands, tpi_radius_m, salinity_covariates(len(windows), bands)
@@ -369,6 +376,7 @@ __all__ = [
     "build_salinity_request",
     "extract_salinity_inputs",
     "pixel_features",
+    "precheck_area",
     "precheck_salinity",
     "salinity_covariates",
     "salinity_pixel_image",
