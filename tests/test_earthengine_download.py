@@ -4,12 +4,14 @@ transient errors, a clear stop on a refusal, and the resumable, checksummed cach
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from soilbook.data.earthengine.sampling import download
-from soilbook.errors import DataUnavailableError
+from soilbook.errors import DataUnavailableError, ParameterError
 
 
 class FakeBatch:
@@ -36,7 +38,7 @@ def _ids(features: list[dict]) -> list[str]:
 def test_retries_a_429_with_back_off_then_answers() -> None:
     waits: list[float] = []
     batch = FakeBatch("a", [RuntimeError("429 Too Many Requests"), TimeoutError("slow")])
-    features = download([batch], progress=False, sleep=waits.append)
+    features = download([batch], progress=False, sleep=waits.append, max_rate=None)
     assert _ids(features) == ["a-0", "a-1"]
     assert batch.calls == 3 and len(waits) == 2 and all(w >= 0 for w in waits)
 
@@ -73,3 +75,36 @@ def test_a_damaged_cache_file_is_asked_again(tmp_path: Path) -> None:
     cached.write_text('[{"properties": {"id": "tampered"}}]')
     assert _ids(download([batch], progress=False, cache_dir=tmp_path)) == ["a-0", "a-1"]
     assert batch.calls == 2
+
+
+class SlowBatch(FakeBatch):
+    """A batch that stays in flight a while and records how many are in flight at once."""
+
+    lock = threading.Lock()
+    in_flight = 0
+    most = 0
+
+    def getInfo(self) -> dict:
+        with SlowBatch.lock:
+            SlowBatch.in_flight += 1
+            SlowBatch.most = max(SlowBatch.most, SlowBatch.in_flight)
+        time.sleep(0.02)
+        with SlowBatch.lock:
+            SlowBatch.in_flight -= 1
+        return super().getInfo()
+
+
+def test_batches_run_in_parallel_within_the_limit_and_keep_their_order() -> None:
+    batches = [SlowBatch(f"b{i}") for i in range(12)]
+    features = download(batches, progress=False, max_workers=3, max_rate=None)
+    assert _ids(features) == [f"b{i}-{j}" for i in range(12) for j in range(2)]
+    assert 1 < SlowBatch.most <= 3
+
+
+def test_bad_download_settings_are_refused_before_any_request() -> None:
+    batch = FakeBatch("a")
+    with pytest.raises(ParameterError, match="max_workers"):
+        download([batch], progress=False, max_workers=41)
+    with pytest.raises(ParameterError, match="max_rate"):
+        download([batch], progress=False, max_rate=0)
+    assert batch.calls == 0

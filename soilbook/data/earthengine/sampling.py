@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from soilbook.data.earthengine.checks import (
     points_crs,
 )
 from soilbook.data.earthengine.pixels import (
+    MAX_WORKERS,
+    RateLimiter,
     _is_retryable,
     _verified,
     _write_checked,
@@ -45,7 +48,11 @@ from soilbook.data.earthengine.pixels import (
     expression_key,
 )
 from soilbook.data.earthengine.session import _ee_ready
-from soilbook.errors import DataUnavailableError
+from soilbook.errors import DataUnavailableError, ParameterError
+
+#: getInfo batches asked at once by :func:`download` (each is a heavier request than one pixel
+#: piece, so fewer than Earth Engine's 40 concurrent requests by default).
+DOWNLOAD_WORKERS = 8
 
 
 def points_to_features(points: Sequence[Mapping[str, Any]]) -> Any:
@@ -214,11 +221,15 @@ def _keep_features(path: Path, features: list[dict]) -> None:
     _write_checked(path, lambda fh: fh.write(json.dumps(features).encode()))
 
 
-def _get_info(batch: Any, retries: int, sleep: Callable[[float], None]) -> list[dict]:
-    """The features of one ``getInfo()``, retried with jittered exponential back-off on 429
-    and transient errors; raises :class:`~soilbook.errors.DataUnavailableError` when Earth
-    Engine refuses it or still asks to retry after ``retries`` retries."""
+def _get_info(
+    batch: Any, retries: int, sleep: Callable[[float], None], limiter: RateLimiter
+) -> list[dict]:
+    """The features of one ``getInfo()``, paced by ``limiter`` and retried with jittered
+    exponential back-off on 429 and transient errors; raises
+    :class:`~soilbook.errors.DataUnavailableError` when Earth Engine refuses it or still asks to
+    retry after ``retries`` retries."""
     for attempt in range(retries + 1):
+        limiter.acquire()
         try:
             info = batch.getInfo()
         except Exception as err:
@@ -237,36 +248,76 @@ def _get_info(batch: Any, retries: int, sleep: Callable[[float], None]) -> list[
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _answer(
+    batch: Any,
+    folder: Path | None,
+    retries: int,
+    sleep: Callable[[float], None],
+    limiter: RateLimiter,
+) -> list[dict]:
+    """One batch's features: from the cache when a verified copy exists, else asked (and kept)."""
+    path = None if folder is None else _batch_file(folder, batch)
+    answer = None if path is None else _cached_features(path)
+    if answer is None:
+        answer = _get_info(batch, retries, sleep, limiter)
+        if path is not None:
+            _keep_features(path, answer)
+    return answer
+
+
 def download(
     batches: Iterable[Any],
     *,
     progress: bool = True,
     cache_dir: str | Path | None = None,
     retries: int = 6,
+    max_workers: int = DOWNLOAD_WORKERS,
+    max_rate: float | None = 100.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[dict]:
     """``getInfo()`` of each request in ``batches`` (talks to the server), the features of all
-    batches concatenated; ``progress`` shows a bar, one step per batch.
+    batches concatenated in the batches' order; ``progress`` shows a bar, one step per batch.
 
-    With ``cache_dir`` each batch's answer is kept as JSON (atomic write, sha256 sidecar) under
-    the hash of its serialised request, so a rerun after an interruption asks only for the
-    batches not yet answered, and a repeated extraction asks for none. Each ``getInfo`` is
-    retried ``retries`` times on 429 and transient errors, with jittered exponential back-off.
+    Batches are asked ``max_workers`` at a time (at most :data:`~.pixels.MAX_WORKERS`, Earth
+    Engine's concurrent requests per project), at most ``max_rate`` per second. With
+    ``cache_dir`` each batch's answer is kept as JSON (atomic write, sha256 sidecar) under the
+    hash of its serialised request, so a rerun after an interruption asks only for the batches
+    not yet answered, and a repeated extraction asks for none. Each ``getInfo`` is retried
+    ``retries`` times on 429 and transient errors, with jittered exponential back-off; the
+    first failure stops the download (batches answered so far stay cached).
     """
+    from soilbook.progress import progress_bar
+
+    if (
+        isinstance(max_workers, bool)
+        or not isinstance(max_workers, int)
+        or not 1 <= max_workers <= MAX_WORKERS
+    ):
+        raise ParameterError(
+            f"max_workers = {max_workers!r} must be an int from 1 to {MAX_WORKERS} (Earth "
+            "Engine's concurrent requests per project), e.g. 8."
+        )
+    rate = None if max_rate is None else check_positive(max_rate, "max_rate", "100 (per second)")
     folder = None if cache_dir is None else Path(cache_dir)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-    if progress:
-        from soilbook.progress import progress_bar
-
-        batches = progress_bar(iterable=batches, desc="Earth Engine batches", unit="batch")
-    features: list[dict] = []
-    for batch in batches:
-        path = None if folder is None else _batch_file(folder, batch)
-        answer = None if path is None else _cached_features(path)
-        if answer is None:
-            answer = _get_info(batch, retries, sleep)
-            if path is not None:
-                _keep_features(path, answer)
-        features.extend(answer)
-    return features
+    batches = list(batches)
+    limiter = RateLimiter(rate, sleep=sleep)
+    answers: list[list[dict]] = []
+    with (
+        progress_bar(
+            total=len(batches), disable=not progress, desc="Earth Engine batches", unit="batch"
+        ) as bar,
+        ThreadPoolExecutor(max_workers=min(max_workers, max(1, len(batches)))) as pool,
+    ):
+        futures = [
+            pool.submit(_answer, batch, folder, retries, sleep, limiter) for batch in batches
+        ]
+        try:
+            for future in futures:
+                answers.append(future.result())
+                bar.update(1)
+        finally:
+            for future in futures:
+                future.cancel()
+    return [feature for answer in answers for feature in answer]
