@@ -217,3 +217,38 @@ def test_module_imports_and_converts_without_earthengine_api():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_application_default_credentials_are_the_file_found(
+    clean_env, recorded_initialize, monkeypatch
+):
+    """An ADC file named by GOOGLE_APPLICATION_CREDENTIALS is what ee gets, even when an
+    `earthengine authenticate` token also exists; a broken one is one set-up message."""
+    import ee
+
+    token = Path(ee.oauth.get_credentials_path())
+    token.parent.mkdir(parents=True)
+    token.write_text(json.dumps({"refresh_token": "token-of-another-account"}))
+    adc = clean_env / "adc.json"
+    secret = "adc-client-secret-value"
+    adc.write_text(
+        json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "client.apps.googleusercontent.com",
+                "client_secret": secret,
+                "refresh_token": "adc-refresh",
+                "quota_project_id": "proj-adc",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    assert E.initialize() == "proj-adc"
+    credentials = recorded_initialize["credentials"]
+    assert credentials != "persistent" and credentials.refresh_token == "adc-refresh"
+    adc.write_text(
+        json.dumps({"type": "authorized_user", "client_secret": secret, "quota_project_id": "p"})
+    )
+    with pytest.raises(E.EarthEngineSetupError, match="could not be loaded") as err:
+        E.initialize()
+    assert secret not in str(err.value)

@@ -170,8 +170,10 @@ def _credentials(ee: Any, source: CredentialSource) -> Any:
     """The ``credentials`` argument of ``ee.Initialize`` for ``source``; a key that cannot be
     loaded (a broken PEM block, a wrong file) is an :class:`EarthEngineSetupError` that
     names the file, never its content."""
-    if source.kind != "service_account":
-        return "persistent"
+    if source.kind == "earthengine_token":
+        return "persistent"  # ee reads the token `earthengine authenticate` wrote
+    if source.kind == "application_default":
+        return _application_default(ee, source)
     try:
         return ee.ServiceAccountCredentials(source.client_email, key_file=source.path)
     except (ValueError, TypeError, KeyError, OSError) as err:
@@ -181,6 +183,25 @@ def _credentials(ee: Any, source: CredentialSource) -> Any:
             "for the service account and point GOOGLE_APPLICATION_CREDENTIALS at it.\n"
             + _SETUP_HELP
         ) from None
+
+
+def _application_default(ee: Any, source: CredentialSource) -> Any:
+    """The application-default credentials of the file ``source.path`` itself (so a stored
+    ``earthengine authenticate`` token does not silently win over the file that was found),
+    with Earth Engine's scopes; a file that cannot be read is an :class:`EarthEngineSetupError`."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:  # google.auth.default reads GOOGLE_APPLICATION_CREDENTIALS, else gcloud's file: the
+        # one find_credentials found (authorized-user and workload-identity configs alike)
+        credentials, _ = google.auth.default(scopes=ee.oauth.SCOPES)
+    except (DefaultCredentialsError, ValueError, OSError) as err:
+        raise EarthEngineSetupError(
+            f"the application-default credentials {source.path} could not be loaded "
+            f"({type(err).__name__}). What to do: run `gcloud auth application-default login` "
+            "again, or point GOOGLE_APPLICATION_CREDENTIALS at a valid file.\n" + _SETUP_HELP
+        ) from None
+    return credentials
 
 
 def initialize(project: str | None = None, *, high_volume: bool = False) -> str:
