@@ -197,7 +197,7 @@ def test_extract_transfer_inputs_against_a_fake_server(ee_offline, monkeypatch):
 
     monkeypatch.setattr(ee.data, "computeValue", fake_compute_value)
     ds = T.extract_transfer_inputs(SITES, WINDOWS, batch_size=2, progress=False)
-    assert sent == [["L1", "L2"], ["L3"]]
+    assert sorted(sent) == [["L1", "L2"], ["L3"]]  # batches are sent in parallel, any order
     validate_samples(ds)
     assert ds.attrs["crs"] == "EPSG:32650" and ds.attrs["enmap_note"] == T.ENMAP_NOTE
 
