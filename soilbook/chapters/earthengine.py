@@ -180,8 +180,3 @@ def earthengine_inputs(
     inputs = check_earthengine(p, precheck, **kwargs)
     open_earthengine(inputs)
     return inputs
-
-
-def with_earthengine(choices: Sequence[str]) -> tuple[str, ...]:
-    """A chapter's ``data_source`` choices with :data:`EARTHENGINE` last."""
-    return (*choices, EARTHENGINE)

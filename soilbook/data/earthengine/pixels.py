@@ -72,6 +72,7 @@ __all__ = [
     "RetryableRequestError",
     "Transport",
     "backoff_delay",
+    "check_workers",
     "expression_key",
     "fetch_image",
     "fetch_patches",
@@ -492,16 +493,23 @@ class _Options:
     sleep: Callable[[float], None]
 
 
+def check_workers(value: Any, name: str = "max_workers") -> int:
+    """Requests in flight at once: an int from 1 to :data:`MAX_WORKERS` (Earth Engine's
+    concurrent requests per project), else :class:`ParameterError`."""
+    workers = _check_int(value, name, "8")
+    if workers > MAX_WORKERS:
+        raise ParameterError(
+            f"{name} = {workers} is above {MAX_WORKERS}, Earth Engine's limit of concurrent "
+            f"requests per project; use at most {MAX_WORKERS}."
+        )
+    return workers
+
+
 def _check_options(
     max_workers: Any, max_rate: Any, retries: Any, progress: Any, sleep: Any
 ) -> _Options:
     """The fetch options, checked (before any request)."""
-    workers = _check_int(max_workers, "max_workers", "40")
-    if workers > MAX_WORKERS:
-        raise ParameterError(
-            f"max_workers = {workers} is above {MAX_WORKERS}, Earth Engine's limit of concurrent "
-            f"requests per project; use at most {MAX_WORKERS}."
-        )
+    workers = check_workers(max_workers)
     rate = None if max_rate is None else check_positive(max_rate, "max_rate", "100 (per second)")
     retries = _check_int(retries, "retries", "6", minimum=0)
     if not callable(sleep):

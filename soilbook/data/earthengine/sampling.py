@@ -39,16 +39,16 @@ from soilbook.data.earthengine.checks import (
     points_crs,
 )
 from soilbook.data.earthengine.pixels import (
-    MAX_WORKERS,
     RateLimiter,
     _is_retryable,
     _verified,
     _write_checked,
     backoff_delay,
+    check_workers,
     expression_key,
 )
 from soilbook.data.earthengine.session import _ee_ready
-from soilbook.errors import DataUnavailableError, ParameterError
+from soilbook.errors import DataUnavailableError
 
 #: getInfo batches asked at once by :func:`download` (each is a heavier request than one pixel
 #: piece, so fewer than Earth Engine's 40 concurrent requests by default).
@@ -288,15 +288,7 @@ def download(
     """
     from soilbook.progress import progress_bar
 
-    if (
-        isinstance(max_workers, bool)
-        or not isinstance(max_workers, int)
-        or not 1 <= max_workers <= MAX_WORKERS
-    ):
-        raise ParameterError(
-            f"max_workers = {max_workers!r} must be an int from 1 to {MAX_WORKERS} (Earth "
-            "Engine's concurrent requests per project), e.g. 8."
-        )
+    workers = check_workers(max_workers)
     rate = None if max_rate is None else check_positive(max_rate, "max_rate", "100 (per second)")
     folder = None if cache_dir is None else Path(cache_dir)
     if folder is not None:
@@ -308,7 +300,7 @@ def download(
         progress_bar(
             total=len(batches), disable=not progress, desc="Earth Engine batches", unit="batch"
         ) as bar,
-        ThreadPoolExecutor(max_workers=min(max_workers, max(1, len(batches)))) as pool,
+        ThreadPoolExecutor(max_workers=min(workers, max(1, len(batches)))) as pool,
     ):
         futures = [
             pool.submit(_answer, batch, folder, retries, sleep, limiter) for batch in batches

@@ -87,7 +87,7 @@ from soilbook.data.earthengine.checks import (
 )
 from soilbook.data.earthengine.convert import _by_id, _feature_list, _number
 from soilbook.data.earthengine.layers import _masked_constant, terrain_layers
-from soilbook.data.earthengine.pixels import MAX_WORKERS
+from soilbook.data.earthengine.pixels import check_workers
 from soilbook.data.earthengine.sampling import download, sample_in_batches
 from soilbook.data.earthengine.session import _ee_ready, ensure_initialized
 from soilbook.data.real.raca import MIN_UNLABELLED
@@ -198,17 +198,6 @@ def _check_window_m(window_m: Any, scale: float) -> int:
             f"use a multiple of {scale:g}, e.g. {WINDOW_M:g} (64 pixels)."
         )
     return round(pixels)
-
-
-def _check_point_workers(value: Any) -> int:
-    """Points fetched at once: an int from 1 to :data:`~..pixels.MAX_WORKERS` (one request each,
-    so this is the requests in flight, within Earth Engine's concurrent-request quota)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_WORKERS:
-        raise ParameterError(
-            f"point_workers = {value!r} must be an int from 1 to {MAX_WORKERS} (Earth Engine's "
-            "concurrent requests per project), e.g. 8."
-        )
-    return value
 
 
 def month_starts(start: _dt.date, months: int) -> list[_dt.date]:
@@ -619,7 +608,7 @@ def fetch_soc_patches(
     masked. Each point has its own scene (:func:`landsat_soc_image`) and UTM grid, so points are
     fetched one by one, ``point_workers`` at a time."""
     window = _check_window_m(window_m, scale)
-    workers = _check_point_workers(point_workers)
+    workers = check_workers(point_workers, "point_workers")
     images = [landsat_soc_image(p, year, window_m, scale=scale) for p in pts]
     kwargs = {"cache_dir": cache_dir, "transport": transport, "progress": False}
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -735,7 +724,7 @@ def extract_soc_inputs(
     blocks of ``block_size_km``), ``lat`` / ``lon``; ``sample`` = the point ids.
     """
     pts = precheck_soc(points, year, start, months)
-    _check_point_workers(point_workers)
+    check_workers(point_workers, "point_workers")
     check_positive(block_size_km, "block_size_km", "100")
     target = check_targets(points, target_key) if target_key is not None else None
     ensure_initialized(project)
