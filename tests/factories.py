@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.linear_model import Ridge
 
 from soilbook.data import schema
 
@@ -88,3 +90,15 @@ def random_sample_set(
     return sample_set(
         target(rng, refl, cov), refl, cov, dates=dates, bands=bands, features=features, **kwargs
     )
+
+
+class RidgeOnTable(RegressorMixin, BaseEstimator):
+    """A minimal tabular estimator on schema Datasets (no predict_scene), like the baselines."""
+
+    def fit(self, ds: xr.Dataset, y: Any = None) -> RidgeOnTable:
+        self.model_ = Ridge().fit(schema.to_tabular(ds), schema.target_values(ds))
+        self.target_units_ = ds["target"].attrs["units"]
+        return self
+
+    def predict(self, ds: xr.Dataset) -> np.ndarray:
+        return self.model_.predict(schema.to_tabular(ds))

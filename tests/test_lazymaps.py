@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from factories import RidgeOnTable
 from scipy.ndimage import uniform_filter
-from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import Ridge
 
 from soilbook import lazymaps, maps
-from soilbook.data.schema import target_values, to_tabular
 from soilbook.errors import DependencyNotFoundError, ParameterError
 
 H, W, BANDS, CHUNK = 256, 300, 3, 64  # 4 x 5 chunks, the last ones narrower
@@ -122,18 +121,6 @@ def test_nan_pixels_are_not_predicted(synthetic):
     holes = synthetic.where(synthetic["x"] < synthetic["x"][10])  # NaN beyond column 10
     lazy = lazymaps.predict_lazy(lazymaps.estimator_block(ridge), holes, chunk=CHUNK).values
     assert np.isfinite(lazy[:, :10]).all() and np.isnan(lazy[:, 10:]).all()
-
-
-class RidgeOnTable(RegressorMixin, BaseEstimator):
-    """A tabular estimator on schema Datasets (no predict_scene), like the baselines."""
-
-    def fit(self, ds, y=None):
-        self.model_ = Ridge().fit(to_tabular(ds), target_values(ds))
-        self.target_units_ = ds["target"].attrs["units"]
-        return self
-
-    def predict(self, ds):
-        return self.model_.predict(to_tabular(ds))
 
 
 def test_adapter_maps_schema_scenes_like_predict_map(scene, samples):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.linear_model import Ridge
+from factories import RidgeOnTable
 
 from soilbook import maps
 from soilbook.data.scene import pixels_as_samples
-from soilbook.data.schema import SchemaError, target_values, to_tabular
+from soilbook.data.schema import SchemaError
 from soilbook.models.ss_soilnet import SSSoilNetRegressor
 
 SIZE, WINDOW = 28, 5
@@ -24,18 +23,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 @pytest.fixture(scope="module")
 def net(samples) -> SSSoilNetRegressor:
     return SSSoilNetRegressor(width=8, heads=2, n_queries=2, epochs=2, device="cpu").fit(samples)
-
-
-class RidgeOnTable(RegressorMixin, BaseEstimator):
-    """A minimal tabular estimator on schema Datasets (no predict_scene), like the baselines."""
-
-    def fit(self, ds, y=None):
-        self.model_ = Ridge().fit(to_tabular(ds), target_values(ds))
-        self.target_units_ = ds["target"].attrs["units"]
-        return self
-
-    def predict(self, ds):
-        return self.model_.predict(to_tabular(ds))
 
 
 def test_network_map_matches_naive_loop(net, scene):
