@@ -484,10 +484,10 @@ def _check_user_file(p: Mapping[str, Any]) -> None:
         _too_few_groups(p, n_groups, what)
 
 
-def _earthengine_args(p: Mapping[str, Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
-    """The salinity recipe's precheck for ``p`` and the arguments of
-    :func:`soilbook.chapters.earthengine.check_earthengine` (the 10 m Sentinel-2 grid, the
-    points' ``target`` column or the one named by ``target``)."""
+def _earthengine_args(p: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of :func:`soilbook.chapters.earthengine.check_earthengine` for chapter 1:
+    the salinity recipe's precheck (with the ``aoi``'s coverage), the 10 m Sentinel-2 grid, the
+    points' ``target`` column or the one named by ``target``."""
     from soilbook.data.earthengine.points import parse_aoi
     from soilbook.data.earthengine.recipes.salinity import precheck_area, precheck_salinity
 
@@ -497,7 +497,7 @@ def _earthengine_args(p: Mapping[str, Any]) -> tuple[Callable[..., Any], dict[st
             precheck_area(parse_aoi(p["aoi"]), dates)
 
     column = "target" if p["target"] == "auto" else p["target"]
-    return precheck, {"scale": PIXEL_M, "target_column": column, "maps_aoi": True}
+    return {"precheck": precheck, "scale": PIXEL_M, "target_column": column, "maps_aoi": True}
 
 
 def _check_earthengine(p: Mapping[str, Any]) -> None:
@@ -505,8 +505,7 @@ def _check_earthengine(p: Mapping[str, Any]) -> None:
     coverage, cache and credentials (:func:`soilbook.chapters.earthengine.check_earthengine`)."""
     from soilbook.chapters.earthengine import check_earthengine
 
-    precheck, kwargs = _earthengine_args(p)
-    check_earthengine(p, precheck, **kwargs)
+    check_earthengine(p, **_earthengine_args(p))
 
 
 def _load_earthengine(p: Mapping[str, Any], side: float | None) -> Any:
@@ -518,8 +517,7 @@ def _load_earthengine(p: Mapping[str, Any], side: float | None) -> Any:
     from soilbook.data.earthengine.recipes.salinity import extract_salinity_inputs
     from soilbook.data.schema import validate_samples
 
-    precheck, kwargs = _earthengine_args(p)
-    inputs = earthengine_inputs(p, precheck, **kwargs)
+    inputs = earthengine_inputs(p, **_earthengine_args(p))
     samples = extract_salinity_inputs(
         inputs.points,
         inputs.dates,
@@ -577,8 +575,7 @@ def map_area(
     from soilbook.data.earthengine.scene import area_grid, lazy_image
 
     if inputs is None:
-        precheck, kwargs = _earthengine_args(p)
-        inputs = check_earthengine(p, precheck, **kwargs)
+        inputs = check_earthengine(p, **_earthengine_args(p))
     image, names = salinity_pixel_image(inputs.aoi, inputs.dates, scale=PIXEL_M)
     X, y = pixel_features(samples, names), samples["target"].values.astype(float)
     keep = np.isfinite(X).all(axis=1) & np.isfinite(y)
