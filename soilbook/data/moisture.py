@@ -47,9 +47,18 @@ __all__ = [
     "OPTICAL_CHANNELS",
     "SOIL_MOISTURE_UNITS",
     "MoistureData",
+    "day_angle",
     "modality_channels",
     "pixel_features",
 ]
+
+
+def day_angle(doy: Any) -> Any:
+    """The angle (radians) whose sine and cosine are the ``doy_sin`` / ``doy_cos`` channels:
+    ``2π (doy + 0.5) / 365.25``, ``doy`` = 0 on 1 January (a number or an array), the middle
+    of the day. Simulated tiles and Earth Engine tiles share it."""
+    return 2.0 * np.pi * (doy + 0.5) / 365.25
+
 
 #: The input channels in order: (name, feature group, unit). Sentinel-1 backscatter in dB and
 #: its incidence angle; Sentinel-2 surface reflectance (0-1) and NDVI; elevation and slope;

@@ -136,6 +136,13 @@ def check_window(window: int) -> int:
     return int(window)
 
 
+def check_int(value: Any, name: str, example: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum`` (not a bool), else :class:`ParameterError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ParameterError(f"{name} = {value!r} must be an int >= {minimum}, e.g. {example}.")
+    return int(value)
+
+
 def check_positive(value: Any, name: str, example: str) -> float:
     """Check that ``value`` is a finite number > 0 (not a bool) and return it as a float."""
     if (

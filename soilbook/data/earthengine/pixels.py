@@ -50,6 +50,7 @@ import xarray as xr
 from soilbook.data.earthengine.catalogue import FILL_VALUE
 from soilbook.data.earthengine.checks import (
     check_crs,
+    check_int,
     check_points,
     check_positive,
     check_window,
@@ -103,13 +104,6 @@ class RetryableRequestError(ConnectionError):
 # -- grids -------------------------------------------------------------------------------------
 
 
-def _check_int(value: Any, name: str, example: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum`` (not a bool), else :class:`ParameterError`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(f"{name} = {value!r} must be an int >= {minimum}, e.g. {example}.")
-    return int(value)
-
-
 def _check_finite(value: Any, name: str) -> float:
     """``value`` as a finite float, else :class:`ParameterError`."""
     if (
@@ -141,8 +135,8 @@ class PixelGrid:
             "x0": _check_finite(self.x0, "x0"),
             "y0": _check_finite(self.y0, "y0"),
             "scale": check_positive(self.scale, "scale", "10 (metres)"),
-            "width": _check_int(self.width, "width", "256 (pixels)"),
-            "height": _check_int(self.height, "height", "256 (pixels)"),
+            "width": check_int(self.width, "width", "256 (pixels)"),
+            "height": check_int(self.height, "height", "256 (pixels)"),
         }
         for name, value in values.items():  # plain Python numbers: the grid travels as JSON
             object.__setattr__(self, name, value)
@@ -165,10 +159,10 @@ class PixelGrid:
     def window(self, col_off: int, row_off: int, width: int, height: int) -> PixelGrid:
         """The sub-grid of ``width`` x ``height`` pixels whose upper-left pixel is (``row_off``,
         ``col_off``) of this grid; it must lie inside this grid."""
-        col_off = _check_int(col_off, "col_off", "0", minimum=0)
-        row_off = _check_int(row_off, "row_off", "0", minimum=0)
-        width = _check_int(width, "width", "256 (pixels)")
-        height = _check_int(height, "height", "256 (pixels)")
+        col_off = check_int(col_off, "col_off", "0", minimum=0)
+        row_off = check_int(row_off, "row_off", "0", minimum=0)
+        width = check_int(width, "width", "256 (pixels)")
+        height = check_int(height, "height", "256 (pixels)")
         if col_off + width > self.width or row_off + height > self.height:
             raise ParameterError(
                 f"window(col_off={col_off}, row_off={row_off}, width={width}, height={height}) "
@@ -252,7 +246,7 @@ def grid_for_bbox(
     r0, r1 = math.floor(ymin / scale), math.ceil(ymax / scale)
     width, height = max(c1 - c0, 1), max(r1 - r0, 1)
     if max_pixels is not None:
-        max_pixels = _check_int(max_pixels, "max_pixels", "10_000_000")
+        max_pixels = check_int(max_pixels, "max_pixels", "10_000_000")
         if width * height > max_pixels:
             coarser = scale * math.sqrt(width * height / max_pixels)
             raise ParameterError(
@@ -310,11 +304,11 @@ def plan_pieces(
     """
     if not isinstance(grid, PixelGrid):
         raise ParameterError(f"grid = {grid!r} is not a PixelGrid (see grid_for_bbox).")
-    n_bands = _check_int(n_bands, "n_bands", "10")
-    bytes_per_value = _check_int(bytes_per_value, "bytes_per_value", "8 (float64)")
-    max_bytes = _check_int(max_bytes, "max_bytes", f"{MAX_BYTES}", minimum=bytes_per_value)
-    max_side = _check_int(max_side, "max_side", f"{MAX_SIDE}")
-    max_bands = _check_int(max_bands, "max_bands", f"{MAX_BANDS}")
+    n_bands = check_int(n_bands, "n_bands", "10")
+    bytes_per_value = check_int(bytes_per_value, "bytes_per_value", "8 (float64)")
+    max_bytes = check_int(max_bytes, "max_bytes", f"{MAX_BYTES}", minimum=bytes_per_value)
+    max_side = check_int(max_side, "max_side", f"{MAX_SIDE}")
+    max_bands = check_int(max_bands, "max_bands", f"{MAX_BANDS}")
     total = grid.width * grid.height * n_bands
     if total > MAX_TOTAL_VALUES:
         raise ParameterError(
@@ -496,7 +490,7 @@ class _Options:
 def check_workers(value: Any, name: str = "max_workers") -> int:
     """Requests in flight at once: an int from 1 to :data:`MAX_WORKERS` (Earth Engine's
     concurrent requests per project), else :class:`ParameterError`."""
-    workers = _check_int(value, name, "8")
+    workers = check_int(value, name, "8")
     if workers > MAX_WORKERS:
         raise ParameterError(
             f"{name} = {workers} is above {MAX_WORKERS}, Earth Engine's limit of concurrent "
@@ -511,7 +505,7 @@ def _check_options(
     """The fetch options, checked (before any request)."""
     workers = check_workers(max_workers)
     rate = None if max_rate is None else check_positive(max_rate, "max_rate", "100 (per second)")
-    retries = _check_int(retries, "retries", "6", minimum=0)
+    retries = check_int(retries, "retries", "6", minimum=0)
     if not callable(sleep):
         raise ParameterError(f"sleep = {sleep!r} must be a function of seconds (time.sleep).")
     return _Options(workers, rate, retries, bool(progress), sleep)

@@ -49,6 +49,7 @@ from soilbook.data.earthengine.checks import (
     check_area,
     check_bbox,
     check_crs,
+    check_int,
     utm_crs,
 )
 from soilbook.data.earthengine.pixels import (
@@ -58,7 +59,6 @@ from soilbook.data.earthengine.pixels import (
     RateLimiter,
     Transport,
     _check_band_names,
-    _check_int,
     _check_options,
     expression_key,
     fetch_image,
@@ -121,7 +121,7 @@ def area_grid(
     multiples of ``scale``.
     """
     box = check_aoi(aoi)
-    max_pixels = _check_int(max_pixels, "max_pixels", f"{MAX_AREA_PIXELS}")
+    max_pixels = check_int(max_pixels, "max_pixels", f"{MAX_AREA_PIXELS}")
     check_area(box, scale, max_pixels)
     west, south, east, north = box
     crs = check_crs(crs) or utm_crs((south + north) / 2, (west + east) / 2)
@@ -226,7 +226,7 @@ def _gate(max_workers: Any, max_rate: Any) -> _Gate:
 
 def _check_chunk(chunk: Any) -> int:
     """The block side in pixels: an int >= 1."""
-    return _check_int(chunk, "chunk", "1024 (pixels)")
+    return check_int(chunk, "chunk", "1024 (pixels)")
 
 
 def lazy_image(

@@ -673,7 +673,7 @@ def _location_tiles(
     precip = np.broadcast_to(w["precip_obs"][idx][:, None, None], (n_dates, n, n))
     api = np.broadcast_to(w["api_obs"][idx][:, None, None], (n_dates, n, n))
     doy = w["doy"][idx]
-    ang = 2.0 * np.pi * (doy + 0.5) / 365.25
+    ang = mo.day_angle(doy)
     full = lambda a: np.broadcast_to(np.asarray(a)[..., None, None], (n_dates, n, n))  # noqa: E731
     channels = [
         sar[0],

@@ -129,6 +129,7 @@ from soilbook.data.earthengine.checks import (
     check_cloud_prob_max,
     check_coverage,
     check_dates,
+    check_int,
     check_points,
     check_positive,
     check_targets,
@@ -218,9 +219,8 @@ def reference_day(window: tuple[str, str]) -> _dt.date:
 
 
 def _day_angle(day: _dt.date) -> float:
-    """2π (doy + 0.5) / 365.25 with doy = 0 on 1 January (the simulator's encoding)."""
-    doy = day.timetuple().tm_yday - 1
-    return 2.0 * math.pi * (doy + 0.5) / 365.25
+    """:func:`soilbook.data.moisture.day_angle` of ``day`` (the simulator's encoding)."""
+    return float(mo.day_angle(day.timetuple().tm_yday - 1))
 
 
 def _iso(day: _dt.date, days: int = 0) -> str:
@@ -258,7 +258,7 @@ def reading_windows(points: Sequence[Mapping[str, Any]], days: int = 7) -> list[
     :func:`precheck_moisture` asks). A merged window is longer than ``days``; its reference day
     is its middle. Raises :class:`ParameterError` for a point without a date or a bad ``days``.
     """
-    days = _check_count(days, "days", 1, "7 (about one Sentinel-1 revisit)")
+    days = check_int(days, "days", "7 (about one Sentinel-1 revisit)")
     spans: list[list[_dt.date]] = []
     starts = []
     for i, p in enumerate(points):
@@ -283,14 +283,6 @@ def _check_orbit_pass(orbit_pass: Any) -> str | None:
             f"{', '.join(repr(p) for p in ORBIT_PASSES)}. What to do: pick one of those."
         )
     return orbit_pass
-
-
-def _check_count(value: Any, name: str, minimum: int, example: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(
-            f"{name} = {value!r} must be an int >= {minimum}. What to do: pass e.g. {example}."
-        )
-    return int(value)
 
 
 def _check_sources(names: Sequence[str]) -> None:
@@ -459,8 +451,8 @@ def moisture_image(
     _check_region(region)
     orbit_pass = _check_orbit_pass(orbit_pass)
     cloud = check_cloud_prob_max(cloud_prob_max)
-    pad = _check_count(s2_pad_days, "s2_pad_days", 0, "15")
-    api_days = _check_count(api_days, "api_days", 1, "60")
+    pad = check_int(s2_pad_days, "s2_pad_days", "15", minimum=0)
+    api_days = check_int(api_days, "api_days", "60")
     decay = check_positive(api_decay, "api_decay", "0.9")
     if decay > 1:
         raise ParameterError(
